@@ -1,0 +1,168 @@
+"""One owner for every child process.
+
+`Child` starts a process in its own session (so a terminal's Ctrl-C reaches only vmafx, which then
+stops its children in the right order), reads its stderr on a thread into a bounded tail with
+secrets redacted, and always reaps it: `stop()` sends SIGTERM, waits a bounded time, then SIGKILL.
+Every live child is also in a module registry that `stop_all()` drains, the last line of defence
+when the interpreter is on its way out.
+"""
+
+from __future__ import annotations
+
+import atexit
+import collections
+import itertools
+import logging
+import os
+import re
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import IO, Any
+
+log = logging.getLogger(__name__)
+
+_URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s'\"]+@")
+
+_live: set[Child] = set()
+_live_lock = threading.Lock()
+_started = itertools.count()
+
+
+def redact(text: str, secrets: Iterable[str] = ()) -> str:
+    """Remove every given secret and every `user:pass@` of a URL from `text`."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return _URL_CREDENTIALS.sub(r"\g<scheme>***@", text)
+
+
+class Child:
+    """A supervised child process; use as a context manager or call `stop()`."""
+
+    def __init__(
+        self,
+        argv: Sequence[str],
+        *,
+        name: str,
+        env: Mapping[str, str] | None = None,
+        pass_fds: Sequence[int] = (),
+        stdin: int | IO[Any] | None = subprocess.DEVNULL,
+        stdout: int | IO[Any] | None = subprocess.DEVNULL,
+        secrets: Sequence[str] = (),
+        on_stderr_line: Callable[[str], None] | None = None,
+        tail_lines: int = 40,
+        term_timeout: float = 5.0,
+    ) -> None:
+        self.argv = list(argv)
+        self.name = name
+        self._secrets = tuple(s for s in secrets if s)
+        self._on_line = on_stderr_line
+        self._tail: collections.deque[str] = collections.deque(maxlen=tail_lines)
+        self._lines_lock = threading.Lock()
+        self.term_timeout = term_timeout
+        self.order = next(_started)
+        self.proc = subprocess.Popen(  # noqa: S603 - argv is built by vmafx, never a shell string
+            self.argv,
+            env=dict(env) if env is not None else None,
+            pass_fds=tuple(pass_fds),
+            stdin=stdin,
+            stdout=stdout,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        with _live_lock:
+            _live.add(self)
+        log.debug("started %s pid %d", name, self.proc.pid)
+        self._reader = threading.Thread(target=self._read_stderr, name=f"{name}-stderr", daemon=True)
+        self._reader.start()
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def _read_stderr(self) -> None:
+        assert self.proc.stderr is not None
+        for raw in self.proc.stderr:
+            line = redact(raw.decode("utf-8", "replace").rstrip("\r\n"), self._secrets)
+            with self._lines_lock:
+                self._tail.append(line)
+            if self._on_line is not None:
+                try:
+                    self._on_line(line)
+                except Exception:  # a callback bug must not stop the draining of stderr
+                    log.exception("stderr callback of %s failed", self.name)
+        self.proc.stderr.close()
+
+    def tail(self, lines: int | None = None) -> str:
+        """The last lines of stderr, secrets redacted."""
+        with self._lines_lock:
+            kept = list(self._tail)
+        return "\n".join(kept[-lines:] if lines else kept)
+
+    def poll(self) -> int | None:
+        return self.proc.poll()
+
+    def wait(self, timeout: float | None = None) -> int:
+        code = self.proc.wait(timeout)
+        self._finish()
+        return code
+
+    def _finish(self) -> None:
+        self._reader.join(timeout=2.0)
+        with _live_lock:
+            _live.discard(self)
+
+    def signal(self, sig: int) -> None:
+        if self.proc.poll() is None:
+            try:
+                os.kill(self.proc.pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def stop(self, timeout: float | None = None) -> int:
+        """End the process: SIGTERM, a bounded wait, then SIGKILL. Always reaps it."""
+        timeout = self.term_timeout if timeout is None else timeout
+        if self.proc.poll() is None:
+            self.signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                log.warning("%s (pid %d) ignored SIGTERM for %.1fs; killing it", self.name, self.pid, timeout)
+                self.signal(signal.SIGKILL)
+                self.proc.wait()
+        self._finish()
+        return self.proc.returncode
+
+    def __enter__(self) -> Child:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def live_children() -> list[Child]:
+    with _live_lock:
+        return list(_live)
+
+
+def stop_all(timeout: float = 5.0) -> None:
+    """Stop every child still alive, newest first (consumers before the servers they read)."""
+    for child in sorted(live_children(), key=lambda c: -c.order):
+        child.stop(timeout)
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 0.01) -> bool:
+    """Poll `predicate` until it is true or `timeout` seconds passed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if predicate():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
+
+
+atexit.register(stop_all)

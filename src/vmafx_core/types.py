@@ -1,0 +1,148 @@
+"""The descriptors that plugins hand to vmafx.
+
+Hooks return these small frozen objects and the core decides what to do with them, so a plugin
+never needs to know how the CLI, the executor or other plugins work.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import attrs
+
+
+@attrs.frozen
+class Availability:
+    """Whether a backend can work on this machine, and why not when it cannot."""
+
+    usable: bool
+    reason: str = ""
+
+
+@attrs.frozen
+class RawVideo:
+    """How to read a headerless YUV file: ffmpeg cannot guess any of this."""
+
+    width: int
+    height: int
+    pix_fmt: str
+    fps: float
+
+    @property
+    def frame_bytes(self) -> int:
+        from vmafx_core.pixfmt import frame_bytes
+
+        return frame_bytes(self.pix_fmt, self.width, self.height)
+
+
+@attrs.frozen
+class InputRequest:
+    """One input of a job as the storage backend receives it."""
+
+    role: str  #: "reference" or "distorted"
+    uri: str  #: as the user wrote it
+    raw: RawVideo | None = None
+
+
+@attrs.frozen
+class PreparedInput:
+    """What ffmpeg should open for one input, produced by a storage backend.
+
+    `url` is handed to ffmpeg. When `url_has_secret` is true the URL carries a credential: vmafx
+    then passes it to ffmpeg on an inherited pipe, never in argv, and never logs it. `display` is
+    what users see in messages and results: the original URI without any secret.
+    """
+
+    role: str
+    url: str
+    display: str
+    size: int | None = None
+    url_has_secret: bool = False
+    #: ffmpeg input options placed before this input's `-i` (e.g. ("-rw_timeout", "30000000"))
+    input_options: tuple[str, ...] = ()
+    #: strings to scrub from any child's stderr before it is shown or kept
+    secrets: tuple[str, ...] = ()
+
+
+@attrs.frozen
+class PrepareContext:
+    """Settings every backend may read while preparing a job's inputs.
+
+    `options` holds storage settings given on the command line or in the job file (for the rclone
+    backends: `rclone_config`, `rclone_binary`, `remote_map`, ...). Backends ignore keys they do not
+    know.
+    """
+
+    options: Mapping[str, Any] = attrs.field(factory=dict)
+    #: seconds a backend may wait for its servers or mounts to become ready
+    ready_timeout: float = 30.0
+
+
+PrepareFn = Callable[
+    [Sequence[InputRequest], PrepareContext],
+    contextlib.AbstractContextManager[Sequence[PreparedInput]],
+]
+
+
+@attrs.frozen
+class StorageBackend:
+    """A way of making inputs readable by ffmpeg.
+
+    `prepare(inputs, context)` returns a context manager that yields one `PreparedInput` per
+    request, in order, and releases everything (servers, mounts, temp folders) on exit, whether
+    the job succeeded, failed or was interrupted. It receives ALL the job's inputs that this
+    backend handles at once, so it can share one server between them.
+    """
+
+    name: str
+    description: str
+    handles: Callable[[str], bool]
+    prepare: PrepareFn
+    availability: Callable[[], Availability] = attrs.field(default=lambda: Availability(True))
+    #: priority when `--storage auto` chooses (higher wins); None: chosen only by name
+    auto_priority: int | None = None
+
+
+@attrs.frozen
+class ScoreRequest:
+    """Everything a scorer needs to score one pair."""
+
+    reference: PreparedInput
+    distorted: PreparedInput
+    reference_raw: RawVideo | None
+    distorted_raw: RawVideo | None
+    options: Any  #: an instance of the scorer's `options_type`
+    alignment: Any  #: `vmafx_core.job.Alignment`
+    ffmpeg: str  #: path of the ffmpeg binary
+    #: called with (frames_done, frames_total or None, fps) as scoring advances
+    progress: Callable[[int, int | None, float], None] | None = None
+
+
+@attrs.frozen
+class ScoreOutput:
+    """Per-frame values and how they were produced."""
+
+    frames: Sequence[Mapping[str, float]]  #: one mapping metric -> value per scored frame
+    reference_frames: int  #: frames decoded from the reference
+    distorted_frames: int  #: frames decoded from the distorted
+    provenance: Mapping[str, Any] = attrs.field(factory=dict)
+    notes: Sequence[str] = ()
+
+
+@attrs.frozen
+class Scorer:
+    """A quality scorer.
+
+    `options_type` is an attrs class; the job's `scorer` table (less its `name`) is structured into
+    it, so a wrong option is reported like any other bad field. `score(request)` runs the scoring
+    and returns a `ScoreOutput`, or raises a `vmafx_core.errors.VmafxError`.
+    """
+
+    name: str
+    description: str
+    metrics: tuple[str, ...]
+    options_type: type
+    score: Callable[[ScoreRequest], ScoreOutput]
+    availability: Callable[[], Availability] = attrs.field(default=lambda: Availability(True))
