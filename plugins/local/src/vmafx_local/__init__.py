@@ -1,0 +1,1 @@
+"""vmafx storage backend for local files."""

@@ -1,0 +1,340 @@
+"""The `vmafx` command line.
+
+Machine-readable output goes to stdout (`--json`), people's output and progress to stderr. Every
+expected failure is one line `vmafx: error: ...` and an exit code from `ExitCode`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import click
+
+from vmafx_core import __version__
+from vmafx_core.errors import BadInput, ExitCode, Interrupted, VmafxError
+from vmafx_core.job import Job, load_job_file, parse_job
+from vmafx_core.pixfmt import RAW_PIX_FMTS
+from vmafx_core.plugins import Plugins
+from vmafx_core.result import frames_text, write_atomically
+
+EXIT_CODES_HELP = """\b
+Exit codes:
+  0    success
+  1    the job failed (unreadable or truncated stream, ffmpeg error)
+  2    bad input (usage, job file, missing object, frame-count mismatch)
+  3    environment missing (ffmpeg/libvmaf, rclone, a plugin, credentials)
+  130  interrupted (Ctrl-C or SIGTERM); everything started was cleaned up
+"""
+
+
+class _Terminated(BaseException):
+    """SIGTERM, raised in the main thread so cleanup runs as for Ctrl-C."""
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise _Terminated()
+
+
+@contextmanager
+def _user_errors() -> Iterator[None]:
+    """Turn expected failures into one line and an exit code; never a traceback."""
+    try:
+        yield
+    except VmafxError as exc:
+        _fail(exc)
+    except (KeyboardInterrupt, _Terminated):
+        _fail(Interrupted("interrupted; stopped every process vmafx started and cleaned up"))
+
+
+def _fail(exc: VmafxError) -> None:
+    click.echo(f"vmafx: error: {exc.message}", err=True)
+    if exc.detail and (logging.getLogger().isEnabledFor(logging.INFO) or hasattr(exc, "errors")):
+        for line in exc.detail.splitlines():
+            click.echo(f"  {line}", err=True)
+    elif exc.detail:
+        click.echo("  (run with -v to see ffmpeg's/rclone's last lines)", err=True)
+    sys.exit(int(exc.exit_code))
+
+
+class _Bar:
+    """A one-line progress bar on stderr: frames done of total, fps, ETA."""
+
+    def __init__(self) -> None:
+        self.last = 0.0
+        self.shown = False
+
+    def __call__(self, done: int, total: int | None, fps: float) -> None:
+        now = time.monotonic()
+        if now - self.last < 0.2:
+            return
+        self.last = now
+        if total:
+            pct = min(done / total, 1.0)
+            eta = (total - done) / fps if fps > 0 else 0
+            bar = "#" * int(pct * 30)
+            text = f"\r[{bar:<30}] {done}/{total} frames {fps:6.1f} fps ETA {int(eta) // 60}:{int(eta) % 60:02d}"
+        else:
+            text = f"\r{done} frames {fps:6.1f} fps"
+        click.echo(text, err=True, nl=False)
+        self.shown = True
+
+    def close(self) -> None:
+        if self.shown:
+            click.echo("\r\033[K", err=True, nl=False)
+
+
+def _setup_logging(verbose: int) -> None:
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="vmafx: %(levelname)s: %(message)s", stream=sys.stderr)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES_HELP)
+@click.version_option(__version__, prog_name="vmafx")
+@click.option("-v", "--verbose", count=True, help="More logging on stderr (-vv for debug).")
+def main(verbose: int) -> None:
+    """Score video quality (VMAF and friends) on pairs that live anywhere rclone reaches."""
+    _setup_logging(verbose)
+    signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+def _raw_from_flags(width: int | None, height: int | None, pix_fmt: str | None,
+                    fps: float | None) -> dict[str, Any] | None:
+    given = {"width": width, "height": height, "pix_fmt": pix_fmt, "fps": fps}
+    if all(v is None for v in given.values()):
+        return None
+    missing = [f"--{k.replace('_', '-')}" for k, v in given.items() if v is None]
+    if missing:
+        raise BadInput(f"raw YUV input needs {', '.join(missing)} as well")
+    return given
+
+
+@main.command(epilog=EXIT_CODES_HELP)
+@click.argument("reference", required=False)
+@click.argument("distorted", required=False)
+@click.option("--job", "job_file", type=click.Path(path_type=Path), help="Read the job from a JSON or TOML file.")
+@click.option("--model", help="libvmaf model: vmaf_v0.6.1 (default), vmaf_v0.6.1neg, vmaf_4k_v0.6.1, ... or a file.")
+@click.option("--feature", "features", multiple=True,
+              help="Extra libvmaf feature (repeatable): psnr, float_ssim, float_ms_ssim, ciede, cambi, psnr_hvs.")
+@click.option("--n-subsample", type=int, help="Score every Nth frame.")
+@click.option("--n-threads", type=int, help="libvmaf threads (0: all cores).")
+@click.option("--scale-filter", help="Scaler for the distorted (bicubic, bilinear, lanczos, ..., none).")
+@click.option("--allow-frame-mismatch", is_flag=True, default=None,
+              help="Score only the frames both inputs have when their counts differ.")
+@click.option("--width", type=int, help="Raw YUV inputs: frame width.")
+@click.option("--height", type=int, help="Raw YUV inputs: frame height.")
+@click.option("--pix-fmt", type=click.Choice(list(RAW_PIX_FMTS)), help="Raw YUV inputs: pixel format.")
+@click.option("--fps", type=float, help="Raw YUV inputs: frame rate.")
+@click.option("--storage", help="Storage backend: auto (default), local, rclone-http, rclone-mount, ...")
+@click.option("--rclone-config", type=click.Path(path_type=Path),
+              help="rclone config file (default: $VMAFX_RCLONE_CONFIG, then rclone's own).")
+@click.option("--ffmpeg", "ffmpeg_path", help="ffmpeg binary to use (default: $VMAFX_FFMPEG, then the wheel's).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Also write the result JSON to this file.")
+@click.option("--frames", "frames_file", type=click.Path(path_type=Path),
+              help="Write per-frame values to this file (.csv or .json).")
+@click.option("--no-progress", is_flag=True, help="No progress bar even on a terminal.")
+def run(reference: str | None, distorted: str | None, job_file: Path | None, model: str | None,
+        features: tuple[str, ...], n_subsample: int | None, n_threads: int | None, scale_filter: str | None,
+        allow_frame_mismatch: bool | None, width: int | None, height: int | None, pix_fmt: str | None,
+        fps: float | None, storage: str | None, rclone_config: Path | None, ffmpeg_path: str | None,
+        as_json: bool, output: Path | None, frames_file: Path | None, no_progress: bool) -> None:
+    """Score DISTORTED against REFERENCE (paths, file://, s3://..., or rclone remote:path)."""
+    with _user_errors():
+        plugins = Plugins()
+        data: dict[str, Any]
+        if job_file is not None:
+            if reference or distorted:
+                raise BadInput("give either REFERENCE DISTORTED or --job FILE, not both")
+            data = load_job_file(job_file)
+            origin = str(job_file)
+        else:
+            if not reference or not distorted:
+                raise BadInput("give REFERENCE and DISTORTED, or --job FILE (see vmafx run --help)")
+            raw = _raw_from_flags(width, height, pix_fmt, fps)
+            data = {"reference": {"uri": reference}, "distorted": {"uri": distorted}}
+            if raw:
+                data["reference"]["raw"] = raw
+                data["distorted"]["raw"] = dict(raw)
+            origin = "command line"
+        scorer = data.setdefault("scorer", {"name": "libvmaf"}) if isinstance(data.get("scorer", {}), dict) else {}
+        for key, value in (("model", model), ("n_subsample", n_subsample), ("n_threads", n_threads)):
+            if value is not None:
+                scorer[key] = value
+        if features:
+            scorer["features"] = list(features)
+        alignment = data.setdefault("alignment", {}) if isinstance(data.get("alignment", {}), dict) else {}
+        if scale_filter is not None:
+            alignment["scale_filter"] = scale_filter
+        if allow_frame_mismatch is not None:
+            alignment["allow_frame_mismatch"] = allow_frame_mismatch
+        if storage is not None:
+            data["storage"] = storage
+        if rclone_config is not None:
+            data.setdefault("storage_options", {})["rclone_config"] = str(rclone_config)
+
+        def options_type_for(name: str) -> type | None:
+            provided = plugins.scorers().get(name)
+            return provided.item.options_type if provided else None
+
+        job, options = parse_job(data, origin, options_type_for)
+        _run_and_report(job, options, plugins, ffmpeg_path, as_json, output, frames_file, no_progress)
+
+
+def _run_and_report(job: Job, options: Any, plugins: Plugins, ffmpeg_path: str | None, as_json: bool,
+                    output: Path | None, frames_file: Path | None, no_progress: bool) -> None:
+    from vmafx_core.executor import run_job
+
+    if frames_file is not None and frames_file.suffix.lower() not in (".csv", ".json"):
+        raise BadInput(f"--frames {frames_file}: use a .csv or .json file name")
+    bar = _Bar() if sys.stderr.isatty() and not no_progress else None
+    try:
+        result, frames = run_job(job, options, plugins, ffmpeg=ffmpeg_path, progress=bar)
+    finally:
+        if bar is not None:
+            bar.close()
+    data = result.to_dict()
+    text = json.dumps(data, indent=2) + "\n"
+    if output is not None:
+        write_atomically(output, text)
+    if frames_file is not None:
+        write_atomically(frames_file, frames_text(frames, frames_file.suffix.lower().lstrip(".")))
+    if as_json:
+        click.echo(text, nl=False)
+    else:
+        _summary(data)
+
+
+def _summary(data: dict[str, Any]) -> None:
+    ref, dis = data["reference"], data["distorted"]
+    click.echo(f"reference  {ref['uri']}  [{ref['storage']}]", err=True)
+    click.echo(f"distorted  {dis['uri']}  [{dis['storage']}]", err=True)
+    click.echo(f"frames     {data['frames_scored']}   model {data['provenance'].get('model', '-')}", err=True)
+    for name, p in data["metrics"].items():
+        if name == "vmaf" or name.startswith(("psnr", "float_", "ciede", "cambi")):
+            click.echo(f"{name:<14} mean {p['mean']:9.4f}  hmean {p['harmonic_mean']:9.4f}  "
+                       f"min {p['min']:9.4f}  p5 {p['p5']:9.4f}", err=True)
+    t = data["timings"]
+    click.echo(f"time       prepare {t['prepare_s']:.2f}s  score {t['score_s']:.2f}s  {t['fps']:.1f} fps", err=True)
+    vmaf = data["metrics"].get("vmaf")
+    if vmaf is not None:
+        click.echo(f"VMAF {vmaf['mean']:.6f}")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
+def plugins(as_json: bool) -> None:
+    """List plugins, their backends and scorers, and plugins that failed to load."""
+    with _user_errors():
+        pl = Plugins()
+        error = None
+        try:
+            backends = pl.storage_backends()
+            scorers = pl.scorers()
+        except VmafxError as exc:
+            backends, scorers, error = {}, {}, exc
+        rows = []
+        for info in pl.infos:
+            avail = {}
+            for name, p in backends.items():
+                if p.plugin == info.name:
+                    a = p.item.availability()
+                    avail[name] = {"usable": a.usable, "reason": a.reason}
+            rows.append({
+                "name": info.name, "package": info.package, "version": info.version, "builtin": info.builtin,
+                "loaded": info.error is None, "error": info.error,
+                "storage_backends": [{"name": n, "description": p.item.description, **avail[n]}
+                                     for n, p in backends.items() if p.plugin == info.name],
+                "scorers": [{"name": n, "description": p.item.description, "metrics": list(p.item.metrics)}
+                            for n, p in scorers.items() if p.plugin == info.name],
+            })
+        if as_json:
+            click.echo(json.dumps({"plugins": rows, "error": str(error) if error else None}, indent=2))
+        else:
+            for row in rows:
+                state = "ok" if row["loaded"] else f"FAILED: {row['error']}"
+                click.echo(f"{row['name']:<14} {row['package']} {row['version']}  {state}")
+                for b in row["storage_backends"]:
+                    usable = "usable" if b["usable"] else f"unusable: {b['reason']}"
+                    click.echo(f"    storage {b['name']:<13} {usable}")
+                for s in row["scorers"]:
+                    click.echo(f"    scorer  {s['name']:<13} {', '.join(s['metrics'])}")
+        if error is not None:
+            raise error
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
+@click.option("--ffmpeg", "ffmpeg_path", help="ffmpeg binary to check.")
+def doctor(as_json: bool, ffmpeg_path: str | None) -> None:
+    """Check that ffmpeg with libvmaf and every plugin are usable here, and say why not."""
+    from vmafx_core.ffmpeg import ffmpeg_info, find_ffmpeg
+
+    with _user_errors():
+        checks: list[dict[str, Any]] = []
+        try:
+            path = find_ffmpeg(ffmpeg_path)
+            info = ffmpeg_info(path)
+            checks.append({"check": "ffmpeg", "ok": True, "detail": f"{info.version} at {path}"})
+            checks.append({"check": "libvmaf", "ok": info.has_libvmaf,
+                           "detail": "libvmaf filter present" if info.has_libvmaf else
+                           "this ffmpeg has no libvmaf filter: use the imageio-ffmpeg wheel or set VMAFX_FFMPEG"})
+        except VmafxError as exc:
+            checks.append({"check": "ffmpeg", "ok": False, "detail": str(exc)})
+        pl = Plugins()
+        for info_ in pl.failures():
+            checks.append({"check": f"plugin {info_.name}", "ok": False,
+                           "detail": f"package {info_.package} failed to load: {info_.error}"})
+        try:
+            for name, p in pl.storage_backends().items():
+                a = p.item.availability()
+                checks.append({"check": f"storage {name}", "ok": a.usable,
+                               "detail": f"{p.package}: " + ("usable" if a.usable else a.reason)})
+            for name, p in pl.scorers().items():
+                a = p.item.availability()
+                checks.append({"check": f"scorer {name}", "ok": a.usable,
+                               "detail": f"{p.package}: " + ("usable" if a.usable else a.reason)})
+        except VmafxError as exc:
+            checks.append({"check": "plugins", "ok": False, "detail": str(exc)})
+        if not any(c["check"].startswith("storage ") for c in checks):
+            checks.append({"check": "storage", "ok": False,
+                           "detail": "no storage plugin installed: pip install vmafx-local vmafx-rclone-http"})
+        ok = all(c["ok"] for c in checks)
+        if as_json:
+            click.echo(json.dumps({"ok": ok, "checks": checks}, indent=2))
+        else:
+            for c in checks:
+                click.echo(f"[{'ok' if c['ok'] else 'XX'}] {c['check']:<22} {c['detail']}")
+        if not ok:
+            sys.exit(int(ExitCode.ENVIRONMENT))
+
+
+@main.command()
+@click.argument("folder", type=click.Path(path_type=Path), default=None, required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+@click.option("--ffmpeg", "ffmpeg_path", help="ffmpeg binary to use.")
+def demo(folder: Path | None, as_json: bool, ffmpeg_path: str | None) -> None:
+    """Make the built-in sample (a reference and an x264 encode of it) and score it.
+
+    The sample is synthetic (ffmpeg's testsrc2 pattern), made here, and kept in FOLDER
+    (default: ~/.cache/vmafx/sample) so later runs reuse it. No network or cloud account needed.
+    """
+    from vmafx_core.sample import make_sample
+
+    with _user_errors():
+        folder = folder or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "vmafx" / "sample"
+        ref, dis = make_sample(folder, ffmpeg_path)
+        click.echo(f"sample: {ref} and {dis}", err=True)
+        plugins_ = Plugins()
+        job, options = parse_job({"reference": {"uri": str(ref)}, "distorted": {"uri": str(dis)}},
+                                 "demo", lambda n: plugins_.scorers()[n].item.options_type)
+        _run_and_report(job, options, plugins_, ffmpeg_path, as_json, None, None, False)

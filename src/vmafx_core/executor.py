@@ -1,0 +1,134 @@
+"""Running one job: choose storage, prepare inputs, score, check, pool.
+
+Everything a job starts lives inside one ExitStack, so servers, mounts and temp folders are
+released in reverse order whatever happens: success, an error, Ctrl-C or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from vmafx_core import __version__
+from vmafx_core.errors import BadInput, JobFailed
+from vmafx_core.ffmpeg import find_ffmpeg
+from vmafx_core.job import Job
+from vmafx_core.plugins import Plugins
+from vmafx_core.result import InputReport, Result, Timings, pool
+from vmafx_core.types import InputRequest, PrepareContext, PreparedInput, RawVideo, ScoreRequest, StorageBackend
+
+log = logging.getLogger(__name__)
+
+ProgressFn = Callable[[int, int | None, float], None]
+
+
+def run_job(job: Job, options: Any, plugins: Plugins, *, ffmpeg: str | None = None,
+            progress: ProgressFn | None = None) -> tuple[Result, Sequence[dict[str, float]]]:
+    """Score one job; return the result and its per-frame values."""
+    started = time.monotonic()
+    scorer = plugins.scorer(job.scorer_name)
+    availability = scorer.availability()
+    if not availability.usable:
+        from vmafx_core.errors import EnvironmentMissing
+        raise EnvironmentMissing(f"scorer {scorer.name!r} is not usable here: {availability.reason}")
+    ffmpeg_path = find_ffmpeg(ffmpeg)
+    raws = {"reference": job.reference.raw.to_raw() if job.reference.raw else None,
+            "distorted": job.distorted.raw.to_raw() if job.distorted.raw else None}
+    requests = [InputRequest("reference", job.reference.uri, raws["reference"]),
+                InputRequest("distorted", job.distorted.uri, raws["distorted"])]
+    backends = plugins.choose_storage([r.uri for r in requests], job.storage)
+    context = PrepareContext(options=dict(job.storage_options))
+
+    with contextlib.ExitStack() as stack:
+        prepared = _prepare(stack, requests, backends, context)
+        prepared_at = time.monotonic()
+        for p in prepared.values():
+            raw = raws[p.role]
+            if raw is not None and p.size is not None:
+                _check_raw_size(p, raw)
+        output = scorer.score(ScoreRequest(
+            reference=prepared["reference"], distorted=prepared["distorted"],
+            reference_raw=raws["reference"], distorted_raw=raws["distorted"],
+            options=options, alignment=job.alignment, ffmpeg=ffmpeg_path, progress=progress))
+        scored_at = time.monotonic()
+
+    frames = [dict(f) for f in output.frames]
+    notes = list(output.notes)
+    ref_n, dis_n = output.reference_frames, output.distorted_frames
+    for role, n in (("reference", ref_n), ("distorted", dis_n)):
+        raw = raws[role]
+        size = prepared[role].size
+        if raw is not None and size is not None and n >= 0 and n != size // raw.frame_bytes:
+            raise JobFailed(f"{role} {prepared[role].display}: read {n} frames but the file holds "
+                            f"{size // raw.frame_bytes}; the stream was cut short")
+    if ref_n != dis_n:
+        if not job.alignment.allow_frame_mismatch:
+            raise BadInput(f"frame counts differ: reference has {ref_n} frames, distorted {dis_n}; "
+                           "pass --allow-frame-mismatch to score only the frames both have")
+        notes.append(f"frame counts differ (reference {ref_n}, distorted {dis_n}); scored the overlap")
+    expected = min(ref_n, dis_n)
+    if not frames:
+        raise JobFailed("the scorer produced no frames")
+    if not job.alignment.allow_frame_mismatch and len(frames) != expected:
+        raise JobFailed(f"scored {len(frames)} frames but both inputs have {expected}; refusing a partial score")
+
+    libvmaf_pooled = output.provenance.get("pooled_by_libvmaf", {})
+    names = list(dict.fromkeys(k for f in frames for k in f))
+    metrics = {name: pool([f[name] for f in frames if name in f], libvmaf_pooled.get(name)) for name in names}
+    score_s = scored_at - prepared_at
+    provenance = {
+        "vmafx": __version__,
+        "scorer": scorer.name,
+        "storage": {p.role: backends[i].name for i, p in enumerate(prepared.values())},
+        **{k: v for k, v in output.provenance.items() if k != "pooled_by_libvmaf"},
+    }
+    result = Result(
+        job_id=job.id,
+        scorer=scorer.name,
+        frames_scored=len(frames),
+        metrics=metrics,
+        reference=_report(prepared["reference"], backends[0], ref_n, raws["reference"]),
+        distorted=_report(prepared["distorted"], backends[1], dis_n, raws["distorted"]),
+        provenance=provenance,
+        timings=Timings(prepare_s=round(prepared_at - started, 4), score_s=round(score_s, 4),
+                        total_s=round(time.monotonic() - started, 4),
+                        fps=round(len(frames) / score_s, 2) if score_s > 0 else 0.0),
+        notes=notes,
+    )
+    return result, frames
+
+
+def _prepare(stack: contextlib.ExitStack, requests: Sequence[InputRequest], backends: Sequence[StorageBackend],
+             context: PrepareContext) -> dict[str, PreparedInput]:
+    """Hand each backend all the inputs it serves, at once; keep the results by role."""
+    groups: dict[str, tuple[StorageBackend, list[InputRequest]]] = {}
+    for request, backend in zip(requests, backends, strict=True):
+        groups.setdefault(backend.name, (backend, []))[1].append(request)
+    prepared: dict[str, PreparedInput] = {}
+    for backend, group in groups.values():
+        log.debug("storage %s prepares %s", backend.name, ", ".join(r.uri for r in group))
+        results = stack.enter_context(backend.prepare(group, context))
+        if len(results) != len(group):
+            raise JobFailed(f"storage {backend.name!r} prepared {len(results)} inputs for {len(group)} requests")
+        for request, result in zip(group, results, strict=True):
+            prepared[request.role] = result
+    return {"reference": prepared["reference"], "distorted": prepared["distorted"]}
+
+
+def _check_raw_size(prepared: PreparedInput, raw: RawVideo) -> None:
+    assert prepared.size is not None
+    if prepared.size == 0:
+        raise BadInput(f"{prepared.role} {prepared.display}: the file is empty")
+    if prepared.size % raw.frame_bytes:
+        raise BadInput(f"{prepared.role} {prepared.display}: {prepared.size} bytes is not a whole number of "
+                       f"{raw.width}x{raw.height} {raw.pix_fmt} frames ({raw.frame_bytes} bytes each); "
+                       "check width, height and pixel format")
+
+
+def _report(prepared: PreparedInput, backend: StorageBackend, frames: int, raw: RawVideo | None) -> InputReport:
+    return InputReport(role=prepared.role, uri=prepared.display, storage=backend.name, size=prepared.size,
+                       frames=frames, raw=None if raw is None else
+                       {"width": raw.width, "height": raw.height, "pix_fmt": raw.pix_fmt, "fps": raw.fps})

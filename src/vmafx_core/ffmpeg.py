@@ -1,0 +1,261 @@
+"""Finding ffmpeg, asking it what it is, and handing it inputs.
+
+The default ffmpeg is the static build in the imageio-ffmpeg wheel (Debian's has no libvmaf).
+`VMAFX_FFMPEG` or `--ffmpeg` override it. That build has no ffprobe, so inputs are probed by
+reading the stream summary `ffmpeg -i` prints.
+
+Inputs whose URL carries a credential never reach ffmpeg's argv (which every local user can read
+in /proc): they are written as a one-entry ffconcat script into a pipe the child inherits.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Sequence
+from urllib.parse import urlsplit
+
+import attrs
+
+from vmafx_core.errors import BadInput, EnvironmentMissing, JobFailed
+from vmafx_core.process import Child, redact
+from vmafx_core.types import PreparedInput, RawVideo
+
+ENV_FFMPEG = "VMAFX_FFMPEG"
+
+
+def find_ffmpeg(override: str | None = None) -> str:
+    """Path of the ffmpeg to use: `override`, then $VMAFX_FFMPEG, then the imageio-ffmpeg wheel."""
+    choice = override or os.environ.get(ENV_FFMPEG)
+    if choice:
+        found = shutil.which(choice)
+        if not found:
+            raise EnvironmentMissing(f"ffmpeg {choice!r} (from {'--ffmpeg' if override else ENV_FFMPEG}) "
+                                     "is not an executable file")
+        return found
+    try:
+        import imageio_ffmpeg
+    except ImportError:
+        raise EnvironmentMissing("no ffmpeg: install the imageio-ffmpeg wheel or set VMAFX_FFMPEG") from None
+    try:
+        return str(imageio_ffmpeg.get_ffmpeg_exe())
+    except RuntimeError as exc:
+        raise EnvironmentMissing(f"the imageio-ffmpeg wheel has no ffmpeg for this platform: {exc}") from None
+
+
+@attrs.frozen
+class FfmpegInfo:
+    path: str
+    version: str
+    has_libvmaf: bool
+    encoders: frozenset[str]
+
+
+@functools.lru_cache(maxsize=8)
+def ffmpeg_info(path: str) -> FfmpegInfo:
+    """Version and libvmaf support of the ffmpeg at `path` (cached per path)."""
+    try:
+        out = subprocess.run([path, "-hide_banner", "-version"], capture_output=True, text=True, timeout=30)
+        filters = subprocess.run([path, "-hide_banner", "-filters"], capture_output=True, text=True, timeout=30)
+    except OSError as exc:
+        raise EnvironmentMissing(f"ffmpeg {path} does not run: {exc.strerror}") from None
+    first = out.stdout.splitlines()[0] if out.stdout else ""
+    match = re.match(r"ffmpeg version (\S+)", first)
+    has_libvmaf = bool(re.search(r"^\s*\S*\s+libvmaf\s", filters.stdout, re.MULTILINE))
+    return FfmpegInfo(path=path, version=match.group(1) if match else "unknown", has_libvmaf=has_libvmaf,
+                      encoders=frozenset())
+
+
+def require_libvmaf(path: str) -> FfmpegInfo:
+    info = ffmpeg_info(path)
+    if not info.has_libvmaf:
+        raise EnvironmentMissing(f"ffmpeg {path} ({info.version}) is built without libvmaf; "
+                                 "use the imageio-ffmpeg wheel's ffmpeg or set VMAFX_FFMPEG")
+    return info
+
+
+@attrs.frozen
+class StreamInfo:
+    """The first video stream of an input, as `ffmpeg -i` describes it."""
+
+    codec: str
+    width: int
+    height: int
+    pix_fmt: str
+    fps: float | None
+    duration: float | None
+
+    @property
+    def expected_frames(self) -> int | None:
+        if self.fps and self.duration:
+            return round(self.fps * self.duration)
+        return None
+
+
+class InputArgs:
+    """The argv fragment for one ffmpeg input, and the pipe it may need. Close after the child starts."""
+
+    def __init__(self, prepared: PreparedInput, raw: RawVideo | None) -> None:
+        self.pass_fds: list[int] = []
+        self.args: list[str] = []
+        self._fds: list[int] = []
+        raw_opts = _raw_options(raw)
+        if prepared.url_has_secret:
+            script = _ffconcat_script(prepared, raw)
+            read_fd, write_fd = os.pipe()
+            self._fds.append(read_fd)
+            with os.fdopen(write_fd, "w", encoding="utf-8") as pipe:
+                pipe.write(script)  # a few hundred bytes: far below the pipe's buffer
+            self.pass_fds.append(read_fd)
+            self.args = ["-f", "concat", "-safe", "0",
+                         "-protocol_whitelist", "fd,pipe,file,http,https,tcp,tls,crypto",
+                         "-i", f"/dev/fd/{read_fd}"]
+        else:
+            for name, value in _pairs(prepared.input_options):
+                self.args += [name, value]
+            if raw is not None:
+                self.args += ["-f", "rawvideo"]
+                for name, value in raw_opts:
+                    self.args += [f"-{name}", value]
+            self.args += ["-i", prepared.url]
+
+    def close(self) -> None:
+        for fd in self._fds:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self._fds.clear()
+
+    def __enter__(self) -> InputArgs:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _pairs(options: Sequence[str]) -> list[tuple[str, str]]:
+    if len(options) % 2:
+        raise ValueError(f"input_options must be (-name, value) pairs, got {options!r}")
+    return [(options[i], options[i + 1]) for i in range(0, len(options), 2)]
+
+
+def _raw_options(raw: RawVideo | None) -> list[tuple[str, str]]:
+    if raw is None:
+        return []
+    return [("video_size", f"{raw.width}x{raw.height}"), ("pixel_format", raw.pix_fmt),
+            ("framerate", repr(raw.fps))]
+
+
+def _ffconcat_script(prepared: PreparedInput, raw: RawVideo | None) -> str:
+    url = prepared.url
+    if "'" in url or "\n" in url:
+        raise BadInput(f"{prepared.display}: the URL cannot be handed to ffmpeg safely (quote or newline)")
+    lines = ["ffconcat version 1.0"]
+    if raw is not None and not urlsplit(url).path.lower().endswith(".yuv"):
+        # rawvideo has no probe: ffmpeg picks it by a .yuv extension, which a query string provides
+        url += ("&" if urlsplit(url).query else "?") + "vmafx=.yuv"
+    lines.append(f"file '{url}'")
+    for name, value in _pairs(prepared.input_options):
+        lines.append(f"option {name.lstrip('-')} {value}")
+    if raw is not None:
+        lines.append("option format_whitelist rawvideo")
+        for name, value in _raw_options(raw):
+            lines.append(f"option {name} {value}")
+    return "\n".join(lines) + "\n"
+
+
+_STREAM_RE = re.compile(r"^\s*Stream #\d+:\d+.*?: Video: (?P<rest>.*)$")
+_DURATION_RE = re.compile(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)")
+
+
+def _split_top(text: str) -> list[str]:
+    """Split on ', ' outside parentheses and brackets."""
+    parts, depth, cur = [], 0, ""
+    for i, ch in enumerate(text):
+        if ch in "([":
+            depth += 1
+        elif ch in ")]":
+            depth -= 1
+        if ch == "," and depth == 0 and text[i + 1:i + 2] == " ":
+            parts.append(cur.strip())
+            cur = ""
+        else:
+            cur += ch
+    parts.append(cur.strip())
+    return parts
+
+
+def parse_stream_info(stderr: str) -> StreamInfo | None:
+    """Read the first video stream out of `ffmpeg -i`'s summary; None when there is none."""
+    duration = None
+    for line in stderr.splitlines():
+        d = _DURATION_RE.search(line)
+        if d and duration is None:
+            duration = int(d.group(1)) * 3600 + int(d.group(2)) * 60 + float(d.group(3))
+        m = _STREAM_RE.match(line)
+        if not m:
+            continue
+        parts = _split_top(m.group("rest"))
+        codec = parts[0].split(" ")[0]
+        pix_fmt, size, fps = "", None, None
+        for part in parts[1:]:
+            s = re.match(r"^(\d+)x(\d+)", part)
+            if s and size is None:
+                size = (int(s.group(1)), int(s.group(2)))
+            elif re.match(r"^[a-z][a-z0-9_]*(\(.*\))?$", part) and not pix_fmt and size is None:
+                pix_fmt = part.split("(")[0]
+            f = re.match(r"^([\d.]+)(k?) fps$", part)
+            if f:
+                fps = float(f.group(1)) * (1000 if f.group(2) else 1)
+        if size is None:
+            continue
+        return StreamInfo(codec=codec, width=size[0], height=size[1], pix_fmt=pix_fmt, fps=fps,
+                          duration=duration)
+    return None
+
+
+def probe(ffmpeg: str, prepared: PreparedInput, raw: RawVideo | None = None, timeout: float = 120.0) -> StreamInfo:
+    """Describe the first video stream of an input; BadInput when it has none."""
+    if raw is not None:
+        return StreamInfo(codec="rawvideo", width=raw.width, height=raw.height, pix_fmt=raw.pix_fmt,
+                          fps=raw.fps, duration=None)
+    with InputArgs(prepared, raw) as inp:
+        child = Child([ffmpeg, "-hide_banner", "-nostdin", *inp.args], name="ffmpeg-probe",
+                      pass_fds=inp.pass_fds, secrets=prepared.secrets, tail_lines=200)
+        inp.close()
+        try:
+            child.wait(timeout)
+        except subprocess.TimeoutExpired:
+            child.stop()
+            raise JobFailed(f"{prepared.role} {prepared.display}: no answer within {timeout:.0f}s "
+                            "while reading its header") from None
+        finally:
+            child.stop()
+    text = child.tail()
+    info = parse_stream_info(text)
+    if info is not None:
+        return info
+    raise BadInput(f"{prepared.role} {prepared.display}: {_input_problem(text)}",
+                   detail=redact(text, prepared.secrets))
+
+
+def _input_problem(stderr: str) -> str:
+    """The most telling reason an input could not be opened, from ffmpeg's stderr."""
+    checks = [
+        (r"404 Not Found|No such file or directory", "no such file or object"),
+        (r"401 Unauthorized|403 Forbidden", "access denied"),
+        (r"Invalid data found when processing input|moov atom not found", "not a video ffmpeg can read"),
+        (r"Connection refused|timed out", "cannot connect to the storage server"),
+        (r"HTTP error 5\d\d|Server returned 5", "the storage server failed (HTTP 5xx)"),
+    ]
+    for pattern, message in checks:
+        if re.search(pattern, stderr):
+            return message
+    if re.search(r"Stream #\d+:\d+", stderr):
+        return "has no video stream"
+    last = [ln for ln in stderr.splitlines() if ln.strip()]
+    return f"ffmpeg cannot read it ({last[-1].strip() if last else 'no message'})"

@@ -1,0 +1,255 @@
+"""The job model: what to score, how, and with which storage.
+
+Jobs come from CLI flags or from a JSON or TOML job file; both go through the one cattrs converter
+here, so a typo or a bad value is reported the same way: one line per field, with its path, and
+nothing runs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import tomllib
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, Literal, NewType, get_args, get_origin
+
+import attrs
+import cattrs
+from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, IterableValidationError
+
+from vmafx_core.errors import BadInput
+from vmafx_core.pixfmt import RAW_PIX_FMTS
+from vmafx_core.types import RawVideo
+
+PositiveInt = NewType("PositiveInt", int)
+NonNegativeInt = NewType("NonNegativeInt", int)
+PositiveFloat = NewType("PositiveFloat", float)
+PixFmt = NewType("PixFmt", str)
+Uri = NewType("Uri", str)
+
+ScaleFilter = Literal["bicubic", "bilinear", "lanczos", "spline", "neighbor", "area", "none"]
+
+
+@attrs.frozen
+class RawSpec:
+    """Geometry of a headerless YUV input."""
+
+    width: PositiveInt
+    height: PositiveInt
+    pix_fmt: PixFmt
+    fps: PositiveFloat
+
+    def to_raw(self) -> RawVideo:
+        return RawVideo(width=self.width, height=self.height, pix_fmt=self.pix_fmt, fps=self.fps)
+
+
+@attrs.frozen
+class Source:
+    """One input: a container file, or raw YUV when `raw` is given."""
+
+    uri: Uri
+    raw: RawSpec | None = None
+
+
+@attrs.frozen
+class Alignment:
+    """How the distorted is matched to the reference before scoring."""
+
+    #: scaler used to bring the distorted to the reference's size; "none" refuses different sizes
+    scale_filter: ScaleFilter = "bicubic"
+    #: score only the frames both inputs have when their frame counts differ (otherwise an error)
+    allow_frame_mismatch: bool = False
+
+
+@attrs.frozen
+class Job:
+    """One reference/distorted pair and everything needed to score it."""
+
+    reference: Source
+    distorted: Source
+    #: scorer name plus its options, e.g. {"name": "libvmaf", "model": "vmaf_v0.6.1"}
+    scorer: Mapping[str, Any] = attrs.field(factory=lambda: {"name": "libvmaf"})
+    alignment: Alignment = attrs.field(factory=Alignment)
+    #: storage backend for every input, or "auto" to choose per input
+    storage: str = "auto"
+    #: backend settings, e.g. {"rclone_config": "/etc/vmafx/rclone.conf"}
+    storage_options: Mapping[str, Any] = attrs.field(factory=dict)
+    id: str | None = None
+
+    @property
+    def scorer_name(self) -> str:
+        return str(self.scorer.get("name", "libvmaf"))
+
+    @property
+    def scorer_options(self) -> dict[str, Any]:
+        return {k: v for k, v in self.scorer.items() if k != "name"}
+
+
+def _positive_int(value: Any, _: type) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"must be a positive integer, got {value!r}")
+    return value
+
+
+def _non_negative_int(value: Any, _: type) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"must be an integer >= 0, got {value!r}")
+    return value
+
+
+def _positive_float(value: Any, _: type) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"must be a positive number, got {value!r}")
+    return float(value)
+
+
+def _pix_fmt(value: Any, _: type) -> str:
+    if value not in RAW_PIX_FMTS:
+        raise ValueError(f"unsupported pixel format {value!r}; use one of {', '.join(RAW_PIX_FMTS)}")
+    return str(value)
+
+
+def _uri(value: Any, _: type) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"must be a non-empty string, got {value!r}")
+    return value
+
+
+def _strict_str(value: Any, _: type) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"must be a string, got {value!r}")
+    return value
+
+
+def _strict_bool(value: Any, _: type) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"must be true or false, got {value!r}")
+    return value
+
+
+def _strict_int(value: Any, _: type) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"must be an integer, got {value!r}")
+    return value
+
+
+def _make_converter() -> cattrs.Converter:
+    conv = cattrs.Converter(forbid_extra_keys=True, detailed_validation=True)
+    conv.register_structure_hook(PositiveInt, _positive_int)
+    conv.register_structure_hook(NonNegativeInt, _non_negative_int)
+    conv.register_structure_hook(PositiveFloat, _positive_float)
+    conv.register_structure_hook_func(lambda t: get_origin(t) is Literal, _literal)
+    conv.register_structure_hook(PixFmt, _pix_fmt)
+    conv.register_structure_hook(Uri, _uri)
+    conv.register_structure_hook(str, _strict_str)
+    conv.register_structure_hook(bool, _strict_bool)
+    conv.register_structure_hook(int, _strict_int)
+    conv.register_structure_hook_func(lambda t: t == Mapping[str, Any], _mapping)
+    return conv
+
+
+def _literal(value: Any, cls: type) -> Any:
+    """A Literal, with a message that lists the allowed values."""
+    allowed = get_args(cls)
+    if value not in allowed:
+        raise ValueError(f"must be one of {', '.join(map(str, allowed))}; got {value!r}")
+    return value
+
+
+def _mapping(value: Any, _: type) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ValueError(f"must be a table/object, got {value!r}")
+    return dict(value)
+
+
+#: the one converter for jobs, results and scorer options
+converter = _make_converter()
+
+
+def field_errors(exc: BaseException, path: str) -> list[str]:
+    """Flatten a cattrs validation failure into "path: what is wrong" lines."""
+    lines: list[str] = []
+    if isinstance(exc, ForbiddenExtraKeysError):
+        for key in sorted(exc.extra_fields):
+            lines.append(f"{path}.{key}: unknown field")
+    elif isinstance(exc, ClassValidationError | IterableValidationError):
+        with_notes, without = exc.group_exceptions()
+        for sub, note in with_notes:
+            name = note.name if hasattr(note, "name") else note.index
+            sub_path = f"{path}.{name}" if isinstance(name, str) else f"{path}[{name}]"
+            lines.extend(field_errors(sub, sub_path))
+        for sub in without:
+            lines.extend(field_errors(sub, path))
+    elif isinstance(exc, KeyError):
+        lines.append(f"{path}: required field missing")
+    elif isinstance(exc, ValueError | TypeError):
+        lines.append(f"{path}: {exc}")
+    else:
+        lines.append(f"{path}: {exc}")
+    return lines
+
+
+def structure(data: Any, cls: type, path: str) -> tuple[Any, list[str]]:
+    """Structure `data` into `cls`; return (object or None, error lines)."""
+    try:
+        return converter.structure(data, cls), []
+    except (ClassValidationError, IterableValidationError, ForbiddenExtraKeysError, ValueError, TypeError,
+            KeyError) as exc:
+        return None, field_errors(exc, path)
+
+
+class InvalidJob(BadInput):
+    """A job with bad fields; `errors` holds one line per field."""
+
+    def __init__(self, errors: list[str], origin: str) -> None:
+        self.errors = errors
+        super().__init__(
+            f"{origin}: {len(errors)} invalid field{'s' if len(errors) != 1 else ''}",
+            detail="\n".join(errors),
+        )
+
+
+def load_job_file(path: Path) -> dict[str, Any]:
+    """Read a JSON or TOML job file into plain data (structure it with `parse_job`)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise BadInput(f"job file {path} does not exist") from None
+    except OSError as exc:
+        raise BadInput(f"job file {path} cannot be read: {exc.strerror}") from None
+    try:
+        if path.suffix.lower() == ".toml":
+            data: Any = tomllib.loads(text)
+        else:
+            data = json.loads(text)
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
+        raise BadInput(f"job file {path} is not valid {'TOML' if path.suffix == '.toml' else 'JSON'}: {exc}") from None
+    if not isinstance(data, dict):
+        raise BadInput(f"job file {path} must hold one object/table at the top level")
+    return data
+
+
+def parse_job(data: Mapping[str, Any], origin: str = "job",
+              options_type_for: Callable[[str], type | None] | None = None) -> tuple[Job, Any]:
+    """Structure a job and its scorer options; raise InvalidJob listing every bad field.
+
+    `options_type_for(scorer_name)` gives the scorer's options class (None when no such scorer).
+    Returns the job and the structured scorer options.
+    """
+    job, errors = structure(data, Job, "job")
+    scorer_data = data.get("scorer", {"name": "libvmaf"}) if isinstance(data, Mapping) else {}
+    options = None
+    if isinstance(scorer_data, Mapping):
+        name = scorer_data.get("name", "libvmaf")
+        opts = {k: v for k, v in scorer_data.items() if k != "name"}
+        options_type = options_type_for(name) if options_type_for else None
+        if options_type_for is not None and options_type is None:
+            errors.append(f"job.scorer.name: no scorer named {name!r} is installed (see `vmafx plugins`)")
+        elif options_type is not None:
+            options, opt_errors = structure(opts, options_type, "job.scorer")
+            errors.extend(opt_errors)
+    if errors:
+        raise InvalidJob(errors, origin)
+    assert job is not None
+    return job, options

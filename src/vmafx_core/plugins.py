@@ -1,0 +1,179 @@
+"""Loading plugins and choosing among them.
+
+`Plugins` is the typed facade the rest of vmafx uses: it loads each entry point of the group
+``vmafx`` on its own (a plugin that fails to import is recorded, not fatal), honours
+`VMAFX_PLUGINS` (a comma-separated allow-list of plugin names), and refuses two plugins that claim
+one backend or scorer name, naming both packages.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+import os
+from collections.abc import Iterable, Sequence
+from types import ModuleType
+from typing import Any
+
+import attrs
+import pluggy
+
+from vmafx_core import hookspecs
+from vmafx_core.errors import BadInput, EnvironmentMissing
+from vmafx_core.types import Availability, Scorer, StorageBackend
+
+log = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP = "vmafx"
+ENV_ALLOW = "VMAFX_PLUGINS"
+BUILTINS: dict[str, str] = {"libvmaf": "vmafx_core.scorers.libvmaf"}
+CORE_PACKAGE = "vmafx"
+#: what to install for each storage mode, for messages when none is present
+SUGGESTED_PACKAGES = {"local": "vmafx-local", "rclone-http": "vmafx-rclone-http",
+                      "rclone-mount": "vmafx-rclone-mount"}
+
+
+@attrs.frozen
+class PluginInfo:
+    name: str
+    package: str
+    version: str
+    builtin: bool
+    error: str | None = None  #: why it failed to load
+
+
+@attrs.frozen
+class Provided:
+    """A backend or scorer with the plugin and package it came from."""
+
+    item: Any
+    plugin: str
+    package: str
+
+
+class Plugins:
+    def __init__(self, *, entry_points: Iterable[importlib.metadata.EntryPoint] | None = None,
+                 allow: Sequence[str] | None = None, builtins: bool = True) -> None:
+        self.pm = pluggy.PluginManager(hookspecs.PROJECT)
+        self.pm.add_hookspecs(hookspecs)
+        self.infos: list[PluginInfo] = []
+        self._packages: dict[str, str] = {}
+        if allow is None and os.environ.get(ENV_ALLOW) is not None:
+            allow = [n.strip() for n in os.environ[ENV_ALLOW].split(",") if n.strip()]
+        self.allow = None if allow is None else set(allow)
+        if builtins:
+            from vmafx_core import __version__
+            for name, module in BUILTINS.items():
+                if self.allow is None or name in self.allow:
+                    mod = importlib.import_module(module)
+                    self._register(mod, name, CORE_PACKAGE, __version__, builtin=True)
+        if entry_points is None:
+            entry_points = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+        for ep in sorted(entry_points, key=lambda e: e.name):
+            self._load(ep)
+
+    def _load(self, ep: importlib.metadata.EntryPoint) -> None:
+        dist = getattr(ep, "dist", None)
+        package = dist.name if dist is not None else "?"
+        version = dist.version if dist is not None else "?"
+        if self.allow is not None and ep.name not in self.allow:
+            log.debug("plugin %s skipped: not in %s", ep.name, ENV_ALLOW)
+            return
+        if self.pm.has_plugin(ep.name):
+            other = self._packages.get(ep.name, "?")
+            self.infos.append(PluginInfo(ep.name, package, version, False,
+                                         f"plugin name {ep.name!r} is already taken by package {other}"))
+            return
+        try:
+            plugin = ep.load()
+        except Exception as exc:  # a broken plugin must not break the CLI
+            log.warning("plugin %s from %s failed to load: %s", ep.name, package, exc)
+            self.infos.append(PluginInfo(ep.name, package, version, False, f"{type(exc).__name__}: {exc}"))
+            return
+        self._register(plugin, ep.name, package, version, builtin=False)
+
+    def _register(self, plugin: ModuleType | object, name: str, package: str, version: str, *,
+                  builtin: bool) -> None:
+        try:
+            self.pm.register(plugin, name=name)
+        except Exception as exc:
+            self.infos.append(PluginInfo(name, package, version, builtin, f"{type(exc).__name__}: {exc}"))
+            return
+        self._packages[name] = package
+        self.infos.append(PluginInfo(name, package, version, builtin))
+
+    def _collect(self, hook_name: str, kind: str) -> dict[str, Provided]:
+        found: dict[str, Provided] = {}
+        hook = getattr(self.pm.hook, hook_name)
+        for impl in hook.get_hookimpls():
+            package = self._packages.get(impl.plugin_name, "?")
+            for item in impl.function() or ():
+                if item.name in found:
+                    first = found[item.name]
+                    raise EnvironmentMissing(
+                        f"two plugins provide the {kind} {item.name!r}: package {first.package} "
+                        f"(plugin {first.plugin}) and package {package} (plugin {impl.plugin_name}); "
+                        f"uninstall one or limit plugins with {ENV_ALLOW}")
+                found[item.name] = Provided(item, impl.plugin_name, package)
+        return found
+
+    def storage_backends(self) -> dict[str, Provided]:
+        return self._collect("vmafx_storage_backends", "storage backend")
+
+    def scorers(self) -> dict[str, Provided]:
+        return self._collect("vmafx_scorers", "scorer")
+
+    def scorer(self, name: str) -> Scorer:
+        scorers = self.scorers()
+        if name not in scorers:
+            raise BadInput(f"no scorer named {name!r}; installed: {', '.join(sorted(scorers)) or 'none'}")
+        item: Scorer = scorers[name].item
+        return item
+
+    def failures(self) -> list[PluginInfo]:
+        return [i for i in self.infos if i.error]
+
+    def choose_storage(self, uris: Sequence[str], mode: str) -> list[StorageBackend]:
+        """The backend for each URI: the one named by `mode`, or per URI under "auto"."""
+        backends = {name: p.item for name, p in self.storage_backends().items()}
+        if not backends:
+            raise EnvironmentMissing("no storage plugin is installed; install vmafx-local "
+                                     "(and vmafx-rclone-http for remote storage)")
+        if mode != "auto":
+            if mode not in backends:
+                hint = SUGGESTED_PACKAGES.get(mode)
+                known = ", ".join(["auto", *sorted(backends)])
+                if hint:
+                    raise EnvironmentMissing(f"storage {mode!r} is not installed; install {hint} "
+                                             f"(installed: {known})")
+                raise BadInput(f"unknown storage {mode!r}; choose one of {known}")
+            backend = backends[mode]
+            _require_usable(backend)
+            for uri in uris:
+                if not backend.handles(uri):
+                    raise BadInput(f"storage {mode!r} cannot read {uri!r}")
+            return [backend] * len(uris)
+        chosen = []
+        for uri in uris:
+            candidates = [b for b in backends.values() if b.auto_priority is not None and b.handles(uri)]
+            usable = [(b, b.availability()) for b in candidates]
+            ok = [b for b, a in usable if a.usable]
+            if not ok:
+                if usable:
+                    reasons = "; ".join(f"{b.name}: {a.reason}" for b, a in usable)
+                    raise EnvironmentMissing(f"no usable storage for {uri!r} ({reasons})")
+                raise BadInput(f"no installed storage can read {uri!r}; " + _install_hint(uri))
+            chosen.append(max(ok, key=lambda b: b.auto_priority or 0))
+        return chosen
+
+
+def _require_usable(backend: StorageBackend) -> None:
+    availability: Availability = backend.availability()
+    if not availability.usable:
+        raise EnvironmentMissing(f"storage {backend.name!r} is not usable here: {availability.reason}")
+
+
+def _install_hint(uri: str) -> str:
+    if "://" in uri and not uri.startswith("file://") or (":" in uri.split("/")[0] and len(uri.split(":")[0]) > 1):
+        return "for remote storage install vmafx-rclone-http (pip install vmafx-rclone-http)"
+    return "for local files install vmafx-local (pip install vmafx-local)"

@@ -1,0 +1,133 @@
+"""The result of a job: pooled metrics, per-frame values, provenance and timings.
+
+The JSON form is versioned by `SCHEMA_VERSION`; fields are only ever added within a version.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import math
+import os
+import statistics
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from vmafx_core.job import converter
+
+SCHEMA_VERSION = 1
+SCHEMA_ID = "vmafx.result"
+
+
+@attrs.frozen
+class Pooled:
+    mean: float
+    harmonic_mean: float
+    min: float
+    max: float
+    p1: float
+    p5: float
+    p50: float
+    stdev: float
+
+
+@attrs.frozen
+class InputReport:
+    role: str
+    uri: str  #: as given, without secrets
+    storage: str
+    size: int | None
+    frames: int  #: frames decoded from this input
+    raw: Mapping[str, Any] | None = None
+
+
+@attrs.frozen
+class Timings:
+    prepare_s: float
+    score_s: float
+    total_s: float
+    fps: float
+
+
+@attrs.frozen
+class Result:
+    job_id: str | None
+    scorer: str
+    frames_scored: int
+    metrics: Mapping[str, Pooled]
+    reference: InputReport
+    distorted: InputReport
+    provenance: Mapping[str, Any]
+    timings: Timings
+    notes: Sequence[str] = ()
+    schema: str = SCHEMA_ID
+    schema_version: int = SCHEMA_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = converter.unstructure(self)
+        return data
+
+
+def percentile(ordered: Sequence[float], q: float) -> float:
+    """Linear-interpolated percentile (q in 0..100) of already sorted values."""
+    if len(ordered) == 1:
+        return ordered[0]
+    pos = (len(ordered) - 1) * q / 100.0
+    low = math.floor(pos)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
+
+
+def pool(values: Sequence[float], libvmaf_pooled: Mapping[str, float] | None = None) -> Pooled:
+    """Pool per-frame values; mean, harmonic mean, min and max come from libvmaf when it gave them.
+
+    libvmaf pools at full precision while its log holds six decimals per frame, so its own pooled
+    numbers are the exact ones; the rest is computed here. The harmonic mean follows libvmaf's
+    definition (shifted by one so a zero frame does not make it zero).
+    """
+    ordered = sorted(values)
+    lp = libvmaf_pooled or {}
+    return Pooled(
+        mean=float(lp.get("mean", statistics.fmean(values))),
+        harmonic_mean=float(lp.get("harmonic_mean", len(values) / sum(1.0 / (v + 1.0) for v in values) - 1.0)),
+        min=float(lp.get("min", ordered[0])),
+        max=float(lp.get("max", ordered[-1])),
+        p1=percentile(ordered, 1),
+        p5=percentile(ordered, 5),
+        p50=percentile(ordered, 50),
+        stdev=statistics.pstdev(values) if len(values) > 1 else 0.0,
+    )
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write `text` to `path` through a temp file in the same folder, so a crash never leaves half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def frames_text(frames: Sequence[Mapping[str, float]], fmt: str) -> str:
+    """Per-frame values as CSV (one row per frame) or JSON (a list of objects)."""
+    rows = [{"frame": i, **values} for i, values in enumerate(frames)]
+    if fmt == "json":
+        return json.dumps(rows, indent=1) + "\n"
+    names = sorted({k for values in frames for k in values})
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["frame", *names])
+    for i, values in enumerate(frames):
+        writer.writerow([i, *(values.get(n, "") for n in names)])
+    return out.getvalue()

@@ -1,0 +1,261 @@
+"""The builtin scorer: ffmpeg's libvmaf filter.
+
+One ffmpeg process decodes both inputs and scores them. The distorted is scaled to the reference's
+size and both get timestamps reset, so containers with different start times still pair frame by
+frame. libvmaf writes its per-frame scores to a JSON log in a private temp folder (scores only,
+never media); ffmpeg's exit statistics say how many frames each input decoded, which is how a
+frame-count mismatch or a short read is caught instead of being scored.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any, Literal, NewType
+
+import attrs
+
+from vmafx_core import hookimpl
+from vmafx_core.errors import BadInput, JobFailed
+from vmafx_core.job import NonNegativeInt, PositiveInt, converter
+from vmafx_core.ffmpeg import InputArgs, StreamInfo, probe, require_libvmaf
+from vmafx_core.process import Child
+from vmafx_core.types import Scorer, ScoreOutput, ScoreRequest
+
+#: models built into libvmaf (selected by version); anything with a "/" or ".json" is a model file
+BUILTIN_MODELS = ("vmaf_v0.6.1", "vmaf_v0.6.1neg", "vmaf_4k_v0.6.1", "vmaf_4k_v0.6.1neg",
+                  "vmaf_float_v0.6.1", "vmaf_float_v0.6.1neg")
+FEATURES = ("psnr", "float_ssim", "float_ms_ssim", "ciede", "cambi", "psnr_hvs")
+Feature = Literal["psnr", "float_ssim", "float_ms_ssim", "ciede", "cambi", "psnr_hvs"]
+
+#: formats libvmaf reads; anything else is converted to the nearest of these
+_VMAF_PIX_FMTS = {"yuv420p", "yuv422p", "yuv444p", "yuv420p10le", "yuv422p10le", "yuv444p10le",
+                  "yuv420p12le", "yuv422p12le", "yuv444p12le", "yuv420p16le", "yuv422p16le", "yuv444p16le"}
+_UNSAFE_IN_FILTER = set(":|'\\,;[]=\n")
+
+
+Model = NewType("Model", str)
+
+
+def _structure_model(value: Any, _: type) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"must be a string, got {value!r}")
+    if _is_model_file(value):
+        bad = _UNSAFE_IN_FILTER & set(value)
+        if bad:
+            raise ValueError(f"model file path must not contain {' '.join(sorted(bad))}")
+    elif value not in BUILTIN_MODELS:
+        raise ValueError(f"unknown model {value!r}; use one of {', '.join(BUILTIN_MODELS)} or a model file path")
+    return value
+
+
+converter.register_structure_hook(Model, _structure_model)
+
+
+def _is_model_file(model: str) -> bool:
+    return "/" in model or model.endswith((".json", ".pkl"))
+
+
+@attrs.frozen
+class LibvmafOptions:
+    """Options of the libvmaf scorer (the job's `scorer` table)."""
+
+    model: Model = Model("vmaf_v0.6.1")
+    features: tuple[Feature, ...] = ()
+    n_subsample: PositiveInt = PositiveInt(1)
+    n_threads: NonNegativeInt = NonNegativeInt(0)  #: 0: all cores
+
+    def threads(self) -> int:
+        return self.n_threads or (os.cpu_count() or 1)
+
+
+def _target_pix_fmt(pix_fmt: str) -> str:
+    if pix_fmt in _VMAF_PIX_FMTS:
+        return pix_fmt
+    if pix_fmt.startswith("yuvj"):
+        return "yuv" + pix_fmt[4:] if "yuv" + pix_fmt[4:] in _VMAF_PIX_FMTS else "yuv420p"
+    if "10" in pix_fmt:
+        return "yuv420p10le"
+    return "yuv420p"
+
+
+def build_filter_graph(ref: StreamInfo, dis: StreamInfo, options: LibvmafOptions, alignment: Any,
+                       log_path: str) -> str:
+    """The -filter_complex graph: [1]=distorted scaled and converted, [0]=reference, into libvmaf."""
+    target = _target_pix_fmt(ref.pix_fmt)
+    dis_chain = []
+    if (dis.width, dis.height) != (ref.width, ref.height):
+        if alignment.scale_filter == "none":
+            raise BadInput(f"distorted is {dis.width}x{dis.height} but reference is {ref.width}x{ref.height}; "
+                           "allow scaling with --scale-filter bicubic (or another scaler)")
+        dis_chain.append(f"scale={ref.width}:{ref.height}:flags={alignment.scale_filter}")
+    dis_chain += [f"format={target}", "setpts=PTS-STARTPTS"]
+    ref_chain = [f"format={target}", "setpts=PTS-STARTPTS"]
+    model = f"path={options.model}" if _is_model_file(options.model) else f"version={options.model}"
+    vmaf_args = [
+        f"model={model}",
+        "log_fmt=json",
+        f"log_path={log_path}",
+        f"n_threads={options.threads()}",
+        f"n_subsample={options.n_subsample}",
+    ]
+    if options.features:
+        vmaf_args.append("feature=" + "\\|".join(f"name={f}" for f in options.features))
+    if alignment.allow_frame_mismatch:
+        vmaf_args += ["shortest=1"]
+    return (f"[1:v:0]{','.join(dis_chain)}[dis];"
+            f"[0:v:0]{','.join(ref_chain)}[ref];"
+            f"[dis][ref]libvmaf={':'.join(vmaf_args)}")
+
+
+_DECODED_RE = re.compile(r"Input stream #(\d+):\d+ \(video\): .*?(\d+) frames decoded")
+
+
+class _Progress:
+    """Reads ffmpeg's -progress key=value blocks and reports frames and fps."""
+
+    def __init__(self, total: int | None, callback: Callable[[int, int | None, float], None] | None) -> None:
+        self.total = total
+        self.callback = callback
+        self.frame = 0
+
+    def pump(self, stream: IO[bytes]) -> None:
+        fps = 0.0
+        for raw in stream:
+            key, _, value = raw.decode("ascii", "replace").strip().partition("=")
+            if key == "frame" and value.isdigit():
+                self.frame = int(value)
+            elif key == "fps":
+                try:
+                    fps = float(value)
+                except ValueError:
+                    pass
+            elif key == "progress" and self.callback is not None:
+                self.callback(self.frame, self.total, fps)
+
+
+def score(request: ScoreRequest) -> ScoreOutput:
+    options: LibvmafOptions = request.options
+    ffmpeg = request.ffmpeg
+    info = require_libvmaf(ffmpeg)
+    if _is_model_file(options.model) and not Path(options.model).is_file():
+        raise BadInput(f"model file {options.model} does not exist")
+    ref_info, dis_info = _probe_both(ffmpeg, request)
+    workdir = tempfile.mkdtemp(prefix="vmafx-libvmaf-")
+    try:
+        log_path = os.path.join(workdir, "vmaf.json")
+        graph = build_filter_graph(ref_info, dis_info, options, request.alignment, log_path)
+        decoded: dict[int, int] = {}
+
+        def on_line(line: str) -> None:
+            m = _DECODED_RE.search(line)
+            if m:
+                decoded[int(m.group(1))] = int(m.group(2))
+
+        expected = ref_info.expected_frames
+        if request.reference_raw is not None and request.reference.size:
+            expected = request.reference.size // request.reference_raw.frame_bytes
+        progress = _Progress(expected, request.progress)
+        with InputArgs(request.reference, request.reference_raw) as ref_in, \
+                InputArgs(request.distorted, request.distorted_raw) as dis_in:
+            argv = [ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "verbose", "-xerror",
+                    "-progress", "pipe:1", *ref_in.args, *dis_in.args,
+                    "-filter_complex", graph, "-f", "null", "-"]
+            started = time.monotonic()
+            child = Child(argv, name="ffmpeg", pass_fds=[*ref_in.pass_fds, *dis_in.pass_fds],
+                          stdout=subprocess.PIPE,
+                          secrets=[*request.reference.secrets, *request.distorted.secrets],
+                          on_stderr_line=on_line, tail_lines=60)
+        with child:
+            assert child.proc.stdout is not None
+            pump = threading.Thread(target=progress.pump, args=(child.proc.stdout,), daemon=True)
+            pump.start()
+            code = child.wait()
+            pump.join(timeout=2)
+        elapsed = time.monotonic() - started
+        if code != 0:
+            raise JobFailed(f"ffmpeg failed (exit {code}): {_last_error(child.tail())}", detail=child.tail(15))
+        log = _read_log(log_path, child.tail(15))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    frames = [f["metrics"] for f in log.get("frames", [])]
+    provenance = {
+        "ffmpeg": info.version,
+        "ffmpeg_path": ffmpeg,
+        "libvmaf": log.get("version", "unknown"),
+        "model": options.model,
+        "features": list(options.features),
+        "n_subsample": options.n_subsample,
+        "n_threads": options.threads(),
+        "filter_graph": graph.replace(log_path, "<log>"),
+        "pooled_by_libvmaf": log.get("pooled_metrics", {}),
+        "reference_stream": attrs.asdict(ref_info),
+        "distorted_stream": attrs.asdict(dis_info),
+        "score_seconds": elapsed,
+    }
+    return ScoreOutput(frames=frames, reference_frames=decoded.get(0, -1), distorted_frames=decoded.get(1, -1),
+                       provenance=provenance)
+
+
+def _probe_both(ffmpeg: str, request: ScoreRequest) -> tuple[StreamInfo, StreamInfo]:
+    """Probe both inputs at once: each probe is mostly waiting on storage."""
+    results: dict[str, StreamInfo | BaseException] = {}
+
+    def run(role: str) -> None:
+        prepared = request.reference if role == "reference" else request.distorted
+        raw = request.reference_raw if role == "reference" else request.distorted_raw
+        try:
+            results[role] = probe(ffmpeg, prepared, raw)
+        except BaseException as exc:  # re-raised in the caller's thread
+            results[role] = exc
+
+    threads = [threading.Thread(target=run, args=(r,)) for r in ("reference", "distorted")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for role in ("reference", "distorted"):
+        if isinstance(results[role], BaseException):
+            raise results[role]  # type: ignore[misc]
+    return results["reference"], results["distorted"]  # type: ignore[return-value]
+
+
+def _read_log(path: str, tail: str) -> dict[str, Any]:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data: dict[str, Any] = json.load(fh)
+            return data
+    except (OSError, json.JSONDecodeError) as exc:
+        raise JobFailed(f"libvmaf wrote no readable log ({exc})", detail=tail) from None
+
+
+def _last_error(stderr: str) -> str:
+    interesting = [ln.strip() for ln in stderr.splitlines()
+                   if re.search(r"error|fail|invalid|could not|cannot|premature|partial|refused|returned",
+                                ln, re.IGNORECASE)]
+    if interesting:
+        return interesting[-1]
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+    return lines[-1] if lines else "no message"
+
+
+SCORER = Scorer(
+    name="libvmaf",
+    description="VMAF and libvmaf's extra features through ffmpeg's libvmaf filter",
+    metrics=("vmaf", *FEATURES),
+    options_type=LibvmafOptions,
+    score=score,
+)
+
+
+@hookimpl
+def vmafx_scorers() -> list[Scorer]:
+    return [SCORER]
