@@ -124,7 +124,7 @@ def frames_text(frames: Sequence[Mapping[str, float]], fmt: str) -> str:
     rows = [{"frame": i, **values} for i, values in enumerate(frames)]
     if fmt == "json":
         return json.dumps(rows, indent=1) + "\n"
-    names = sorted({k for values in frames for k in values})
+    names = list(dict.fromkeys(k for values in frames for k in values))
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["frame", *names])

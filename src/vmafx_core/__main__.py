@@ -1,0 +1,3 @@
+from vmafx_core.cli import main
+
+main(prog_name="vmafx")

@@ -1,0 +1,79 @@
+"""Job files: JSON and TOML give the same job; every bad field is reported and nothing runs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.conftest import Media, run_vmafx
+
+
+def test_toml_and_json_job_files_give_the_same_result(media: Media, tmp_path: Path) -> None:
+    toml = tmp_path / "job.toml"
+    toml.write_text(f'''
+id = "pair-1"
+[reference]
+uri = "{media.ref}"
+[distorted]
+uri = "{media.dis}"
+[scorer]
+name = "libvmaf"
+model = "vmaf_v0.6.1"
+features = ["psnr"]
+n_threads = 2
+[alignment]
+scale_filter = "bicubic"
+''')
+    js = tmp_path / "job.json"
+    js.write_text(json.dumps({"id": "pair-1", "reference": {"uri": str(media.ref)},
+                              "distorted": {"uri": str(media.dis)},
+                              "scorer": {"features": ["psnr"], "n_threads": 2}}))
+    a, b = run_vmafx("run", "--job", str(toml), "--json"), run_vmafx("run", "--job", str(js), "--json")
+    assert a.code == 0 and b.code == 0, a.stderr + b.stderr
+    ra, rb = a.json(), b.json()
+    assert ra["job_id"] == "pair-1"
+    assert ra["metrics"] == rb["metrics"]
+
+
+def test_raw_source_in_job_file(media: Media, tmp_path: Path) -> None:
+    job = tmp_path / "job.json"
+    raw = {"width": 320, "height": 240, "pix_fmt": "yuv420p", "fps": 24}
+    job.write_text(json.dumps({"reference": {"uri": str(media.ref)},
+                               "distorted": {"uri": str(media.dis_yuv), "raw": raw}}))
+    out = run_vmafx("run", "--job", str(job), "--json")
+    assert out.code == 0, out.stderr
+    assert out.json()["frames_scored"] == media.frames
+
+
+def test_three_mistakes_three_lines_nothing_runs(tmp_path: Path) -> None:
+    job = tmp_path / "job.toml"
+    job.write_text('''
+[reference]
+uri = "/nowhere/ref.mp4"
+[distorted]
+uri = "/nowhere/dis.yuv"
+raw = { width = -5, height = 240, pix_fmt = "yuv420p", fps = 24 }
+[scorer]
+modle = "vmaf_v0.6.1"
+n_threads = "many"
+''')
+    result = tmp_path / "result.json"
+    out = run_vmafx("run", "--job", str(job), "-o", str(result))
+    assert out.code == 2
+    lines = out.stderr.strip().splitlines()
+    assert lines[0] == f"vmafx: error: {job}: 3 invalid fields"
+    fields = sorted(line.strip().split(":")[0] for line in lines[1:])
+    assert fields == ["job.distorted.raw.width", "job.scorer.modle", "job.scorer.n_threads"]
+    assert "unknown field" in out.stderr and "positive integer" in out.stderr
+    assert not result.exists()
+    assert "no such file" not in out.stderr  # validation failed before any input was touched
+
+
+def test_job_file_problems(tmp_path: Path) -> None:
+    missing = run_vmafx("run", "--job", str(tmp_path / "none.json"))
+    assert missing.code == 2 and "does not exist" in missing.stderr
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    out = run_vmafx("run", "--job", str(bad))
+    assert out.code == 2 and "is not valid JSON" in out.stderr
+    assert "Traceback" not in out.stderr
