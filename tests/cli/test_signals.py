@@ -1,0 +1,71 @@
+"""Ctrl-C and SIGTERM while scoring: ffmpeg is stopped, temp folders removed, documented exit code."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ffmpeg_run
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == pid:
+            found.append(int(entry))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.fixture(scope="module")
+def long_pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    d = tmp_path_factory.mktemp("long")
+    ref = d / "ref.mp4"
+    ffmpeg_run("-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=25:duration=40", "-c:v", "libx264",
+               "-preset", "ultrafast", "-crf", "30", str(ref))
+    return ref, ref
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_signal_during_scoring_stops_everything(long_pair: tuple[Path, Path], sig: int) -> None:
+    before = set(os.listdir(tempfile.gettempdir()))
+    proc = subprocess.Popen([sys.executable, "-m", "vmafx_core", "run", str(long_pair[0]), str(long_pair[1])],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    ffmpeg_pid = None
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and ffmpeg_pid is None:
+        for child in _children(proc.pid):
+            cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
+            if b"libvmaf" in cmdline:
+                ffmpeg_pid = child
+        time.sleep(0.05)
+    assert ffmpeg_pid is not None, "scoring never started"
+    time.sleep(0.5)
+    proc.send_signal(sig)
+    _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 130, stderr
+    assert "interrupted" in stderr and "Traceback" not in stderr
+    assert not _alive(ffmpeg_pid)
+    leftovers = {n for n in set(os.listdir(tempfile.gettempdir())) - before if n.startswith("vmafx-")}
+    assert not leftovers

@@ -1,0 +1,87 @@
+"""Small pieces whose mistakes would be silent: pooling, secrets, ffmpeg input scripts, stream parsing."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from vmafx_core.ffmpeg import InputArgs, _ffconcat_script, parse_stream_info
+from vmafx_core.pixfmt import frame_bytes
+from vmafx_core.process import redact
+from vmafx_core.result import percentile, pool
+from vmafx_core.types import PreparedInput, RawVideo
+
+
+def test_pool_matches_definitions() -> None:
+    values = [10.0, 20.0, 30.0, 40.0]
+    p = pool(values)
+    assert p.mean == 25.0 and p.min == 10.0 and p.max == 40.0
+    assert p.harmonic_mean == pytest.approx(4 / sum(1 / (v + 1) for v in values) - 1)
+    assert p.p50 == 25.0 and p.p1 == pytest.approx(10.3)
+    assert p.stdev == pytest.approx(11.180339887)
+
+
+def test_pool_prefers_libvmaf_pooled_values() -> None:
+    p = pool([1.0, 2.0], {"mean": 1.4999999, "harmonic_mean": 1.4, "min": 1.0, "max": 2.0})
+    assert p.mean == 1.4999999 and p.harmonic_mean == 1.4
+
+
+def test_percentile_single_value() -> None:
+    assert percentile([7.0], 5) == 7.0
+
+
+def test_frame_bytes() -> None:
+    assert frame_bytes("yuv420p", 320, 240) == 115200
+    assert frame_bytes("yuv420p10le", 320, 240) == 230400
+    assert frame_bytes("yuv444p", 2, 2) == 12
+    assert frame_bytes("yuv420p", 3, 3) == 9 + 2 * 4
+
+
+def test_redact_removes_secrets_and_url_credentials() -> None:
+    text = "GET http://user:s3cr3t@127.0.0.1:80/x failed; key s3cr3t"
+    out = redact(text, ["s3cr3t"])
+    assert "s3cr3t" not in out and "user" not in out
+    assert "http://***@127.0.0.1:80/x" in out
+
+
+def test_secret_url_goes_through_a_pipe_not_argv() -> None:
+    prepared = PreparedInput(role="reference", url="http://u:pw@127.0.0.1:9/b/x.mp4", display="s3://b/x.mp4",
+                             url_has_secret=True, input_options=("-rw_timeout", "5000000"), secrets=("pw",))
+    with InputArgs(prepared, None) as inp:
+        assert not any("pw" in a for a in inp.args)
+        assert inp.args[-2] == "-i" and inp.args[-1] == f"/dev/fd/{inp.pass_fds[0]}"
+        script = os.read(inp.pass_fds[0], 4096).decode()
+    assert script == "ffconcat version 1.0\nfile 'http://u:pw@127.0.0.1:9/b/x.mp4'\noption rw_timeout 5000000\n"
+
+
+def test_raw_secret_url_gets_rawvideo_hints() -> None:
+    prepared = PreparedInput(role="distorted", url="http://u:pw@127.0.0.1:9/b/x.raw", display="s3://b/x.raw",
+                             url_has_secret=True)
+    script = _ffconcat_script(prepared, RawVideo(320, 240, "yuv420p10le", 24.0))
+    assert "file 'http://u:pw@127.0.0.1:9/b/x.raw?vmafx=.yuv'" in script
+    assert "option format_whitelist rawvideo" in script
+    assert "option video_size 320x240" in script and "option pixel_format yuv420p10le" in script
+
+
+def test_plain_input_args() -> None:
+    prepared = PreparedInput(role="reference", url="file:/a/b.yuv", display="/a/b.yuv")
+    with InputArgs(prepared, RawVideo(8, 8, "yuv420p", 25.0)) as inp:
+        assert inp.args == ["-f", "rawvideo", "-video_size", "8x8", "-pixel_format", "yuv420p",
+                            "-framerate", "25.0", "-i", "file:/a/b.yuv"]
+        assert inp.pass_fds == []
+
+
+def test_parse_stream_info_with_commas_in_parentheses() -> None:
+    stderr = """Input #0, mov,mp4,m4a,3gp,3g2,mj2, from 'x.mp4':
+  Duration: 00:00:04.00, start: 0.000000, bitrate: 1662 kb/s
+  Stream #0:0[0x1](und): Video: h264 (High 10) (avc1 / 0x31637661), yuv420p10le(tv, bt709, progressive), 1920x1080 [SAR 1:1 DAR 16:9], 1659 kb/s, 25 fps, 25 tbr, 12800 tbn (default)
+"""
+    info = parse_stream_info(stderr)
+    assert info is not None
+    assert (info.codec, info.pix_fmt, info.width, info.height, info.fps) == ("h264", "yuv420p10le", 1920, 1080, 25)
+    assert info.expected_frames == 100
+
+
+def test_parse_stream_info_without_video() -> None:
+    assert parse_stream_info("  Stream #0:0: Audio: aac, 48000 Hz, stereo\n") is None
