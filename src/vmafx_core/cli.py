@@ -80,9 +80,13 @@ class _Bar:
         self.last = now
         if total:
             pct = min(done / total, 1.0)
-            eta = (total - done) / fps if fps > 0 else 0
             bar = "#" * int(pct * 30)
-            text = f"\r[{bar:<30}] {done}/{total} frames {fps:6.1f} fps ETA {int(eta) // 60}:{int(eta) % 60:02d}"
+            if fps > 0:
+                eta = int(max(total - done, 0) / fps)
+                eta_text = f"{eta // 60}:{eta % 60:02d}"
+            else:
+                eta_text = "-:--"
+            text = f"\r[{bar:<30}] {done}/{total} frames {fps:6.1f} fps ETA {eta_text}"
         else:
             text = f"\r{done} frames {fps:6.1f} fps"
         click.echo(text, err=True, nl=False)
