@@ -4,13 +4,18 @@
 stops its children in the right order), reads its stderr on a thread into a bounded tail with
 secrets redacted, and always reaps it: `stop()` sends SIGTERM, waits a bounded time, then SIGKILL.
 Every live child is also in a module registry that `stop_all()` drains, the last line of defence
-when the interpreter is on its way out.
+when the interpreter is on its way out. On Linux each child also gets SIGTERM from the kernel if
+vmafx itself is killed outright (SIGKILL, OOM), so no rclone server outlives the job that started
+it. The kernel ties that signal to the thread that started the child: start children from a thread
+that outlives them (the main thread, or the thread that waits for them).
 """
 
 from __future__ import annotations
 
 import atexit
 import collections
+import ctypes
+import ctypes.util
 import itertools
 import logging
 import os
@@ -29,6 +34,25 @@ _URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s'\"]
 _live: set[Child] = set()
 _live_lock = threading.Lock()
 _started = itertools.count()
+
+
+_PR_SET_PDEATHSIG = 1
+try:
+    _prctl = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True).prctl
+except (OSError, AttributeError):  # not Linux: children are still reaped by stop()/stop_all()
+    _prctl = None
+
+
+def _die_with_parent(parent: int) -> Callable[[], None] | None:
+    if _prctl is None:
+        return None
+
+    def setup() -> None:  # runs in the child between fork and exec: only async-signal-safe calls
+        _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(1)
+
+    return setup
 
 
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
@@ -72,6 +96,7 @@ class Child:
             stdout=stdout,
             stderr=subprocess.PIPE,
             start_new_session=True,
+            preexec_fn=_die_with_parent(os.getpid()),  # noqa: PLW1509 - only prctl and getppid run there
         )
         with _live_lock:
             _live.add(self)

@@ -67,5 +67,25 @@ def test_signal_during_scoring_stops_everything(long_pair: tuple[Path, Path], si
     assert proc.returncode == 130, stderr
     assert "interrupted" in stderr and "Traceback" not in stderr
     assert not _alive(ffmpeg_pid)
-    leftovers = {n for n in set(os.listdir(tempfile.gettempdir())) - before if n.startswith("vmafx-")}
+    leftovers = {n for n in set(os.listdir(tempfile.gettempdir())) - before if n.startswith("vmafx-libvmaf-")}
     assert not leftovers
+
+
+def test_children_die_when_vmafx_is_killed_outright(long_pair: tuple[Path, Path]) -> None:
+    """SIGKILL gives vmafx no chance to clean up: the kernel must end its children."""
+    proc = subprocess.Popen([sys.executable, "-m", "vmafx_core", "run", str(long_pair[0]), str(long_pair[1])],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ffmpeg_pid = None
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and ffmpeg_pid is None:
+        for child in _children(proc.pid):
+            if b"libvmaf" in Path(f"/proc/{child}/cmdline").read_bytes():
+                ffmpeg_pid = child
+        time.sleep(0.05)
+    assert ffmpeg_pid is not None, "scoring never started"
+    proc.kill()
+    proc.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and _alive(ffmpeg_pid):
+        time.sleep(0.05)
+    assert not _alive(ffmpeg_pid)
