@@ -280,44 +280,53 @@ def plugins(as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
 @click.option("--ffmpeg", "ffmpeg_path", help="ffmpeg binary to check.")
 def doctor(as_json: bool, ffmpeg_path: str | None) -> None:
-    """Check that ffmpeg with libvmaf and every plugin are usable here, and say why not."""
+    """Check that ffmpeg with libvmaf and every plugin are usable here, and say why not.
+
+    Exits 3 when something every job needs is missing (ffmpeg, libvmaf, a usable storage backend)
+    or a plugin failed to load; a backend that is merely unusable here (say rclone-mount without
+    /dev/fuse) is reported with its reason but does not fail the check.
+    """
     from vmafx_core.ffmpeg import ffmpeg_info, find_ffmpeg
 
     with _user_errors():
         checks: list[dict[str, Any]] = []
+
+        def check(name: str, ok: bool, detail: str, required: bool = True) -> None:
+            checks.append({"check": name, "ok": ok, "required": required, "detail": detail})
+
         try:
             path = find_ffmpeg(ffmpeg_path)
             info = ffmpeg_info(path)
-            checks.append({"check": "ffmpeg", "ok": True, "detail": f"{info.version} at {path}"})
-            checks.append({"check": "libvmaf", "ok": info.has_libvmaf,
-                           "detail": "libvmaf filter present" if info.has_libvmaf else
-                           "this ffmpeg has no libvmaf filter: use the imageio-ffmpeg wheel or set VMAFX_FFMPEG"})
+            check("ffmpeg", True, f"{info.version} at {path}")
+            check("libvmaf", info.has_libvmaf, "libvmaf filter present" if info.has_libvmaf else
+                  "this ffmpeg has no libvmaf filter: use the imageio-ffmpeg wheel or set VMAFX_FFMPEG")
         except VmafxError as exc:
-            checks.append({"check": "ffmpeg", "ok": False, "detail": str(exc)})
+            check("ffmpeg", False, str(exc))
         pl = Plugins()
-        for info_ in pl.failures():
-            checks.append({"check": f"plugin {info_.name}", "ok": False,
-                           "detail": f"package {info_.package} failed to load: {info_.error}"})
+        for failed in pl.failures():
+            check(f"plugin {failed.name}", False, f"package {failed.package} failed to load: {failed.error}")
+        usable_storage = 0
         try:
             for name, p in pl.storage_backends().items():
                 a = p.item.availability()
-                checks.append({"check": f"storage {name}", "ok": a.usable,
-                               "detail": f"{p.package}: " + ("usable" if a.usable else a.reason)})
+                usable_storage += a.usable
+                check(f"storage {name}", a.usable, f"{p.package}: " + ("usable" if a.usable else a.reason),
+                      required=False)
             for name, p in pl.scorers().items():
                 a = p.item.availability()
-                checks.append({"check": f"scorer {name}", "ok": a.usable,
-                               "detail": f"{p.package}: " + ("usable" if a.usable else a.reason)})
+                check(f"scorer {name}", a.usable, f"{p.package}: " + ("usable" if a.usable else a.reason),
+                      required=False)
         except VmafxError as exc:
-            checks.append({"check": "plugins", "ok": False, "detail": str(exc)})
-        if not any(c["check"].startswith("storage ") for c in checks):
-            checks.append({"check": "storage", "ok": False,
-                           "detail": "no storage plugin installed: pip install vmafx-local vmafx-rclone-http"})
-        ok = all(c["ok"] for c in checks)
+            check("plugins", False, str(exc))
+        if not usable_storage:
+            check("storage", False, "no usable storage backend: pip install vmafx-local vmafx-rclone-http")
+        ok = all(c["ok"] for c in checks if c["required"])
         if as_json:
             click.echo(json.dumps({"ok": ok, "checks": checks}, indent=2))
         else:
             for c in checks:
-                click.echo(f"[{'ok' if c['ok'] else 'XX'}] {c['check']:<22} {c['detail']}")
+                mark = "ok" if c["ok"] else "XX" if c["required"] else "--"
+                click.echo(f"[{mark}] {c['check']:<22} {c['detail']}")
         if not ok:
             sys.exit(int(ExitCode.ENVIRONMENT))
 

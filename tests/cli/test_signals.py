@@ -67,7 +67,8 @@ def test_signal_during_scoring_stops_everything(long_pair: tuple[Path, Path], si
     assert proc.returncode == 130, stderr
     assert "interrupted" in stderr and "Traceback" not in stderr
     assert not _alive(ffmpeg_pid)
-    leftovers = {n for n in set(os.listdir(tempfile.gettempdir())) - before if n.startswith("vmafx-libvmaf-")}
+    leftovers = {n for n in set(os.listdir(tempfile.gettempdir())) - before
+                 if n.startswith(f"vmafx-libvmaf-{proc.pid}-")}
     assert not leftovers
 
 
@@ -89,3 +90,11 @@ def test_children_die_when_vmafx_is_killed_outright(long_pair: tuple[Path, Path]
     while time.monotonic() < deadline and _alive(ffmpeg_pid):
         time.sleep(0.05)
     assert not _alive(ffmpeg_pid)
+    # the killed run could not remove its temp folder; the next run does
+    left = [n for n in os.listdir(tempfile.gettempdir()) if n.startswith(f"vmafx-libvmaf-{proc.pid}-")]
+    assert left
+    tiny = long_pair[0].parent / "tiny.mp4"
+    ffmpeg_run("-f", "lavfi", "-i", "testsrc2=size=64x64:rate=5:duration=1", str(tiny))
+    again = subprocess.run([sys.executable, "-m", "vmafx_core", "run", str(tiny), str(tiny)], capture_output=True)
+    assert again.returncode == 0
+    assert not [n for n in os.listdir(tempfile.gettempdir()) if n.startswith(f"vmafx-libvmaf-{proc.pid}-")]

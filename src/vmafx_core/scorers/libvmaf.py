@@ -14,7 +14,6 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -23,7 +22,7 @@ from typing import IO, Any, Literal, NewType
 
 import attrs
 
-from vmafx_core import hookimpl
+from vmafx_core import hookimpl, tempdirs
 from vmafx_core.errors import BadInput, JobFailed
 from vmafx_core.job import NonNegativeInt, PositiveInt, converter
 from vmafx_core.ffmpeg import InputArgs, StreamInfo, probe, require_libvmaf
@@ -149,7 +148,7 @@ def score(request: ScoreRequest) -> ScoreOutput:
     if _is_model_file(options.model) and not Path(options.model).is_file():
         raise BadInput(f"model file {options.model} does not exist")
     ref_info, dis_info = _probe_both(ffmpeg, request)
-    workdir = tempfile.mkdtemp(prefix="vmafx-libvmaf-")
+    workdir = tempdirs.make("libvmaf")
     try:
         log_path = os.path.join(workdir, "vmaf.json")
         graph = build_filter_graph(ref_info, dis_info, options, request.alignment, log_path)
