@@ -141,6 +141,23 @@ def test_start_can_wait_for_notify_socket_ready(tmp_path: Path) -> None:
     assert not os.path.exists(notify_dir)
 
 
+def test_start_can_wait_for_a_polled_condition(tmp_path: Path) -> None:
+    (tmp_path / "v.mp4").write_bytes(b"x")
+    settings = RcloneSettings.from_options()
+    calls: list[float] = []
+
+    def listening() -> bool:
+        calls.append(time.monotonic())
+        return len(calls) >= 3
+
+    targets = [settings.resolve(f"localt:{tmp_path}/v.mp4")]
+    (root,) = group_by_root(targets)
+    args = ["serve", "http", root.spec, "--addr", "127.0.0.1:0", "--read-only"]
+    with settings.start(args, root=root, targets=targets, name="rclone serve http", timeout=30,
+                        ready_check=listening) as process:
+        assert process.alive() and len(calls) == 3
+
+
 def test_unknown_remote_is_one_line_bad_input(tmp_path: Path) -> None:
     settings = RcloneSettings.from_options()
     with pytest.raises(BadInput) as info:

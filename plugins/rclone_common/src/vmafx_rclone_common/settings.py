@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -61,7 +61,8 @@ class RcloneSettings:
 
     def start(self, args: Sequence[str], *, root: RemoteRoot, targets: Sequence[RemotePath], name: str,
               timeout: float, subject: str | None = None, ready_line: re.Pattern[str] | None = None,
-              notify: bool = False, extra_env: Mapping[str, str] | None = None, drop_env: Iterable[str] = (),
+              notify: bool = False, ready_check: Callable[[], bool] | None = None,
+              extra_env: Mapping[str, str] | None = None, drop_env: Iterable[str] = (),
               secrets: Sequence[str] = (), term_timeout: float = 5.0) -> RcloneProcess:
         """Start `rclone ARGS...` for `root` and wait until it is ready (see `start_rclone`).
 
@@ -71,8 +72,9 @@ class RcloneSettings:
         scheme = next((t.scheme for t in targets if t.scheme), None)
         return start_rclone([self.binary, *args], env=self.env(extra_env, drop_env), name=name,
                             target=root.spec, timeout=timeout, remote_name=root.remote.split(",", 1)[0],
-                            ready_line=ready_line, notify=notify, secrets=secrets, subject=subject,
-                            config_hint=self.config_hint(), scheme=scheme, term_timeout=term_timeout)
+                            ready_line=ready_line, notify=notify, ready_check=ready_check, secrets=secrets,
+                            subject=subject, config_hint=self.config_hint(), scheme=scheme,
+                            term_timeout=term_timeout)
 
     def explain(self, tail: str, *, subject: str, target: RemotePath) -> VmafxError | None:
         """`explain_storage_error` with this job's config hint; None when nothing is recognised."""

@@ -306,6 +306,16 @@ class RemoteRoot:
         """What rclone is given: `remote:folder`."""
         return f"{self.remote}:{self.folder}"
 
+    @property
+    def folder_spec(self) -> str:
+        """`spec` with a trailing slash, which tells rclone the root is a folder.
+
+        Without it, object-store backends first HEAD the root to see whether it is a file; a store
+        that refuses the credentials then makes `rclone mount` exit with "is a file not a
+        directory" instead of reporting the refusal. The slash also saves that request.
+        """
+        return self.spec if self.spec.endswith((":", "/")) else self.spec + "/"
+
     def relative(self, target: RemotePath) -> str:
         """`target`'s path below this folder, with '/' separators and no leading slash."""
         folder = self.folder.strip("/")

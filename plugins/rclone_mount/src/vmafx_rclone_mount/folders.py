@@ -1,0 +1,154 @@
+"""Mount folders named after the process that owns them, and cleaning those of runs that died.
+
+A run killed outright (SIGKILL, OOM, a container stop) cannot unmount. Its folder's name says who
+made it: `vmafx-mount-<pid>-<start>-<pidns>-<random>`, with the owner's start time (so a reused
+pid is not mistaken for the owner) and pid namespace (in another namespace the pid means nothing,
+so the folder is left alone: it may be a live mount of a job in another container sharing the temp
+dir). Only folders whose owner is surely dead are touched, so concurrent jobs keep their mounts.
+Folders are only ever removed with rmdir, never recursively: a folder that is still a mount would
+otherwise have its remote contents deleted.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import re
+import tempfile
+
+import attrs
+
+from vmafx_rclone_mount.fuse import FUSERMOUNT, mount_table, unmount
+
+log = logging.getLogger(__name__)
+
+PREFIX = "vmafx-mount-"
+_NAME = re.compile(r"^vmafx-mount-(?P<pid>\d+)-(?:(?P<start>\d+)-(?P<pidns>\d+)-)?.")
+
+
+def temp_root() -> str:
+    """The temp dir as the mount table spells it (symlinks resolved)."""
+    return os.path.realpath(tempfile.gettempdir())
+
+
+def _start_time(pid: int | str) -> tuple[str, int] | None:
+    """(state, start time in clock ticks since boot) of a process, or None when there is none."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as stat:
+            text = stat.read()
+    except OSError:
+        return None
+    fields = text[text.rindex(")") + 2:].split()
+    return fields[0], int(fields[19])
+
+
+def _pid_namespace(pid: int | str) -> int | None:
+    try:
+        return os.stat(f"/proc/{pid}/ns/pid").st_ino
+    except OSError:
+        return None
+
+
+@attrs.frozen
+class Owner:
+    """The vmafx process a mount folder belongs to, as recorded in its name."""
+
+    pid: int
+    start: int | None = None
+    pidns: int | None = None
+
+    @classmethod
+    def me(cls) -> Owner:
+        found = _start_time("self")
+        return cls(os.getpid(), found[1] if found else None, _pid_namespace("self"))
+
+    @classmethod
+    def from_name(cls, name: str) -> Owner | None:
+        match = _NAME.match(name)
+        if not match:
+            return None
+        start, pidns = match.group("start"), match.group("pidns")
+        return cls(int(match.group("pid")), int(start) if start else None, int(pidns) if pidns else None)
+
+    def prefix(self) -> str:
+        if self.start is None or self.pidns is None:
+            return f"{PREFIX}{self.pid}-"
+        return f"{PREFIX}{self.pid}-{self.start}-{self.pidns}-"
+
+    def alive(self) -> bool | None:
+        """True if the owner runs, False if it surely does not, None if that cannot be told from here."""
+        if self.pidns is not None and self.pidns != _pid_namespace("self"):
+            return None
+        found = _start_time(self.pid)
+        if found is None:
+            return False
+        state, start = found
+        if state in ("Z", "X"):  # exited; its parent has not reaped it yet
+            return False
+        return self.start is None or self.start == start
+
+
+def make_folder() -> str:
+    """A new private (0700) mount folder in the temp dir, named after this process."""
+    return tempfile.mkdtemp(prefix=Owner.me().prefix(), dir=temp_root())
+
+
+def _uid_of(path: str, entry_uid: int | None) -> int | None:
+    try:
+        return os.lstat(path).st_uid
+    except OSError:  # a stale mount answers ENOTCONN even to lstat: the mount table knows its maker
+        return entry_uid
+
+
+def clean_leftovers(fusermount: str, folder: str | None = None) -> list[str]:
+    """Unmount and remove the mount folders of vmafx runs that died; returns the folders removed.
+
+    Each problem is logged with the command that would fix it; nothing here raises, so a leftover
+    never stops a new job (its own folder has a fresh name).
+    """
+    base = folder or temp_root()
+    try:
+        names = sorted(n for n in os.listdir(base) if n.startswith(PREFIX))
+    except OSError as exc:
+        log.debug("cannot list %s for leftover mounts: %s", base, exc)
+        return []
+    removed = []
+    table = mount_table() if names else {}
+    for name in names:
+        owner = Owner.from_name(name)
+        if owner is None or owner.alive() is not False:
+            continue
+        path = os.path.join(base, name)
+        entry = table.get(path)
+        uid = _uid_of(path, entry.user_id if entry else None)
+        if os.geteuid() != 0 and uid is not None and uid != os.geteuid():
+            log.debug("leaving %s alone: it belongs to uid %d", path, uid)
+            continue
+        if _clean(path, owner, fusermount, mounted=entry is not None):
+            removed.append(path)
+    return removed
+
+
+def _clean(path: str, owner: Owner, fusermount: str, *, mounted: bool) -> bool:
+    if mounted:
+        problem = unmount(path, fusermount, lazy=True)
+        if problem is not None:
+            log.warning("a mount left by vmafx process %d, which is gone, is still at %s and could not be "
+                        "unmounted (%s); run `%s -uz %s` as its owner", owner.pid, path, problem, FUSERMOUNT,
+                        path)
+            return False
+    try:
+        os.rmdir(path)
+    except FileNotFoundError:  # a concurrent job cleaned it first
+        return False
+    except OSError as exc:
+        hint = "it holds files vmafx did not put there" if exc.errno == errno.ENOTEMPTY else exc.strerror
+        log.warning("could not remove %s, left by vmafx process %d, which is gone: %s", path, owner.pid, hint)
+        return False
+    if mounted:
+        log.warning("unmounted and removed %s, a mount left by vmafx process %d, which did not finish",
+                    path, owner.pid)
+    else:
+        log.info("removed the empty mount folder %s left by vmafx process %d", path, owner.pid)
+    return True

@@ -1,0 +1,49 @@
+"""The `rclone-mount` storage backend: remote inputs through a private, read-only rclone FUSE mount."""
+
+from __future__ import annotations
+
+from vmafx_rclone_common import handles_uri, rclone_availability
+
+from vmafx_core import hookimpl
+from vmafx_core.types import Availability, StorageBackend
+from vmafx_rclone_mount.fuse import FUSERMOUNT, find_fusermount, fuse_device_problem
+from vmafx_rclone_mount.mount import prepare
+
+
+def availability() -> Availability:
+    """Usable when /dev/fuse opens, fusermount3 is on PATH and rclone runs; the reason names each gap.
+
+    Cheap enough for every `--storage auto` choice, and never raises: a broken check is a reason.
+    """
+    try:
+        problems = []
+        device = fuse_device_problem()
+        if device:
+            problems.append(device)
+        fusermount = find_fusermount()
+        if fusermount is None:
+            problems.append(f"{FUSERMOUNT} is not on PATH (Debian: apt-get install fuse3)")
+        rclone = rclone_availability()
+        if not rclone.usable:
+            problems.append(rclone.reason)
+        if problems:
+            return Availability(False, "; ".join(problems))
+        return Availability(True, f"{rclone.reason}; {FUSERMOUNT} at {fusermount}")
+    except Exception as exc:  # noqa: BLE001 - availability must answer, not raise
+        return Availability(False, f"could not check FUSE and rclone: {exc}")
+
+
+BACKEND = StorageBackend(
+    name="rclone-mount",
+    description="remote:path, s3://, gs://, azblob://, sftp:// read through a private read-only rclone "
+                "FUSE mount",
+    handles=handles_uri,
+    prepare=prepare,
+    availability=availability,
+    auto_priority=10,
+)
+
+
+@hookimpl
+def vmafx_storage_backends() -> list[StorageBackend]:
+    return [BACKEND]
