@@ -16,11 +16,11 @@ import select
 import shutil
 import signal
 import socket
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
+from vmafx_core import tempdirs
 from vmafx_core.errors import BadInput, EnvironmentMissing, JobFailed, VmafxError
 from vmafx_core.process import Child
 
@@ -119,7 +119,7 @@ class _NotifySocket:
     """A private `$NOTIFY_SOCKET` (a datagram socket in a 0700 folder) that rclone reports READY=1 on."""
 
     def __init__(self) -> None:
-        self.folder = tempfile.mkdtemp(prefix="vmafx-rclone-notify-")
+        self.folder = tempdirs.make("rclone-notify")  # owner pid in the name: a killed run's is swept
         self.path = os.path.join(self.folder, "notify")
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         try:
