@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import run_vmafx
+from tests.conftest import Media, run_vmafx
 
 pytestmark = pytest.mark.docker_image
 
@@ -257,10 +257,23 @@ def test_rclone_mount_backend_in_the_image(node_image: str, tmp_path: Path) -> N
     assert mounted["metrics"]["vmaf"]["mean"] == pytest.approx(direct["metrics"]["vmaf"]["mean"], abs=1e-6)
 
 
-# PLACEHOLDER (lead): test_s3_pair_through_rclone_http_in_the_image
-#   To be added once the `s3_server` fixture of tests/integration/conftest.py lands: upload a pair
-#   to the S3 server from the test process, then
-#   `docker run --rm --network host -v CONF:/etc/vmafx/rclone.conf:ro IMAGE run s3://B/r s3://B/d --json`
-#   (or env-only remotes: `-e VMAFX_RCLONE_CONFIG= -e RCLONE_CONFIG_S3_TYPE=s3 ...` through --env-file,
-#   never argv), and assert its VMAF equals `vmafx run` on the same pair as local files. The mounted
-#   config must be readable by uid 10001 (mode 0644), and the server must listen on 127.0.0.1.
+def test_s3_pair_through_rclone_http_in_the_image(node_image: str, s3_server: Any, bucket: str, media: Media,
+                                                  tmp_path: Path) -> None:
+    """The node reads an S3 pair through rclone-http with a mounted config, and scores it like the host."""
+    s3_server.put_file(bucket, "ref.mp4", media.ref)
+    s3_server.put_file(bucket, "dis.mp4", media.dis)
+    conf = tmp_path / "rclone.conf"
+    conf.write_text("[s3]\ntype = s3\nprovider = Other\n"
+                    f"endpoint = {s3_server.endpoint}\naccess_key_id = {s3_server.access_key}\n"
+                    f"secret_access_key = {s3_server.secret_key}\nforce_path_style = true\n")
+    conf.chmod(0o644)  # read by the image's non-root user
+    proc = docker_run(node_image, "run", f"s3://{bucket}/ref.mp4", f"s3://{bucket}/dis.mp4", "--json",
+                      options=["-v", f"{conf}:/etc/vmafx/rclone.conf:ro"])
+    assert proc.returncode == 0, _explain(proc)
+    inside = json.loads(proc.stdout)
+    assert inside["provenance"]["storage"] == {"reference": "rclone-http", "distorted": "rclone-http"}
+    assert s3_server.secret_key not in proc.stdout + proc.stderr
+    local = run_vmafx("run", str(media.ref), str(media.dis), "--json")
+    assert local.code == 0, local.stderr
+    assert inside["frames_scored"] == local.json()["frames_scored"]
+    assert inside["metrics"]["vmaf"]["mean"] == local.json()["metrics"]["vmaf"]["mean"]

@@ -1,0 +1,78 @@
+"""The integration harness shared by every integration test.
+
+A session-scoped S3 server in a container (see s3server.py), a fresh bucket per test, and an
+autouse check that each test leaves no rclone process, no FUSE mount and no vmafx temp folder.
+Without a Docker engine these tests are skipped, except under CI (CI=true), where they must run.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from tests.integration import leftovers
+from tests.integration.s3server import RunningServer, S3Server, docker_problem
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = os.path.dirname(__file__)
+    for item in items:
+        if str(item.fspath).startswith(here):
+            item.add_marker(pytest.mark.integration)
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(f"CI is set but {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    problem = docker_problem()
+    if problem:
+        _unavailable(problem)
+    running = RunningServer()
+    try:
+        yield running.start()
+    finally:
+        running.stop()
+
+
+@pytest.fixture
+def bucket(s3_server: S3Server) -> str:
+    return s3_server.make_bucket("t-" + secrets.token_hex(6))
+
+
+@pytest.fixture(autouse=True)
+def nothing_left_behind() -> Iterator[None]:
+    rclone_before = leftovers.rclone_pids()
+    mounts_before = leftovers.fuse_mounts()
+    temp_before = leftovers.temp_entries()
+    yield
+    deadline = time.monotonic() + 5
+    while True:
+        rclone = leftovers.rclone_pids() - rclone_before
+        mounts = leftovers.fuse_mounts() - mounts_before
+        temp = leftovers.temp_entries() - temp_before
+        if not (rclone or mounts or temp) or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    problems = []
+    if rclone:
+        described = [f"{pid} ({leftovers.describe(pid)})" for pid in sorted(rclone)]
+        problems.append("rclone processes: " + ", ".join(described))
+        leftovers.kill(rclone)
+    if mounts:
+        problems.append("FUSE mounts: " + ", ".join(sorted(mounts)))
+        for mount in mounts:
+            subprocess.run(["fusermount3", "-uz", mount], capture_output=True)
+    if temp:
+        problems.append("temp folders: " + ", ".join(sorted(temp)))
+    if problems:
+        pytest.fail("the test left things behind: " + "; ".join(problems), pytrace=False)
