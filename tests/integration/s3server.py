@@ -27,9 +27,10 @@ import attrs
 
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")  # the Ryuk image cannot be pulled here
 
-import docker  # noqa: E402
 from minio import Minio  # noqa: E402
 from testcontainers.core.container import DockerContainer  # noqa: E402
+
+import docker  # noqa: E402
 
 log = logging.getLogger("vmafx.tests.s3")
 
@@ -200,7 +201,7 @@ class RunningServer:
             "credentials": [{"accessKey": self.access_key, "secretKey": self.secret_key}],
             "actions": ["Admin", "Read", "List", "Tagging", "Write"],
         }]}))
-        os.chmod(self._config_dir, 0o755)
+        os.chmod(self._config_dir, 0o755)  # noqa: S103 - the container reads it; it holds test-only keys
         os.chmod(config, 0o644)
         p = self._ports
         command = (f"server -ip=127.0.0.1 -ip.bind=127.0.0.1 -dir=/data -master.port={p['master']} "

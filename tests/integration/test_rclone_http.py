@@ -12,14 +12,13 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import Media, ffmpeg_run, run_vmafx
+from tests.integration.procwatch import Watcher
 
 pytestmark = pytest.mark.integration
 
@@ -147,59 +146,12 @@ def test_unknown_remote_is_one_clear_line(s3_server: Any, media: Media) -> None:
     assert "Traceback" not in out.stderr
 
 
-def _children(pid: int) -> list[int]:
-    kids = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                kids.append(int(entry))
-    return kids
-
-
-class _Watcher:
-    """Samples vmafx's child processes while it runs: argv, bytes written, peak memory."""
-
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-        self.cmdlines: dict[int, bytes] = {}
-        self.write_bytes: dict[int, int] = {}
-        self.peak_rss_kib: dict[int, int] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            for kid in _children(self.pid):
-                try:
-                    self.cmdlines.setdefault(kid, Path(f"/proc/{kid}/cmdline").read_bytes())
-                    io = dict(line.split(": ") for line in Path(f"/proc/{kid}/io").read_text().splitlines())
-                    self.write_bytes[kid] = int(io["write_bytes"])
-                    for line in Path(f"/proc/{kid}/status").read_text().splitlines():
-                        if line.startswith("VmHWM:"):
-                            self.peak_rss_kib[kid] = int(line.split()[1])
-                except (OSError, KeyError, ValueError):
-                    pass
-            time.sleep(0.02)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def named(self, name: bytes) -> list[int]:
-        return [pid for pid, cmd in self.cmdlines.items() if os.path.basename(cmd.split(b"\0")[0]).startswith(name)]
-
-
 def test_secret_never_in_any_argv(s3_server: Any, bucket: str, media: Media) -> None:
     _upload(s3_server, bucket, {"ref.mp4": media.ref, "dis.mp4": media.dis})
     proc = subprocess.Popen([sys.executable, "-m", "vmafx_core", "run", f"s3://{bucket}/ref.mp4",
                              f"s3://{bucket}/dis.mp4", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             env={**os.environ, **_env(s3_server)})
-    watcher = _Watcher(proc.pid)
+    watcher = Watcher(proc.pid)
     stdout, stderr = proc.communicate(timeout=300)
     watcher.stop()
     assert proc.returncode == 0, stderr
@@ -234,7 +186,7 @@ def test_one_gib_source_streams_without_writing_to_disk(s3_server: Any, bucket: 
                              f"s3://{bucket}/big/source.yuv", "--width", str(width), "--height", str(height),
                              "--pix-fmt", "yuv420p", "--fps", "25", "--json"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, **_env(s3_server)})
-    watcher = _Watcher(proc.pid)
+    watcher = Watcher(proc.pid)
     stdout, stderr = proc.communicate(timeout=1200)
     watcher.stop()
     assert proc.returncode == 0, stderr

@@ -1,0 +1,55 @@
+"""Watching what vmafx's child processes do while it runs: argv, bytes written, peak memory."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+
+def _children(pid: int) -> list[int]:
+    kids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                kids.append(int(entry))
+    return kids
+
+
+class Watcher:
+    """Samples vmafx's child processes while it runs: argv, bytes written, peak memory."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.cmdlines: dict[int, bytes] = {}
+        self.write_bytes: dict[int, int] = {}
+        self.peak_rss_kib: dict[int, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for kid in _children(self.pid):
+                try:
+                    self.cmdlines.setdefault(kid, Path(f"/proc/{kid}/cmdline").read_bytes())
+                    io = dict(line.split(": ") for line in Path(f"/proc/{kid}/io").read_text().splitlines())
+                    self.write_bytes[kid] = int(io["write_bytes"])
+                    for line in Path(f"/proc/{kid}/status").read_text().splitlines():
+                        if line.startswith("VmHWM:"):
+                            self.peak_rss_kib[kid] = int(line.split()[1])
+                except (OSError, KeyError, ValueError):
+                    pass
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def named(self, name: bytes) -> list[int]:
+        return [pid for pid, cmd in self.cmdlines.items() if os.path.basename(cmd.split(b"\0")[0]).startswith(name)]
