@@ -142,6 +142,13 @@ def _raw_from_flags(width: int | None, height: int | None, pix_fmt: str | None,
 @click.option("--rclone-config", type=click.Path(path_type=Path),
               help="rclone config file (default: $VMAFX_RCLONE_CONFIG, then rclone's own).")
 @click.option("--ffmpeg", "ffmpeg_path", help="ffmpeg binary to use (default: $VMAFX_FFMPEG, then the wheel's).")
+@click.option("--timeout", type=float, help="Fail the job after this many seconds (default: no limit).")
+@click.option("--stall-timeout", type=float,
+              help="Fail when no frame is scored for this many seconds (default 60).")
+@click.option("--prepare-timeout", type=float, help="Seconds storage may take to get ready (default 60).")
+@click.option("--allow-root", "allow_roots", multiple=True,
+              help="Only read inputs under this local folder or remote prefix (repeatable; replaces the "
+                   "job file's allow_roots).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Also write the result JSON to this file.")
 @click.option("--frames", "frames_file", type=click.Path(path_type=Path),
@@ -151,7 +158,9 @@ def run(reference: str | None, distorted: str | None, job_file: Path | None, mod
         features: tuple[str, ...], n_subsample: int | None, n_threads: int | None, scale_filter: str | None,
         allow_frame_mismatch: bool | None, width: int | None, height: int | None, pix_fmt: str | None,
         fps: float | None, storage: str | None, rclone_config: Path | None, ffmpeg_path: str | None,
-        as_json: bool, output: Path | None, frames_file: Path | None, no_progress: bool) -> None:
+        timeout: float | None, stall_timeout: float | None, prepare_timeout: float | None,
+        allow_roots: tuple[str, ...], as_json: bool, output: Path | None, frames_file: Path | None,
+        no_progress: bool) -> None:
     """Score DISTORTED against REFERENCE (paths, file://, s3://..., or rclone remote:path)."""
     with _user_errors():
         plugins = Plugins()
@@ -183,6 +192,13 @@ def run(reference: str | None, distorted: str | None, job_file: Path | None, mod
             alignment["allow_frame_mismatch"] = allow_frame_mismatch
         if storage is not None:
             data["storage"] = storage
+        limits = data.setdefault("limits", {}) if isinstance(data.get("limits", {}), dict) else {}
+        for key, value in (("timeout", timeout), ("stall_timeout", stall_timeout),
+                           ("prepare_timeout", prepare_timeout)):
+            if value is not None:
+                limits[key] = value
+        if allow_roots:  # the operator's flags win over whatever a job file says
+            data["allow_roots"] = list(allow_roots)
         if rclone_config is not None:
             data.setdefault("storage_options", {})["rclone_config"] = str(rclone_config)
 

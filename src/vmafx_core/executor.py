@@ -40,19 +40,26 @@ def run_job(job: Job, options: Any, plugins: Plugins, *, ffmpeg: str | None = No
     requests = [InputRequest("reference", job.reference.uri, raws["reference"]),
                 InputRequest("distorted", job.distorted.uri, raws["distorted"])]
     backends = plugins.choose_storage([r.uri for r in requests], job.storage)
-    context = PrepareContext(options=dict(job.storage_options))
+    if job.allow_roots:
+        check_allowed(requests, backends, job.allow_roots, plugins)
+    limits = job.limits
+    deadline = started + limits.timeout if limits.timeout else None
+    context = PrepareContext(options=dict(job.storage_options), ready_timeout=limits.prepare_timeout)
 
     with contextlib.ExitStack() as stack:
-        prepared = _prepare(stack, requests, backends, context)
+        prepared = _prepare(stack, requests, backends, context, limits.prepare_retries)
         prepared_at = time.monotonic()
         for p in prepared.values():
+            if p.size == 0:
+                raise BadInput(f"{p.role} {p.display}: is empty (0 bytes)")
             raw = raws[p.role]
             if raw is not None and p.size is not None:
                 _check_raw_size(p, raw)
         output = scorer.score(ScoreRequest(
             reference=prepared["reference"], distorted=prepared["distorted"],
             reference_raw=raws["reference"], distorted_raw=raws["distorted"],
-            options=options, alignment=job.alignment, ffmpeg=ffmpeg_path, progress=progress))
+            options=options, alignment=job.alignment, ffmpeg=ffmpeg_path, progress=progress,
+            stall_timeout=limits.stall_timeout, deadline=deadline))
         scored_at = time.monotonic()
 
     frames = [dict(f) for f in output.frames]
@@ -102,20 +109,69 @@ def run_job(job: Job, options: Any, plugins: Plugins, *, ffmpeg: str | None = No
 
 
 def _prepare(stack: contextlib.ExitStack, requests: Sequence[InputRequest], backends: Sequence[StorageBackend],
-             context: PrepareContext) -> dict[str, PreparedInput]:
-    """Hand each backend all the inputs it serves, at once; keep the results by role."""
+             context: PrepareContext, retries: int) -> dict[str, PreparedInput]:
+    """Hand each backend all the inputs it serves, at once; keep the results by role.
+
+    A `JobFailed` while preparing (a server that did not come up, a store that did not answer) may
+    be passing, so it is retried `retries` times with a growing pause; a user's mistake
+    (`BadInput`) or a missing tool (`EnvironmentMissing`) is not.
+    """
     groups: dict[str, tuple[StorageBackend, list[InputRequest]]] = {}
     for request, backend in zip(requests, backends, strict=True):
         groups.setdefault(backend.name, (backend, []))[1].append(request)
     prepared: dict[str, PreparedInput] = {}
     for backend, group in groups.values():
         log.debug("storage %s prepares %s", backend.name, ", ".join(r.uri for r in group))
-        results = stack.enter_context(backend.prepare(group, context))
+        for attempt in range(retries + 1):
+            try:
+                results = stack.enter_context(backend.prepare(group, context))
+                break
+            except JobFailed as exc:
+                if attempt == retries:
+                    raise
+                pause = 0.5 * 2 ** attempt
+                log.warning("storage %s failed to prepare (%s); retrying in %.1fs (attempt %d of %d)",
+                            backend.name, exc, pause, attempt + 2, retries + 1)
+                time.sleep(pause)
         if len(results) != len(group):
             raise JobFailed(f"storage {backend.name!r} prepared {len(results)} inputs for {len(group)} requests")
         for request, result in zip(group, results, strict=True):
             prepared[request.role] = result
     return {"reference": prepared["reference"], "distorted": prepared["distorted"]}
+
+
+def check_allowed(requests: Sequence[InputRequest], backends: Sequence[StorageBackend], roots: Sequence[str],
+                  plugins: Plugins) -> None:
+    """Refuse any input outside the allowed roots, before anything starts.
+
+    Each input and each root is put in its backend's canonical form (a real path with `..` and
+    symlinks resolved for local files; `remote:path` for rclone), so `..`, symlinks or another
+    spelling of the same bucket cannot escape. A root matches whole path segments only.
+    """
+    all_backends = [p.item for p in plugins.storage_backends().values()]
+    canonical_roots: list[str] = []
+    for root in roots:
+        owners = [b for b in all_backends if b.handles(root)]
+        if not owners:
+            raise BadInput(f"--allow-root {root!r}: no installed storage backend understands it")
+        for backend in owners:
+            canonical_roots.append(_canonical(backend, root))
+    for request, backend in zip(requests, backends, strict=True):
+        where = _canonical(backend, request.uri)
+        if not any(_under(where, root) for root in canonical_roots):
+            raise BadInput(f"{request.role} {request.uri}: outside the allowed roots "
+                           f"({', '.join(roots)}); refused before reading anything")
+
+
+def _canonical(backend: StorageBackend, uri: str) -> str:
+    return backend.canonical(uri) if backend.canonical is not None else uri
+
+
+def _under(path: str, root: str) -> bool:
+    if path == root:
+        return True
+    prefix = root if root.endswith(("/", ":")) else root + "/"
+    return path.startswith(prefix)
 
 
 def _check_raw_size(prepared: PreparedInput, raw: RawVideo) -> None:

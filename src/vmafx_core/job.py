@@ -63,6 +63,20 @@ class Alignment:
 
 
 @attrs.frozen
+class Limits:
+    """Time bounds: a job fails in bounded time instead of hanging on stalled storage."""
+
+    #: seconds for the whole job, or None for no limit
+    timeout: PositiveFloat | None = None
+    #: seconds without a newly scored frame before the job fails as stalled
+    stall_timeout: PositiveFloat = PositiveFloat(60.0)
+    #: seconds a storage backend may take to make the inputs readable
+    prepare_timeout: PositiveFloat = PositiveFloat(60.0)
+    #: extra attempts at preparing storage after a transient failure
+    prepare_retries: NonNegativeInt = NonNegativeInt(2)
+
+
+@attrs.frozen
 class Job:
     """One reference/distorted pair and everything needed to score it."""
 
@@ -71,6 +85,9 @@ class Job:
     #: scorer name plus its options, e.g. {"name": "libvmaf", "model": "vmaf_v0.6.1"}
     scorer: Mapping[str, Any] = attrs.field(factory=lambda: {"name": "libvmaf"})
     alignment: Alignment = attrs.field(factory=Alignment)
+    limits: Limits = attrs.field(factory=Limits)
+    #: when given, inputs must lie under one of these (local folders or remote prefixes)
+    allow_roots: tuple[str, ...] = ()
     #: storage backend for every input, or "auto" to choose per input
     storage: str = "auto"
     #: backend settings, e.g. {"rclone_config": "/etc/vmafx/rclone.conf"}

@@ -103,6 +103,9 @@ class StorageBackend:
     availability: Callable[[], Availability] = attrs.field(default=lambda: Availability(True))
     #: priority when `--storage auto` chooses (higher wins); None: chosen only by name
     auto_priority: int | None = None
+    #: the URI in one canonical form ("remote:bucket/key", a real path, ...), used to check it
+    #: against `--allow-root`; may raise BadInput for a URI it cannot read. None: URI as given
+    canonical: Callable[[str], str] | None = None
 
 
 @attrs.frozen
@@ -118,6 +121,10 @@ class ScoreRequest:
     ffmpeg: str  #: path of the ffmpeg binary
     #: called with (frames_done, frames_total or None, fps) as scoring advances
     progress: Callable[[int, int | None, float], None] | None = None
+    #: fail when no frame was scored for this many seconds (a stalled read never hangs the job)
+    stall_timeout: float = 60.0
+    #: time.monotonic() by which scoring must end, or None for no limit
+    deadline: float | None = None
 
 
 @attrs.frozen

@@ -116,6 +116,10 @@ def build_filter_graph(ref: StreamInfo, dis: StreamInfo, options: LibvmafOptions
 
 
 _DECODED_RE = re.compile(r"Input stream #(\d+):\d+ \(video\): .*?(\d+) frames decoded")
+#: what ffmpeg says when an input ends before its end: over http, through a mount, or in a file
+_TRUNCATED_RE = re.compile(r"Stream ends prematurely|partial file|Error during demuxing|"
+                           r"Transport endpoint is not connected|Input/output error|Connection reset by peer",
+                           re.IGNORECASE)
 
 
 class _Progress:
@@ -153,11 +157,14 @@ def score(request: ScoreRequest) -> ScoreOutput:
         log_path = os.path.join(workdir, "vmaf.json")
         graph = build_filter_graph(ref_info, dis_info, options, request.alignment, log_path)
         decoded: dict[int, int] = {}
+        cut_short: list[str] = []
 
         def on_line(line: str) -> None:
             m = _DECODED_RE.search(line)
             if m:
                 decoded[int(m.group(1))] = int(m.group(2))
+            elif _TRUNCATED_RE.search(line):
+                cut_short.append(line.strip())
 
         expected = ref_info.expected_frames
         if request.reference_raw is not None and request.reference.size:
@@ -177,9 +184,13 @@ def score(request: ScoreRequest) -> ScoreOutput:
             assert child.proc.stdout is not None
             pump = threading.Thread(target=progress.pump, args=(child.proc.stdout,), daemon=True)
             pump.start()
-            code = child.wait()
+            code = _watch(child, progress, request.stall_timeout, request.deadline)
             pump.join(timeout=2)
         elapsed = time.monotonic() - started
+        if cut_short:
+            # ffmpeg may exit 0 on a stream cut off mid-way: never score what was read of it
+            raise JobFailed(f"an input was cut off while reading ({cut_short[0]}); no score is reported",
+                            detail=child.tail(15))
         if code != 0:
             raise JobFailed(f"ffmpeg failed (exit {code}): {_last_error(child.tail())}", detail=child.tail(15))
         log = _read_log(log_path, child.tail(15))
@@ -204,6 +215,28 @@ def score(request: ScoreRequest) -> ScoreOutput:
                        provenance=provenance)
 
 
+def _watch(child: Child, progress: _Progress, stall_timeout: float, deadline: float | None) -> int:
+    """Wait for ffmpeg, stopping it when no frame advanced for `stall_timeout` or past `deadline`."""
+    last_frame, last_change = -1, time.monotonic()
+    while True:
+        try:
+            return child.wait(timeout=0.2)
+        except subprocess.TimeoutExpired:
+            pass
+        now = time.monotonic()
+        if progress.frame != last_frame:
+            last_frame, last_change = progress.frame, now
+        if now - last_change > stall_timeout:
+            child.stop()
+            raise JobFailed(f"no frame scored for {stall_timeout:g}s (after frame {max(last_frame, 0)}): "
+                            "reading the inputs stalled; raise --stall-timeout if the storage is just slow",
+                            detail=child.tail(15))
+        if deadline is not None and now > deadline:
+            child.stop()
+            raise JobFailed(f"the job ran past its --timeout (stopped at frame {max(last_frame, 0)})",
+                            detail=child.tail(15))
+
+
 def _probe_both(ffmpeg: str, request: ScoreRequest) -> tuple[StreamInfo, StreamInfo]:
     """Probe both inputs at once: each probe is mostly waiting on storage."""
     results: dict[str, StreamInfo | BaseException] = {}
@@ -212,7 +245,7 @@ def _probe_both(ffmpeg: str, request: ScoreRequest) -> tuple[StreamInfo, StreamI
         prepared = request.reference if role == "reference" else request.distorted
         raw = request.reference_raw if role == "reference" else request.distorted_raw
         try:
-            results[role] = probe(ffmpeg, prepared, raw)
+            results[role] = probe(ffmpeg, prepared, raw, timeout=request.stall_timeout)
         except BaseException as exc:  # re-raised in the caller's thread
             results[role] = exc
 

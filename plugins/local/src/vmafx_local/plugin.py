@@ -59,11 +59,19 @@ def prepare(inputs: Sequence[InputRequest], context: PrepareContext) -> Iterator
     yield prepared
 
 
+def canonical(uri: str) -> str:
+    """The real path, `..` and symlinks resolved; URLs as given."""
+    if uri.startswith(("http://", "https://")):
+        return uri
+    return os.path.realpath(to_path(uri))
+
+
 BACKEND = StorageBackend(
     name="local",
     description="local files, file:// URIs and http(s):// URLs, read by ffmpeg directly",
     handles=handles,
     prepare=prepare,
+    canonical=canonical,
     auto_priority=100,
 )
 

@@ -351,3 +351,19 @@ def group_by_root(targets: Sequence[RemotePath]) -> list[RemoteRoot]:
         folder = ("/" if absolute else "") + "/".join(common)
         roots.append(RemoteRoot(remote, folder, tuple(members)))
     return roots
+
+
+def canonical_uri(uri: str, environ: Mapping[str, str] | None = None) -> str:
+    """`remote:path` for an object or a prefix of objects (for `--allow-root` checks).
+
+    `s3://videos/a/` and `s3:videos/a` both become `s3:videos/a`; a bare bucket `s3://videos`
+    becomes `s3:videos`. `..` and `.` segments are refused here as everywhere.
+    """
+    mapping = remote_map(None, environ)
+    trimmed = uri.rstrip("/")
+    try:
+        return parse_uri(trimmed, mapping).spec
+    except BadInput:
+        # a bare bucket has no key to map: map it with one, then take the key off again
+        spec = parse_uri(trimmed + "/_", mapping).spec
+        return spec[: -len("/_")]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from vmafx_rclone_common import handles_uri, rclone_availability
+from vmafx_rclone_common import canonical_uri, handles_uri, rclone_availability
 
 from vmafx_core import hookimpl
 from vmafx_core.types import Availability, StorageBackend
@@ -19,6 +19,7 @@ BACKEND = StorageBackend(
     description="remote:path, s3://, gs://, azblob://, sftp:// streamed through rclone serve http "
                 "on 127.0.0.1",
     handles=handles_uri,
+    canonical=canonical_uri,
     prepare=prepare,
     availability=availability,
     auto_priority=20,
