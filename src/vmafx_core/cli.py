@@ -25,6 +25,7 @@ from vmafx_core.errors import BadInput, ExitCode, Interrupted, VmafxError
 from vmafx_core.job import Job, load_job_file, parse_job
 from vmafx_core.pixfmt import RAW_PIX_FMTS
 from vmafx_core.plugins import Plugins
+from vmafx_core.process import stop_all
 from vmafx_core.result import frames_text, write_atomically
 
 EXIT_CODES_HELP = """\b
@@ -53,6 +54,7 @@ def _user_errors() -> Iterator[None]:
     except VmafxError as exc:
         _fail(exc)
     except (KeyboardInterrupt, _Terminated):
+        stop_all(timeout=2.0)  # children of helper threads (probes) the unwinding did not reach
         _fail(Interrupted("interrupted; stopped every process vmafx started and cleaned up"))
 
 
@@ -99,6 +101,9 @@ class _Bar:
 
 def _setup_logging(verbose: int) -> None:
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    named = os.environ.get("VMAFX_LOG", "").upper()  # e.g. VMAFX_LOG=debug, for runs started by other tools
+    if named in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        level = min(level, getattr(logging, named))
     logging.basicConfig(level=level, format="vmafx: %(levelname)s: %(message)s", stream=sys.stderr)
 
 

@@ -147,17 +147,27 @@ class Child:
             except ProcessLookupError:
                 pass
 
-    def stop(self, timeout: float | None = None) -> int:
-        """End the process: SIGTERM, a bounded wait, then SIGKILL. Always reaps it."""
+    def stop(self, timeout: float | None = None, kill_timeout: float = 3.0) -> int | None:
+        """End the process: SIGTERM, a bounded wait, then SIGKILL and another bounded wait.
+
+        Returns the exit code, or None when even SIGKILL has not ended it yet: a process blocked in
+        the kernel (a read from a FUSE mount whose server stalled) dies only once that read is
+        aborted, which stopping the mount's rclone does. Such a child stays registered and
+        `stop_all()` reaps it later; stop() never blocks for longer than the two bounds.
+        """
         timeout = self.term_timeout if timeout is None else timeout
         if self.proc.poll() is None:
             self.signal(signal.SIGTERM)
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
-                log.warning("%s (pid %d) ignored SIGTERM for %.1fs; killing it", self.name, self.pid, timeout)
+                log.info("%s (pid %d) ignored SIGTERM for %.1fs; killing it", self.name, self.pid, timeout)
                 self.signal(signal.SIGKILL)
-                self.proc.wait()
+                try:
+                    self.proc.wait(kill_timeout)
+                except subprocess.TimeoutExpired:
+                    log.info("%s (pid %d) is blocked in the kernel; it will be reaped later", self.name, self.pid)
+                    return None
         self._finish()
         return self.proc.returncode
 
@@ -174,9 +184,13 @@ def live_children() -> list[Child]:
 
 
 def stop_all(timeout: float = 5.0) -> None:
-    """Stop every child still alive, newest first (consumers before the servers they read)."""
-    for child in sorted(live_children(), key=lambda c: -c.order):
-        child.stop(timeout)
+    """Stop every child still alive, newest first (consumers before the servers they read).
+
+    A second round reaps children that were blocked on a server the first round stopped.
+    """
+    for _ in range(2):
+        for child in sorted(live_children(), key=lambda c: -c.order):
+            child.stop(timeout)
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 0.01) -> bool:

@@ -64,6 +64,9 @@ class PreparedInput:
     input_options: tuple[str, ...] = ()
     #: strings to scrub from any child's stderr before it is shown or kept
     secrets: tuple[str, ...] = ()
+    #: None while the storage behind this input works, else why not (e.g. its server died);
+    #: polled while scoring so a dead server fails the job at once instead of after retries
+    health: Callable[[], str | None] | None = attrs.field(default=None, eq=False)
 
 
 @attrs.frozen

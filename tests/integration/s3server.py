@@ -206,7 +206,9 @@ class RunningServer:
         p = self._ports
         command = (f"server -ip=127.0.0.1 -ip.bind=127.0.0.1 -dir=/data -master.port={p['master']} "
                    f"-volume.port={p['volume']} -filer.port={p['filer']} -s3 -s3.port={self.port} "
-                   "-s3.config=/etc/seaweedfs/s3.json -master.volumeSizeLimitMB=64 -volume.max=400")
+                   "-s3.config=/etc/seaweedfs/s3.json -master.volumeSizeLimitMB=64 -volume.max=400 "
+                   # no telemetry (nothing leaves loopback) and no extra listeners on fixed ports
+                   "-master.telemetry=false -s3.port.iceberg=0 -s3.port.lance=0")
         return (DockerContainer(seaweedfs_image(self.client))
                 .with_command(command)
                 .with_volume_mapping(str(config), "/etc/seaweedfs/s3.json", "ro")

@@ -184,7 +184,8 @@ def score(request: ScoreRequest) -> ScoreOutput:
             assert child.proc.stdout is not None
             pump = threading.Thread(target=progress.pump, args=(child.proc.stdout,), daemon=True)
             pump.start()
-            code = _watch(child, progress, request.stall_timeout, request.deadline)
+            code = _watch(child, progress, request.stall_timeout, request.deadline,
+                          [request.reference, request.distorted])
             pump.join(timeout=2)
         elapsed = time.monotonic() - started
         if cut_short:
@@ -215,24 +216,33 @@ def score(request: ScoreRequest) -> ScoreOutput:
                        provenance=provenance)
 
 
-def _watch(child: Child, progress: _Progress, stall_timeout: float, deadline: float | None) -> int:
-    """Wait for ffmpeg, stopping it when no frame advanced for `stall_timeout` or past `deadline`."""
+def _watch(child: Child, progress: _Progress, stall_timeout: float, deadline: float | None,
+           inputs: list[PreparedInput]) -> int:
+    """Wait for ffmpeg, stopping it when no frame advanced for `stall_timeout`, past `deadline`, or
+    as soon as the storage behind an input reports it broke."""
     last_frame, last_change = -1, time.monotonic()
     while True:
         try:
             return child.wait(timeout=0.2)
         except subprocess.TimeoutExpired:
             pass
+        for prepared in inputs:
+            problem = prepared.health() if prepared.health is not None else None
+            if problem:
+                child.stop(timeout=1.0)  # its output is of no use any more
+                raise JobFailed(f"{prepared.role} {prepared.display}: {problem} while scoring "
+                                f"(after frame {max(progress.frame, 0)}); no score is reported",
+                                detail=child.tail(15))
         now = time.monotonic()
         if progress.frame != last_frame:
             last_frame, last_change = progress.frame, now
         if now - last_change > stall_timeout:
-            child.stop()
+            child.stop(timeout=1.0)
             raise JobFailed(f"no frame scored for {stall_timeout:g}s (after frame {max(last_frame, 0)}): "
                             "reading the inputs stalled; raise --stall-timeout if the storage is just slow",
                             detail=child.tail(15))
         if deadline is not None and now > deadline:
-            child.stop()
+            child.stop(timeout=1.0)
             raise JobFailed(f"the job ran past its --timeout (stopped at frame {max(last_frame, 0)})",
                             detail=child.tail(15))
 
@@ -249,7 +259,8 @@ def _probe_both(ffmpeg: str, request: ScoreRequest) -> tuple[StreamInfo, StreamI
         except BaseException as exc:  # re-raised in the caller's thread
             results[role] = exc
 
-    threads = [threading.Thread(target=run, args=(r,)) for r in ("reference", "distorted")]
+    # daemon threads: an interrupt must not wait for a probe; its ffmpeg is stopped by the CLI
+    threads = [threading.Thread(target=run, args=(r,), daemon=True) for r in ("reference", "distorted")]
     for t in threads:
         t.start()
     for t in threads:

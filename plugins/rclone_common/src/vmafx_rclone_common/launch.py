@@ -171,6 +171,14 @@ class RcloneProcess:
     def alive(self) -> bool:
         return self.child.poll() is None
 
+    def problem(self) -> str | None:
+        """None while rclone runs, else what ended it: a `PreparedInput.health` for the core."""
+        code = self.child.poll()
+        if code is None:
+            return None
+        tail = self.tail()
+        return f"rclone exited unexpectedly (code {code}{': ' + last_error(tail, 200) if tail else ''})"
+
     def stop(self, timeout: float | None = None) -> int:
         try:
             return self.child.stop(timeout)

@@ -1,0 +1,293 @@
+"""Fault injection with real processes: truncation, stalls, signals, load, bad inputs, secrets.
+
+Faults are injected into the real thing: rclone is SIGKILLed, the S3 container is killed or
+paused. Destructive tests get an S3 server of their own so the shared one stays healthy.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import Media, ffmpeg_run, run_vmafx
+from tests.integration import leftovers
+from tests.integration.procwatch import Watcher
+from tests.integration.s3server import RunningServer, S3Server
+
+pytestmark = pytest.mark.integration
+
+MODES = ["rclone-http", "rclone-mount"]
+W, H, FRAMES = 1280, 720, 500
+RAW = ["--width", str(W), "--height", str(H), "--pix-fmt", "yuv420p", "--fps", "25"]
+
+
+@pytest.fixture(scope="module")
+def long_raw(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """About 690 MB of raw 720p: long enough to be cut off in the middle of reading."""
+    path = tmp_path_factory.mktemp("raw") / "long.yuv"
+    ffmpeg_run("-f", "lavfi", "-i", f"testsrc2=size={W}x{H}:rate=25", "-frames:v", str(FRAMES), "-f", "rawvideo",
+               "-pix_fmt", "yuv420p", str(path))
+    return path
+
+
+@pytest.fixture
+def own_server() -> Iterator[RunningServer]:
+    """An S3 server for one destructive test."""
+    running = RunningServer()
+    running.start()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def _server(running: RunningServer) -> S3Server:
+    return S3Server(running.kind, f"http://127.0.0.1:{running.port}", running.port, running.access_key,
+                    running.secret_key)
+
+
+def _start(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "vmafx_core", "run", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, **env})
+
+
+def _wait_scoring(watcher: Watcher, seconds: float = 1.0) -> None:
+    """Until ffmpeg has been scoring for `seconds`."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not any(b"libvmaf" in c for c in watcher.cmdlines.values()):
+        time.sleep(0.05)
+    assert any(b"libvmaf" in c for c in watcher.cmdlines.values()), "scoring never started"
+    time.sleep(seconds)
+
+
+def _rclone_servers(watcher: Watcher) -> list[int]:
+    """rclone serve/mount processes seen (not `rclone version` checks)."""
+    return [p for p in watcher.named(b"rclone")
+            if b"\0serve\0" in watcher.cmdlines[p] or b"\0mount\0" in watcher.cmdlines[p]]
+
+
+def _assert_failed_cleanly(proc: subprocess.Popen[str], stdout: str, stderr: str) -> None:
+    assert proc.returncode == 1, stderr
+    assert stdout == "", "a failed job must not print a score"
+    errors = [line for line in stderr.splitlines() if line.startswith("vmafx: error: ")]
+    assert len(errors) == 1 and "Traceback" not in stderr, stderr
+    assert not leftovers.fuse_mounts(), stderr
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_rclone_killed_mid_stream_fails_the_job(s3_server: S3Server, bucket: str, long_raw: Path,
+                                                mode: str) -> None:
+    s3_server.put_file(bucket, "long.yuv", long_raw)
+    uri = f"s3://{bucket}/long.yuv"
+    proc = _start(s3_server.rclone_env(), "--storage", mode, uri, uri, *RAW, "--json")
+    watcher = Watcher(proc.pid)
+    _wait_scoring(watcher)
+    rclone = _rclone_servers(watcher)
+    assert rclone
+    for pid in rclone:
+        os.kill(pid, signal.SIGKILL)
+    stdout, stderr = proc.communicate(timeout=180)
+    watcher.stop()
+    _assert_failed_cleanly(proc, stdout, stderr)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_s3_server_killed_mid_stream_fails_the_job(own_server: RunningServer, long_raw: Path, mode: str) -> None:
+    server = _server(own_server)
+    server.make_bucket("bkt")
+    server.put_file("bkt", "long.yuv", long_raw)
+    proc = _start(server.rclone_env(), "--storage", mode, "s3://bkt/long.yuv", "s3://bkt/long.yuv", *RAW, "--json",
+                  "--stall-timeout", "30")
+    watcher = Watcher(proc.pid)
+    _wait_scoring(watcher, 0.5)
+    assert own_server.container is not None
+    own_server.container.get_wrapped_container().kill()
+    stdout, stderr = proc.communicate(timeout=300)
+    watcher.stop()
+    _assert_failed_cleanly(proc, stdout, stderr)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_paused_server_fails_within_the_stall_bound(own_server: RunningServer, long_raw: Path, mode: str) -> None:
+    server = _server(own_server)
+    server.make_bucket("bkt")
+    server.put_file("bkt", "long.yuv", long_raw)
+    proc = _start({**server.rclone_env(), "VMAFX_LOG": "debug"}, "--storage", mode, "s3://bkt/long.yuv",
+                  "s3://bkt/long.yuv", *RAW, "--json", "--stall-timeout", "8")
+    watcher = Watcher(proc.pid)
+    _wait_scoring(watcher, 0.3)
+    assert own_server.container is not None
+    container = own_server.container.get_wrapped_container()
+    container.pause()
+    paused_at = time.monotonic()
+    try:
+        stdout, stderr = proc.communicate(timeout=240)
+    finally:
+        container.unpause()
+    watcher.stop()
+    _assert_failed_cleanly(proc, stdout, stderr)
+    # bounded: the stall bound plus teardown, not rclone's or the kernel's own minutes-long timeouts
+    assert time.monotonic() - paused_at < 120
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("mode", MODES)
+def test_signal_during_prepare(s3_server: S3Server, bucket: str, media: Media, mode: str, sig: int) -> None:
+    s3_server.put_file(bucket, "ref.mp4", media.ref)
+    proc = _start(s3_server.rclone_env(), "--storage", mode, f"s3://{bucket}/ref.mp4", f"s3://{bucket}/ref.mp4")
+    watcher = Watcher(proc.pid)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not _rclone_servers(watcher):
+        time.sleep(0.005)
+    proc.send_signal(sig)
+    stdout, stderr = proc.communicate(timeout=60)
+    watcher.stop()
+    # the signal may land before or after storage got ready; either way: 130 and nothing left
+    assert proc.returncode == 130, stderr
+    assert stdout == ""
+    assert not leftovers.fuse_mounts()
+
+
+def test_sixteen_concurrent_runs_mixed_modes(s3_server: S3Server, bucket: str, media: Media) -> None:
+    s3_server.put_file(bucket, "ref.mp4", media.ref)
+    s3_server.put_file(bucket, "dis.mp4", media.dis)
+    expected = run_vmafx("run", str(media.ref), str(media.dis), "--json").json()["metrics"]["vmaf"]
+
+    def one(i: int) -> Any:
+        mode = MODES[i % 2]
+        return run_vmafx("run", "--storage", mode, f"s3://{bucket}/ref.mp4", f"s3://{bucket}/dis.mp4", "--json",
+                         "--n-threads", "1", env=s3_server.rclone_env(), timeout=600)
+
+    with ThreadPoolExecutor(16) as pool:
+        outs = list(pool.map(one, range(16)))
+    for out in outs:
+        assert out.code == 0, out.stderr
+        assert out.json()["metrics"]["vmaf"] == expected
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_remote_bad_inputs(s3_server: S3Server, bucket: str, media: Media, mode: str) -> None:
+    s3_server.put_file(bucket, "ref.mp4", media.ref)
+    s3_server.put_bytes(bucket, "empty.mp4", b"")
+    s3_server.put_bytes(bucket, "text.mp4", b"hello, I am not a video\n" * 200)
+    env = s3_server.rclone_env()
+    ref = f"s3://{bucket}/ref.mp4"
+    cases = {
+        f"s3://{bucket}/empty.mp4": (2, "is empty (0 bytes)"),
+        f"s3://{bucket}/text.mp4": (2, "not a video"),
+        f"s3://{bucket}/a/../ref.mp4": (2, "'..'"),
+        "ftp2://host/x.mp4": (2, "ftp2"),
+    }
+    for dis, (code, text) in cases.items():
+        out = run_vmafx("run", "--storage", mode, ref, dis, env=env)
+        assert out.code == code, (dis, out.stderr)
+        assert text in out.stderr.splitlines()[0], (dis, out.stderr)
+        assert "Traceback" not in out.stderr
+
+
+def _listening(pid: int) -> list[tuple[str, int]]:
+    """(ip, port) of the TCP sockets `pid` listens on."""
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    found = []
+    for table, width in (("/proc/net/tcp", 8), ("/proc/net/tcp6", 32)):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in inodes:
+                ip_hex, port_hex = fields[1].split(":")
+                found.append((ip_hex if width == 8 else "v6:" + ip_hex, int(port_hex, 16)))
+    return found
+
+
+def test_serve_answers_only_loopback_and_only_with_the_job_credential(s3_server: S3Server, bucket: str,
+                                                                      long_raw: Path) -> None:
+    s3_server.put_file(bucket, "long.yuv", long_raw)
+    uri = f"s3://{bucket}/long.yuv"
+    proc = _start(s3_server.rclone_env(), uri, uri, *RAW)
+    watcher = Watcher(proc.pid)
+    try:
+        _wait_scoring(watcher, 0.2)
+        servers = _rclone_servers(watcher)
+        assert len(servers) == 1
+        listening = _listening(servers[0])
+        assert listening and all(ip == "0100007F" for ip, _ in listening), listening  # 127.0.0.1 only
+        environ = dict(item.split("=", 1) for item in
+                       Path(f"/proc/{servers[0]}/environ").read_text().split("\0") if "=" in item)
+        url = f"http://127.0.0.1:{listening[0][1]}{environ['RCLONE_BASEURL']}/long.yuv"
+        for headers in ({}, {"Authorization": "Basic dmlzaXRvcjpndWVzcw=="}):  # none, and a wrong one
+            request = urllib.request.Request(url, headers=headers, method="HEAD")
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(request, timeout=5)  # noqa: S310 - loopback only
+            assert refused.value.code == 401
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=60)
+        watcher.stop()
+
+
+SENTINEL = "SENTINEL-s3cr3t-never-shown-7f3a"
+
+
+@pytest.mark.parametrize("outcome", ["success", "failure"])
+def test_sentinel_secret_in_config_file_never_shows(s3_server: S3Server, bucket: str, media: Media,
+                                                    tmp_path: Path, outcome: str) -> None:
+    """A secret in the rclone config file: not in any argv, log line, error or result (-vv on)."""
+    s3_server.put_file(bucket, "ref.mp4", media.ref)
+    s3_server.put_file(bucket, "dis.mp4", media.dis)
+    conf = tmp_path / "rclone.conf"
+    # the sentinel is a real config value: a second remote's key, and the session token of ours
+    conf.write_text(f"[s3]\ntype = s3\nprovider = Other\nendpoint = {s3_server.endpoint}\n"
+                    f"access_key_id = {s3_server.access_key}\nsecret_access_key = "
+                    f"{s3_server.secret_key if outcome == 'success' else SENTINEL}\n"
+                    f"[other]\ntype = s3\nsecret_access_key = {SENTINEL}\n")
+    conf.chmod(0o600)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RCLONE_")}
+    result = tmp_path / "result.json"
+    proc = subprocess.Popen([sys.executable, "-m", "vmafx_core", "-vv", "run", f"s3://{bucket}/ref.mp4",
+                             f"s3://{bucket}/dis.mp4", "--rclone-config", str(conf), "--json", "-o", str(result)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    watcher = Watcher(proc.pid)
+    stdout, stderr = proc.communicate(timeout=300)
+    watcher.stop()
+    assert proc.returncode == (0 if outcome == "success" else 3), stderr
+    assert watcher.named(b"rclone")
+    for cmdline in watcher.cmdlines.values():
+        assert SENTINEL.encode() not in cmdline and s3_server.secret_key.encode() not in cmdline
+    assert SENTINEL not in stdout + stderr and s3_server.secret_key not in stdout + stderr
+    if result.exists():
+        text = result.read_text()
+        assert SENTINEL not in text and s3_server.secret_key not in text
+        assert json.loads(text)["frames_scored"] > 0
+
+
+def test_allow_root_for_remote_prefixes(s3_server: S3Server, bucket: str, media: Media) -> None:
+    s3_server.put_file(bucket, "ok/ref.mp4", media.ref)
+    s3_server.put_file(bucket, "secret/dis.mp4", media.dis)
+    env = s3_server.rclone_env()
+    inside = run_vmafx("run", f"s3://{bucket}/ok/ref.mp4", f"s3://{bucket}/ok/ref.mp4", "--allow-root",
+                       f"s3://{bucket}/ok/", env=env)
+    assert inside.code == 0, inside.stderr
+    for dis in (f"s3://{bucket}/secret/dis.mp4", f"s3:{bucket}/secret/dis.mp4", f"s3://{bucket}/ok/../secret/dis.mp4"):
+        before = leftovers.rclone_pids()
+        out = run_vmafx("run", f"s3://{bucket}/ok/ref.mp4", dis, "--allow-root", f"s3://{bucket}/ok", env=env)
+        assert out.code == 2, out.stderr
+        assert "outside the allowed roots" in out.stderr or "'..'" in out.stderr
+        assert leftovers.rclone_pids() == before
