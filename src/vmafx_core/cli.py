@@ -198,10 +198,10 @@ def run(reference: str | None, distorted: str | None, job_file: Path | None, mod
         if storage is not None:
             data["storage"] = storage
         limits = data.setdefault("limits", {}) if isinstance(data.get("limits", {}), dict) else {}
-        for key, value in (("timeout", timeout), ("stall_timeout", stall_timeout),
+        for key, limit in (("timeout", timeout), ("stall_timeout", stall_timeout),
                            ("prepare_timeout", prepare_timeout)):
-            if value is not None:
-                limits[key] = value
+            if limit is not None:
+                limits[key] = limit
         if allow_roots:  # the operator's flags win over whatever a job file says
             data["allow_roots"] = list(allow_roots)
         if rclone_config is not None:
@@ -267,7 +267,7 @@ def plugins(as_json: bool) -> None:
             scorers = pl.scorers()
         except VmafxError as exc:
             backends, scorers, error = {}, {}, exc
-        rows = []
+        rows: list[dict[str, Any]] = []
         for info in pl.infos:
             avail = {}
             for name, p in backends.items():

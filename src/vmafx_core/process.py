@@ -37,10 +37,11 @@ _started = itertools.count()
 
 
 _PR_SET_PDEATHSIG = 1
+_prctl: Any = None
 try:
     _prctl = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True).prctl
 except (OSError, AttributeError):  # not Linux: children are still reaped by stop()/stop_all()
-    _prctl = None
+    pass
 
 
 def _die_with_parent(parent: int) -> Callable[[], None] | None:

@@ -36,7 +36,7 @@ def clean_stale(kind: str) -> list[str]:
     """Remove folders of `kind` whose owning process no longer exists; return what was removed."""
     pattern = re.compile(rf"^vmafx-{re.escape(kind)}-(\d+)-")
     root = tempfile.gettempdir()
-    removed = []
+    removed: list[str] = []
     try:
         names = os.listdir(root)
     except OSError:

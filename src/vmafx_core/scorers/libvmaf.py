@@ -27,7 +27,7 @@ from vmafx_core.errors import BadInput, JobFailed
 from vmafx_core.ffmpeg import InputArgs, StreamInfo, probe, require_libvmaf
 from vmafx_core.job import NonNegativeInt, PositiveInt, converter
 from vmafx_core.process import Child
-from vmafx_core.types import ScoreOutput, Scorer, ScoreRequest
+from vmafx_core.types import PreparedInput, ScoreOutput, Scorer, ScoreRequest
 
 #: models built into libvmaf (selected by version); anything with a "/" or ".json" is a model file
 BUILTIN_MODELS = ("vmaf_v0.6.1", "vmaf_v0.6.1neg", "vmaf_4k_v0.6.1", "vmaf_4k_v0.6.1neg",

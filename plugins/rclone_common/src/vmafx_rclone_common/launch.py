@@ -179,7 +179,7 @@ class RcloneProcess:
         tail = self.tail()
         return f"rclone exited unexpectedly (code {code}{': ' + last_error(tail, 200) if tail else ''})"
 
-    def stop(self, timeout: float | None = None) -> int:
+    def stop(self, timeout: float | None = None) -> int | None:
         try:
             return self.child.stop(timeout)
         finally:
