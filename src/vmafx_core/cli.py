@@ -154,6 +154,16 @@ def _raw_from_flags(width: int | None, height: int | None, pix_fmt: str | None,
 @click.option("--allow-root", "allow_roots", multiple=True,
               help="Only read inputs under this local folder or remote prefix (repeatable; replaces the "
                    "job file's allow_roots).")
+@click.option("--encode", "encoder", help="Instead of DISTORTED: encode REFERENCE with this ffmpeg encoder "
+              "(libx264, libx265, libsvtav1, libaom-av1, libvpx-vp9, ...) and score the encode as it streams.")
+@click.option("--crf", type=float, help="Encode: constant rate factor.")
+@click.option("--bitrate", help="Encode: target bitrate, e.g. 2500k.")
+@click.option("--preset", help="Encode: encoder preset.")
+@click.option("--encode-pix-fmt", help="Encode: output pixel format.")
+@click.option("--encode-size", help="Encode: scale to WIDTHxHEIGHT before encoding.")
+@click.option("--encode-arg", "encode_args", multiple=True,
+              help="Encode: one more encoder argument (repeatable; each is one argv word).")
+@click.option("--save-encode", help="Also write the encoded stream here (a local path or a remote URI).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Also write the result JSON to this file.")
 @click.option("--frames", "frames_file", type=click.Path(path_type=Path),
@@ -164,7 +174,9 @@ def run(reference: str | None, distorted: str | None, job_file: Path | None, mod
         allow_frame_mismatch: bool | None, width: int | None, height: int | None, pix_fmt: str | None,
         fps: float | None, storage: str | None, rclone_config: Path | None, ffmpeg_path: str | None,
         timeout: float | None, stall_timeout: float | None, prepare_timeout: float | None,
-        allow_roots: tuple[str, ...], as_json: bool, output: Path | None, frames_file: Path | None,
+        allow_roots: tuple[str, ...], encoder: str | None, crf: float | None, bitrate: str | None,
+        preset: str | None, encode_pix_fmt: str | None, encode_size: str | None, encode_args: tuple[str, ...],
+        save_encode: str | None, as_json: bool, output: Path | None, frames_file: Path | None,
         no_progress: bool) -> None:
     """Score DISTORTED against REFERENCE (paths, file://, s3://..., or rclone remote:path)."""
     with _user_errors():
@@ -176,14 +188,26 @@ def run(reference: str | None, distorted: str | None, job_file: Path | None, mod
             data = load_job_file(job_file)
             origin = str(job_file)
         else:
-            if not reference or not distorted:
-                raise BadInput("give REFERENCE and DISTORTED, or --job FILE (see vmafx run --help)")
+            if not reference or (not distorted and not encoder):
+                raise BadInput("give REFERENCE and DISTORTED (or --encode ENCODER), or --job FILE "
+                               "(see vmafx run --help)")
+            if distorted and encoder:
+                raise BadInput("give DISTORTED or --encode, not both")
             raw = _raw_from_flags(width, height, pix_fmt, fps)
-            data = {"reference": {"uri": reference}, "distorted": {"uri": distorted}}
+            data = {"reference": {"uri": reference}}
+            if distorted:
+                data["distorted"] = {"uri": distorted}
             if raw:
                 data["reference"]["raw"] = raw
-                data["distorted"]["raw"] = dict(raw)
+                if distorted:
+                    data["distorted"]["raw"] = dict(raw)
             origin = "command line"
+        encode_flags = {"crf": crf, "bitrate": bitrate, "preset": preset, "pix_fmt": encode_pix_fmt,
+                        "size": encode_size, "extra_args": list(encode_args) or None}
+        if encoder:
+            data["encode"] = {"encoder": encoder, **{k: v for k, v in encode_flags.items() if v is not None}}
+        elif any(v is not None for v in encode_flags.values()):
+            raise BadInput("--crf, --bitrate, --preset, --encode-* only apply with --encode ENCODER")
         scorer = data.setdefault("scorer", {"name": "libvmaf"}) if isinstance(data.get("scorer", {}), dict) else {}
         for key, value in (("model", model), ("n_subsample", n_subsample), ("n_threads", n_threads)):
             if value is not None:
@@ -212,18 +236,22 @@ def run(reference: str | None, distorted: str | None, job_file: Path | None, mod
             return provided.item.options_type if provided else None
 
         job, options = parse_job(data, origin, options_type_for)
-        _run_and_report(job, options, plugins, ffmpeg_path, as_json, output, frames_file, no_progress)
+        if save_encode and job.encode is None:
+            raise BadInput("--save-encode only applies to an encode job")
+        _run_and_report(job, options, plugins, ffmpeg_path, as_json, output, frames_file, no_progress,
+                        save_encode)
 
 
 def _run_and_report(job: Job, options: Any, plugins: Plugins, ffmpeg_path: str | None, as_json: bool,
-                    output: Path | None, frames_file: Path | None, no_progress: bool) -> None:
+                    output: Path | None, frames_file: Path | None, no_progress: bool,
+                    save_encode: str | None = None) -> None:
     from vmafx_core.executor import run_job
 
     if frames_file is not None and frames_file.suffix.lower() not in (".csv", ".json"):
         raise BadInput(f"--frames {frames_file}: use a .csv or .json file name")
     bar = _Bar() if sys.stderr.isatty() and not no_progress else None
     try:
-        result, frames = run_job(job, options, plugins, ffmpeg=ffmpeg_path, progress=bar)
+        result, frames = run_job(job, options, plugins, ffmpeg=ffmpeg_path, progress=bar, save_encode=save_encode)
     finally:
         if bar is not None:
             bar.close()
@@ -248,6 +276,11 @@ def _summary(data: dict[str, Any]) -> None:
         if name == "vmaf" or name.startswith(("psnr", "float_", "ciede", "cambi")):
             click.echo(f"{name:<14} mean {p['mean']:9.4f}  hmean {p['harmonic_mean']:9.4f}  "
                        f"min {p['min']:9.4f}  p5 {p['p5']:9.4f}", err=True)
+    if data.get("encode"):
+        e = data["encode"]
+        rate = f"{e['bitrate_bps'] / 1000:.0f} kb/s" if e.get("bitrate_bps") else "-"
+        click.echo(f"encode     {e['encoder']}  {e['encoded_bytes']} bytes  {rate}  "
+                   f"{e['encode_fps'] or 0:.1f} fps", err=True)
     t = data["timings"]
     click.echo(f"time       prepare {t['prepare_s']:.2f}s  score {t['score_s']:.2f}s  {t['fps']:.1f} fps", err=True)
     vmaf = data["metrics"].get("vmaf")

@@ -12,9 +12,9 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from vmafx_core import __version__
+from vmafx_core import __version__, encode
 from vmafx_core.errors import BadInput, JobFailed
-from vmafx_core.ffmpeg import find_ffmpeg
+from vmafx_core.ffmpeg import find_ffmpeg, probe
 from vmafx_core.job import Job
 from vmafx_core.plugins import Plugins
 from vmafx_core.result import InputReport, Result, Timings, pool
@@ -26,7 +26,8 @@ ProgressFn = Callable[[int, int | None, float], None]
 
 
 def run_job(job: Job, options: Any, plugins: Plugins, *, ffmpeg: str | None = None,
-            progress: ProgressFn | None = None) -> tuple[Result, Sequence[dict[str, float]]]:
+            progress: ProgressFn | None = None,
+            save_encode: str | None = None) -> tuple[Result, Sequence[dict[str, float]]]:
     """Score one job; return the result and its per-frame values."""
     started = time.monotonic()
     scorer = plugins.scorer(job.scorer_name)
@@ -36,9 +37,12 @@ def run_job(job: Job, options: Any, plugins: Plugins, *, ffmpeg: str | None = No
         raise EnvironmentMissing(f"scorer {scorer.name!r} is not usable here: {availability.reason}")
     ffmpeg_path = find_ffmpeg(ffmpeg)
     raws = {"reference": job.reference.raw.to_raw() if job.reference.raw else None,
-            "distorted": job.distorted.raw.to_raw() if job.distorted.raw else None}
-    requests = [InputRequest("reference", job.reference.uri, raws["reference"]),
-                InputRequest("distorted", job.distorted.uri, raws["distorted"])]
+            "distorted": job.distorted.raw.to_raw() if job.distorted and job.distorted.raw else None}
+    requests = [InputRequest("reference", job.reference.uri, raws["reference"])]
+    if job.distorted is not None:
+        requests.append(InputRequest("distorted", job.distorted.uri, raws["distorted"]))
+    if job.encode is not None:
+        encode.check_encoder(ffmpeg_path, job.encode)
     backends = plugins.choose_storage([r.uri for r in requests], job.storage)
     if job.allow_roots:
         check_allowed(requests, backends, job.allow_roots, plugins)
@@ -46,8 +50,15 @@ def run_job(job: Job, options: Any, plugins: Plugins, *, ffmpeg: str | None = No
     deadline = started + limits.timeout if limits.timeout else None
     context = PrepareContext(options=dict(job.storage_options), ready_timeout=limits.prepare_timeout)
 
+    encoding: encode.EncodeRun | None = None
     with contextlib.ExitStack() as stack:
         prepared = _prepare(stack, requests, backends, context, limits.prepare_retries)
+        if job.encode is not None:
+            ref_info = probe(ffmpeg_path, prepared["reference"], raws["reference"], timeout=limits.stall_timeout)
+            encoding = stack.enter_context(encode.start(
+                ffmpeg_path, prepared["reference"], raws["reference"], ref_info, job.encode, save_encode,
+                dict(job.storage_options)))
+            prepared["distorted"] = encoding.prepared
         prepared_at = time.monotonic()
         for p in prepared.values():
             if p.size == 0:
@@ -89,7 +100,8 @@ def run_job(job: Job, options: Any, plugins: Plugins, *, ffmpeg: str | None = No
     provenance = {
         "vmafx": __version__,
         "scorer": scorer.name,
-        "storage": {p.role: backends[i].name for i, p in enumerate(prepared.values())},
+        "storage": {"reference": backends[0].name,
+                    "distorted": backends[1].name if len(backends) > 1 else "encode"},
         **{k: v for k, v in output.provenance.items() if k != "pooled_by_libvmaf"},
     }
     result = Result(
@@ -97,15 +109,23 @@ def run_job(job: Job, options: Any, plugins: Plugins, *, ffmpeg: str | None = No
         scorer=scorer.name,
         frames_scored=len(frames),
         metrics=metrics,
-        reference=_report(prepared["reference"], backends[0], ref_n, raws["reference"]),
-        distorted=_report(prepared["distorted"], backends[1], dis_n, raws["distorted"]),
+        reference=_report(prepared["reference"], backends[0].name, ref_n, raws["reference"]),
+        distorted=_report(prepared["distorted"], backends[1].name if len(backends) > 1 else "encode", dis_n,
+                          raws["distorted"]),
         provenance=provenance,
         timings=Timings(prepare_s=round(prepared_at - started, 4), score_s=round(score_s, 4),
                         total_s=round(time.monotonic() - started, 4),
                         fps=round(len(frames) / score_s, 2) if score_s > 0 else 0.0),
         notes=notes,
+        encode=encoding.report(len(frames), _fps(output.provenance)) if encoding is not None else None,
     )
     return result, frames
+
+
+def _fps(provenance: Any) -> float | None:
+    stream = provenance.get("reference_stream") or {}
+    fps = stream.get("fps")
+    return float(fps) if fps else None
 
 
 def _prepare(stack: contextlib.ExitStack, requests: Sequence[InputRequest], backends: Sequence[StorageBackend],
@@ -137,7 +157,7 @@ def _prepare(stack: contextlib.ExitStack, requests: Sequence[InputRequest], back
             raise JobFailed(f"storage {backend.name!r} prepared {len(results)} inputs for {len(group)} requests")
         for request, result in zip(group, results, strict=True):
             prepared[request.role] = result
-    return {"reference": prepared["reference"], "distorted": prepared["distorted"]}
+    return prepared
 
 
 def check_allowed(requests: Sequence[InputRequest], backends: Sequence[StorageBackend], roots: Sequence[str],
@@ -184,7 +204,7 @@ def _check_raw_size(prepared: PreparedInput, raw: RawVideo) -> None:
                        "check width, height and pixel format")
 
 
-def _report(prepared: PreparedInput, backend: StorageBackend, frames: int, raw: RawVideo | None) -> InputReport:
-    return InputReport(role=prepared.role, uri=prepared.display, storage=backend.name, size=prepared.size,
+def _report(prepared: PreparedInput, storage: str, frames: int, raw: RawVideo | None) -> InputReport:
+    return InputReport(role=prepared.role, uri=prepared.display, storage=storage, size=prepared.size,
                        frames=frames, raw=None if raw is None else
                        {"width": raw.width, "height": raw.height, "pix_fmt": raw.pix_fmt, "fps": raw.fps})

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -62,6 +63,38 @@ class Alignment:
     allow_frame_mismatch: bool = False
 
 
+Size = NewType("Size", str)
+
+
+def _size(value: Any, _: type) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"[1-9]\d*x[1-9]\d*", value):
+        raise ValueError(f"must be WIDTHxHEIGHT like 1280x720, got {value!r}")
+    return value
+
+
+def _bitrate(value: Any, _: type) -> str:
+    if not isinstance(value, (str, int)) or not re.fullmatch(r"[1-9]\d*(\.\d+)?[kKmM]?", str(value)):
+        raise ValueError(f"must be a bitrate like 2500k or 4M, got {value!r}")
+    return str(value)
+
+
+Bitrate = NewType("Bitrate", str)
+
+
+@attrs.frozen
+class Encode:
+    """Encode the reference and score the encode as it is produced (instead of a distorted file)."""
+
+    encoder: str  #: an ffmpeg video encoder: libx264, libx265, libsvtav1, libaom-av1, libvpx-vp9, ...
+    crf: float | None = None
+    bitrate: Bitrate | None = None
+    preset: str | None = None
+    pix_fmt: str | None = None
+    size: Size | None = None  #: scale the reference to WIDTHxHEIGHT before encoding
+    #: more encoder arguments, one list item per argv word (never a shell string)
+    extra_args: tuple[str, ...] = ()
+
+
 @attrs.frozen
 class Limits:
     """Time bounds: a job fails in bounded time instead of hanging on stalled storage."""
@@ -81,7 +114,9 @@ class Job:
     """One reference/distorted pair and everything needed to score it."""
 
     reference: Source
-    distorted: Source
+    distorted: Source | None = None
+    #: instead of `distorted`: encode the reference and score that
+    encode: Encode | None = None
     #: scorer name plus its options, e.g. {"name": "libvmaf", "model": "vmaf_v0.6.1"}
     scorer: Mapping[str, Any] = attrs.field(factory=lambda: {"name": "libvmaf"})
     alignment: Alignment = attrs.field(factory=Alignment)
@@ -159,6 +194,8 @@ def _make_converter() -> cattrs.Converter:
     conv.register_structure_hook_func(lambda t: get_origin(t) is Literal, _literal)
     conv.register_structure_hook(PixFmt, _pix_fmt)
     conv.register_structure_hook(Uri, _uri)
+    conv.register_structure_hook(Size, _size)
+    conv.register_structure_hook(Bitrate, _bitrate)
     conv.register_structure_hook(str, _strict_str)
     conv.register_structure_hook(bool, _strict_bool)
     conv.register_structure_hook(int, _strict_int)
@@ -266,6 +303,8 @@ def parse_job(data: Mapping[str, Any], origin: str = "job",
         elif options_type is not None:
             options, opt_errors = structure(opts, options_type, "job.scorer")
             errors.extend(opt_errors)
+    if isinstance(data, Mapping) and ("distorted" in data) == ("encode" in data):
+        errors.append("job.distorted: give either a distorted source or an encode, exactly one")
     if errors:
         raise InvalidJob(errors, origin)
     assert job is not None

@@ -66,6 +66,8 @@ class Result:
     provenance: Mapping[str, Any]
     timings: Timings
     notes: Sequence[str] = ()
+    #: for encode jobs: encoder, options, encoded bytes, bitrate, encode speed
+    encode: Mapping[str, Any] | None = None
     schema: str = SCHEMA_ID
     schema_version: int = SCHEMA_VERSION
 

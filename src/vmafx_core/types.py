@@ -67,6 +67,11 @@ class PreparedInput:
     #: None while the storage behind this input works, else why not (e.g. its server died);
     #: polled while scoring so a dead server fails the job at once instead of after retries
     health: Callable[[], str | None] | None = attrs.field(default=None, eq=False)
+    #: a file descriptor ffmpeg reads this input from as its stdin (then `url` is "pipe:0"):
+    #: how an encode streams into the scorer without touching disk
+    stdin_fd: int | None = None
+    #: the video's geometry when known in advance (an input on a pipe cannot be probed first)
+    stream_hint: RawVideo | None = None
 
 
 @attrs.frozen

@@ -178,6 +178,8 @@ def score(request: ScoreRequest) -> ScoreOutput:
             started = time.monotonic()
             child = Child(argv, name="ffmpeg", pass_fds=[*ref_in.pass_fds, *dis_in.pass_fds],
                           stdout=subprocess.PIPE,
+                          stdin=request.distorted.stdin_fd if request.distorted.stdin_fd is not None
+                          else subprocess.DEVNULL,
                           secrets=[*request.reference.secrets, *request.distorted.secrets],
                           on_stderr_line=on_line, tail_lines=60)
         with child:
@@ -255,7 +257,8 @@ def _probe_both(ffmpeg: str, request: ScoreRequest) -> tuple[StreamInfo, StreamI
         prepared = request.reference if role == "reference" else request.distorted
         raw = request.reference_raw if role == "reference" else request.distorted_raw
         try:
-            results[role] = probe(ffmpeg, prepared, raw, timeout=request.stall_timeout)
+            # a pipe cannot be probed without eating it: its producer says what it carries
+            results[role] = probe(ffmpeg, prepared, raw or prepared.stream_hint, timeout=request.stall_timeout)
         except BaseException as exc:  # re-raised in the caller's thread
             results[role] = exc
 

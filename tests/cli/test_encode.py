@@ -1,0 +1,91 @@
+"""Encode, then score: the encode streams into the scorer through a pipe, never through a file."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.cli.test_signals import _alive, _children
+from tests.conftest import Media, ffmpeg_run, run_vmafx
+
+ENCODERS = {
+    # large lookaheads: the encoder holds many frames before its first output
+    "libx264": ["--crf", "30", "--preset", "fast", "--encode-arg=-x264-params", "--encode-arg=rc-lookahead=60"],
+    "libsvtav1": ["--crf", "45", "--preset", "12", "--encode-arg=-svtav1-params", "--encode-arg=lookahead=60"],
+}
+
+
+@pytest.mark.parametrize("encoder", sorted(ENCODERS))
+def test_streamed_encode_scores_like_the_encode_as_a_file(media: Media, tmp_path: Path, encoder: str) -> None:
+    saved = tmp_path / "encode.nut"
+    streamed = run_vmafx("run", str(media.ref), "--encode", encoder, *ENCODERS[encoder], "--json",
+                         "--frames", str(tmp_path / "s.json"), "--save-encode", str(saved))
+    assert streamed.code == 0, streamed.stderr
+    result = streamed.json()
+    assert result["encode"]["encoder"] == encoder
+    assert result["encode"]["encoded_bytes"] == saved.stat().st_size > 0
+    assert result["encode"]["bitrate_bps"] == round(saved.stat().st_size * 8 / (media.frames / media.fps))
+    assert result["encode"]["encode_fps"] > 0
+    assert result["frames_scored"] == media.frames
+    assert result["provenance"]["storage"]["distorted"] == "encode"
+
+    from_file = run_vmafx("run", str(media.ref), str(saved), "--json", "--frames", str(tmp_path / "f.json"))
+    assert from_file.code == 0, from_file.stderr
+    assert from_file.json()["metrics"]["vmaf"] == result["metrics"]["vmaf"]
+    assert json.loads((tmp_path / "s.json").read_text()) == json.loads((tmp_path / "f.json").read_text())
+
+
+def test_encode_from_raw_reference_and_scaled(media: Media, tmp_path: Path) -> None:
+    out = run_vmafx("run", str(media.ref_yuv), "--width", "320", "--height", "240", "--pix-fmt", "yuv420p",
+                    "--fps", "24", "--encode", "libx264", "--crf", "35", "--encode-size", "160x120", "--json")
+    assert out.code == 0, out.stderr
+    result = out.json()
+    assert result["frames_scored"] == media.frames
+    assert result["encode"]["options"]["size"] == "160x120"
+    assert result["metrics"]["vmaf"]["mean"] < 95
+
+
+def test_unknown_encoder_fails_before_anything_runs(media: Media) -> None:
+    out = run_vmafx("run", str(media.ref), "--encode", "libx999")
+    assert out.code == 2
+    line = out.stderr.strip().splitlines()[0]
+    assert line.startswith("vmafx: error: unknown encoder 'libx999'; this ffmpeg has: ")
+    assert "libx264" in line and "libsvtav1" in line
+
+
+def test_encode_flags_need_an_encoder(media: Media) -> None:
+    out = run_vmafx("run", str(media.ref), str(media.dis), "--crf", "20")
+    assert out.code == 2 and "only apply with --encode" in out.stderr
+
+
+def test_encoder_dying_midway_fails_the_job_and_leaves_nothing(tmp_path: Path) -> None:
+    clip = tmp_path / "long.mp4"
+    ffmpeg_run("-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=25:duration=40", "-c:v", "libx264",
+               "-preset", "ultrafast", str(clip))
+    saved = tmp_path / "partial.nut"
+    proc = subprocess.Popen([sys.executable, "-m", "vmafx_core", "run", str(clip), "--encode", "libx264",
+                             "--preset", "veryslow", "--save-encode", str(saved)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    encoder = None
+    deadline = time.monotonic() + 60
+    while encoder is None and time.monotonic() < deadline:
+        for pid in _children(proc.pid):
+            if b"pipe:1" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                encoder = pid
+        time.sleep(0.05)
+    assert encoder is not None
+    time.sleep(1.0)
+    kids = _children(proc.pid)
+    os.kill(encoder, signal.SIGKILL)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 1, stderr
+    assert "the encoder libx264 failed" in stderr and stdout == ""
+    assert not any(_alive(pid) for pid in kids)
+    assert not saved.exists() and not (tmp_path / ".partial.nut.part").exists()
