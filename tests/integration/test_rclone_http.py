@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Media, ffmpeg_run, run_vmafx
-from tests.integration.procwatch import Watcher
+from tests.integration.procwatch import BIG_H, BIG_W, Watcher, upload_gib_raw
 
 pytestmark = pytest.mark.integration
 
@@ -163,21 +163,10 @@ def test_secret_never_in_any_argv(s3_server: Any, bucket: str, media: Media) -> 
     assert s3_server.secret_key.encode() not in stdout + stderr
 
 
-GIB = 1024 ** 3
-
-
 def test_one_gib_source_streams_without_writing_to_disk(s3_server: Any, bucket: str, tmp_path: Path) -> None:
     """A 1 GiB raw source, read twice (reference and distorted), with zero media bytes on local disk."""
-    width, height = 1280, 720
-    frame = width * height * 3 // 2
-    frames = -(-GIB // frame)
-    source = tmp_path / "big.yuv"
-    ffmpeg_run("-f", "lavfi", "-i", f"testsrc2=size={width}x{height}:rate=25", "-frames:v", str(frames),
-               "-f", "rawvideo", "-pix_fmt", "yuv420p", str(source))
-    size = source.stat().st_size
-    assert size >= GIB
-    s3_server.put_file(bucket, "big/source.yuv", source)
-    source.unlink()
+    width, height = BIG_W, BIG_H
+    frames, size = upload_gib_raw(s3_server, bucket, "big/source.yuv", tmp_path)
 
     rclone_cache = Path.home() / ".cache" / "rclone"
     temp_before = set(os.listdir(tempfile.gettempdir()))

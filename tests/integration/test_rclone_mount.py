@@ -19,12 +19,9 @@ import pytest
 
 from tests.conftest import Media, ffmpeg_run, run_vmafx
 from tests.integration import leftovers
-from tests.integration.procwatch import Watcher
+from tests.integration.procwatch import BIG_H, BIG_W, Watcher, upload_gib_raw
 
 pytestmark = pytest.mark.integration
-
-GIB = 1024 ** 3
-
 
 @pytest.fixture(autouse=True)
 def _need_fuse() -> None:
@@ -52,15 +49,8 @@ def test_mount_scores_exactly_like_local(s3_server: Any, bucket: str, media: Med
 
 
 def test_mount_streams_one_gib_without_writing(s3_server: Any, bucket: str, tmp_path: Path) -> None:
-    width, height = 1280, 720
-    frame = width * height * 3 // 2
-    frames = -(-GIB // frame)
-    source = tmp_path / "big.yuv"
-    ffmpeg_run("-f", "lavfi", "-i", f"testsrc2=size={width}x{height}:rate=25", "-frames:v", str(frames),
-               "-f", "rawvideo", "-pix_fmt", "yuv420p", str(source))
-    size = source.stat().st_size
-    s3_server.put_file(bucket, "big.yuv", source)
-    source.unlink()
+    width, height = BIG_W, BIG_H
+    frames, size = upload_gib_raw(s3_server, bucket, "big.yuv", tmp_path)
     proc = subprocess.Popen([sys.executable, "-m", "vmafx_core", "run", "--storage", "rclone-mount",
                              f"s3://{bucket}/big.yuv", f"s3://{bucket}/big.yuv", "--width", str(width),
                              "--height", str(height), "--pix-fmt", "yuv420p", "--fps", "25", "--json"],
