@@ -236,7 +236,7 @@ def run(reference: str | None, distorted: str | None, job_file: Path | None, mod
             return provided.item.options_type if provided else None
 
         job, options = parse_job(data, origin, options_type_for)
-        if save_encode and job.encode is None:
+        if save_encode and job.encode is None and not job.ladder:
             raise BadInput("--save-encode only applies to an encode job")
         _run_and_report(job, options, plugins, ffmpeg_path, as_json, output, frames_file, no_progress,
                         save_encode)
@@ -249,6 +249,9 @@ def _run_and_report(job: Job, options: Any, plugins: Plugins, ffmpeg_path: str |
 
     if frames_file is not None and frames_file.suffix.lower() not in (".csv", ".json"):
         raise BadInput(f"--frames {frames_file}: use a .csv or .json file name")
+    if job.ladder:
+        _run_ladder(job, options, plugins, ffmpeg_path, as_json, output, frames_file, no_progress, save_encode)
+        return
     bar = _Bar() if sys.stderr.isatty() and not no_progress else None
     try:
         result, frames = run_job(job, options, plugins, ffmpeg=ffmpeg_path, progress=bar, save_encode=save_encode)
@@ -265,6 +268,37 @@ def _run_and_report(job: Job, options: Any, plugins: Plugins, ffmpeg_path: str |
         click.echo(text, nl=False)
     else:
         _summary(data)
+
+
+def _run_ladder(job: Job, options: Any, plugins: Plugins, ffmpeg_path: str | None, as_json: bool,
+                output: Path | None, frames_file: Path | None, no_progress: bool, save_encode: str | None) -> None:
+    """One encode and score per rung, in order; one result per rung."""
+    import attrs
+
+    from vmafx_core.executor import run_job
+
+    if frames_file is not None or save_encode is not None:
+        raise BadInput("--frames and --save-encode take one encode: run the rungs one by one for those")
+    rungs = []
+    for index, rung in enumerate(job.ladder):
+        rung_job = attrs.evolve(job, encode=rung, ladder=(), id=f"{job.id or 'ladder'}/{index}")
+        bar = _Bar() if sys.stderr.isatty() and not no_progress else None
+        try:
+            result, _ = run_job(rung_job, options, plugins, ffmpeg=ffmpeg_path, progress=bar)
+        finally:
+            if bar is not None:
+                bar.close()
+        rungs.append(result.to_dict())
+        if not as_json:
+            e, vmaf = rungs[-1]["encode"], rungs[-1]["metrics"].get("vmaf", {}).get("mean")
+            rate = f"{e['bitrate_bps'] / 1000:8.0f} kb/s" if e.get("bitrate_bps") else "-"
+            click.echo(f"{rungs[-1]['distorted']['uri']:<48} {rate}  VMAF {vmaf:.4f}", err=True)
+    data = {"schema": "vmafx.ladder", "schema_version": 1, "job_id": job.id, "rungs": rungs}
+    text = json.dumps(data, indent=2) + "\n"
+    if output is not None:
+        write_atomically(output, text)
+    if as_json:
+        click.echo(text, nl=False)
 
 
 def _summary(data: dict[str, Any]) -> None:

@@ -117,6 +117,8 @@ class Job:
     distorted: Source | None = None
     #: instead of `distorted`: encode the reference and score that
     encode: Encode | None = None
+    #: instead of `distorted`: several encodes of the reference, one result per rung
+    ladder: tuple[Encode, ...] = ()
     #: scorer name plus its options, e.g. {"name": "libvmaf", "model": "vmaf_v0.6.1"}
     scorer: Mapping[str, Any] = attrs.field(factory=lambda: {"name": "libvmaf"})
     alignment: Alignment = attrs.field(factory=Alignment)
@@ -303,8 +305,10 @@ def parse_job(data: Mapping[str, Any], origin: str = "job",
         elif options_type is not None:
             options, opt_errors = structure(opts, options_type, "job.scorer")
             errors.extend(opt_errors)
-    if isinstance(data, Mapping) and ("distorted" in data) == ("encode" in data):
-        errors.append("job.distorted: give either a distorted source or an encode, exactly one")
+    if isinstance(data, Mapping) and sum(key in data for key in ("distorted", "encode", "ladder")) != 1:
+        errors.append("job.distorted: give exactly one of a distorted source, an encode or a ladder of encodes")
+    elif isinstance(data, Mapping) and data.get("ladder") == []:
+        errors.append("job.ladder: give at least one encode")
     if errors:
         raise InvalidJob(errors, origin)
     assert job is not None

@@ -89,3 +89,30 @@ def test_encoder_dying_midway_fails_the_job_and_leaves_nothing(tmp_path: Path) -
     assert "the encoder libx264 failed" in stderr and stdout == ""
     assert not any(_alive(pid) for pid in kids)
     assert not saved.exists() and not (tmp_path / ".partial.nut.part").exists()
+
+
+def test_ladder_gives_one_result_per_rung(media: Media, tmp_path: Path) -> None:
+    job = tmp_path / "ladder.toml"
+    job.write_text(f'''
+id = "ladder-x264"
+[reference]
+uri = "{media.ref}"
+[[ladder]]
+encoder = "libx264"
+crf = 20
+[[ladder]]
+encoder = "libx264"
+crf = 40
+size = "160x120"
+''')
+    out = run_vmafx("run", "--job", str(job), "--json")
+    assert out.code == 0, out.stderr
+    data = out.json()
+    assert data["schema"] == "vmafx.ladder" and len(data["rungs"]) == 2
+    high, low = data["rungs"]
+    assert high["job_id"] == "ladder-x264/0" and high["encode"]["options"]["crf"] == 20
+    assert high["encode"]["encoded_bytes"] > low["encode"]["encoded_bytes"]
+    assert high["metrics"]["vmaf"]["mean"] > low["metrics"]["vmaf"]["mean"]
+    # each rung equals the same encode run on its own
+    alone = run_vmafx("run", str(media.ref), "--encode", "libx264", "--crf", "20", "--json")
+    assert alone.json()["metrics"]["vmaf"] == high["metrics"]["vmaf"]
