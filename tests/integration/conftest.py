@@ -16,6 +16,8 @@ from collections.abc import Iterator
 import pytest
 
 from tests.integration import leftovers
+
+os.environ.setdefault(leftovers.MARKER, secrets.token_hex(8))
 from tests.integration.s3server import RunningServer, S3Server, docker_problem
 
 

