@@ -439,3 +439,7 @@ def demo(folder: Path | None, as_json: bool, ffmpeg_path: str | None) -> None:
         job, options = parse_job({"reference": {"uri": str(ref)}, "distorted": {"uri": str(dis)}},
                                  "demo", lambda n: plugins_.scorers()[n].item.options_type)
         _run_and_report(job, options, plugins_, ffmpeg_path, as_json, None, None, False)
+
+
+from vmafx_core.batch import batch  # noqa: E402, I001
+main.add_command(batch)

@@ -230,7 +230,7 @@ def wait_for_lines(path: Path, count: int, proc: subprocess.Popen[str], timeout:
     raise AssertionError(f"{path} did not get {count} lines in {timeout}s")
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_interrupted_batch_keeps_finished_results_and_resumes(hd_clip: Path, tmp_path: Path, sig: int) -> None:
     jobs = write_jobs(tmp_path / "jobs.jsonl", [pair(hd_clip, hd_clip, f"job-{i}") for i in range(6)])
     results = tmp_path / "results.jsonl"
@@ -257,3 +257,55 @@ def test_interrupted_batch_keeps_finished_results_and_resumes(hd_clip: Path, tmp
     final = by_id(read_results(results))
     assert sorted(final) == [f"job-{i}" for i in range(6)]
     assert len({json.dumps(r["metrics"], sort_keys=True) for r in final.values()}) == 1
+
+
+def test_a_job_without_id_keeps_its_identity_when_reformatted(media: Media, tmp_path: Path) -> None:
+    job = pair(media.ref, media.dis)
+    jobs, results = tmp_path / "jobs.jsonl", tmp_path / "results.jsonl"
+    jobs.write_text(json.dumps(job) + "\n")
+    assert run_vmafx("batch", str(jobs), "--out", str(results)).code == 0
+    jobs.write_text(json.dumps(dict(reversed(list(job.items()))), separators=(" , ", " : ")) + "\n")
+    again = run_vmafx("batch", str(jobs), "--out", str(results))
+    assert again.code == 0 and "1 done before, 0 to run" in again.stderr
+
+
+def test_the_writer_keeps_one_line_per_id_and_one_writer_per_file(tmp_path: Path) -> None:
+    from vmafx_core.batch import ResultWriter
+    from vmafx_core.errors import BadInput
+
+    path = tmp_path / "results.jsonl"
+    writer = ResultWriter(path)
+    writer.open()
+    try:
+        assert writer.write({"id": "a", "status": "ok", "frames_scored": 3})
+        assert not writer.write({"id": "a", "status": "ok", "frames_scored": 3})  # a task Dask ran twice
+        other = ResultWriter(path)
+        with pytest.raises(BadInput, match="in use by another vmafx batch"):
+            other.open()
+    finally:
+        writer.close()
+    assert [r["id"] for r in read_results(path)] == ["a"]
+    reopened = ResultWriter(path)
+    reopened.open()
+    try:
+        assert not reopened.write({"id": "a", "status": "failed", "error": "x", "exit_code": 1})
+    finally:
+        reopened.close()
+    assert len(read_results(path)) == 1
+
+
+def test_encode_and_ladder_jobs_run_like_vmafx_run(media: Media, tmp_path: Path) -> None:
+    jobs = write_jobs(tmp_path / "jobs.jsonl", [
+        {"id": "enc", "reference": {"uri": str(media.ref)}, "encode": {"encoder": "libx264", "crf": 30}},
+        {"id": "ladder", "reference": {"uri": str(media.ref)},
+         "ladder": [{"encoder": "libx264", "crf": 20}, {"encoder": "libx264", "crf": 40, "size": "160x120"}]},
+    ])
+    results = tmp_path / "results.jsonl"
+    out = run_vmafx("batch", str(jobs), "--out", str(results))
+    assert out.code == 0, out.stderr
+    got = by_id(read_results(results))
+    assert got["enc"]["encode"]["encoder"] == "libx264" and got["enc"]["frames_scored"] == media.frames
+    ladder = got["ladder"]
+    assert ladder["schema"] == "vmafx.ladder" and [r["job_id"] for r in ladder["rungs"]] == ["ladder/0", "ladder/1"]
+    high, low = (r["metrics"]["vmaf"]["mean"] for r in ladder["rungs"])
+    assert high > low

@@ -58,13 +58,22 @@ def rclone_pids() -> set[int]:
 
 
 def fuse_mounts() -> set[str]:
-    """Mount points of rclone FUSE mounts."""
+    """Mount points of rclone FUSE mounts of this session (or of an owner that is gone)."""
     mounts = set()
     for line in Path("/proc/mounts").read_text().splitlines():
         parts = line.split()
         if len(parts) > 2 and parts[2].startswith("fuse") and "rclone" in parts[0] + parts[2]:
-            mounts.add(parts[1])
+            if _owned(os.path.basename(parts[1])):
+                mounts.add(parts[1])
     return mounts
+
+
+def _owned(name: str) -> bool:
+    """A vmafx folder name carries its owner's pid: ours, or a dead owner's (which may be ours)."""
+    owner = re.match(r"vmafx-[a-z-]+?-(\d+)-", name)
+    if owner is None:
+        return not name.startswith("vmafx-")  # an unnamed rclone mount: count it
+    return not Path(f"/proc/{owner.group(1)}").exists() or _ours(int(owner.group(1)))
 
 
 def temp_entries() -> set[str]:
@@ -73,9 +82,8 @@ def temp_entries() -> set[str]:
     for name in os.listdir(tempfile.gettempdir()):
         if not name.startswith(TEMP_PREFIXES):
             continue
-        owner = re.match(r"vmafx-[a-z-]+?-(\d+)-", name)
-        if owner is None or not Path(f"/proc/{owner.group(1)}").exists() or _ours(int(owner.group(1))):
-            found.add(name)  # a dead owner's folder may be ours: count it
+        if _owned(name):
+            found.add(name)
     return found
 
 

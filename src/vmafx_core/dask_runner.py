@@ -1,0 +1,132 @@
+"""`vmafx batch --cluster`: the same batch, one Dask task per job, on a distributed scheduler.
+
+Dask does the hard parts: it places tasks on workers, and when a worker is lost it runs that
+worker's tasks again elsewhere. Each worker runs a job with its own installed plugins, ffmpeg and
+rclone configuration (`run_task` below is a plain function: it parses the job and calls
+`run_job`), and returns the result or the error as plain data, so a user's mistake never crosses
+the wire as an exception. The client streams results back as they complete and writes them
+through the batch's one writer, which keeps one line per job id even if Dask ran a task twice.
+
+`distributed` is an optional dependency (the `dask` extra): it is imported only here, lazily.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import secrets
+import time
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from vmafx_core.errors import EnvironmentMissing, ExitCode
+
+if TYPE_CHECKING:
+    from vmafx_core.batch import BatchProgress, Entry, Outcome, RecordFn
+
+log = logging.getLogger(__name__)
+
+MISSING = "--cluster needs the dask extra: pip install 'vmafx[dask]'"
+#: how long the client waits for the scheduler to answer at the start
+CONNECT_TIMEOUT_S = 10.0
+
+
+def require() -> None:
+    """Fail with one line before anything starts when `distributed` is not installed."""
+    try:
+        import distributed  # noqa: F401
+    except ImportError:
+        raise EnvironmentMissing(MISSING) from None
+
+
+def task_key(job_id: str, run: str) -> str:
+    """A Dask key unique to this job in this run: Dask must never take two jobs, or two runs, as one."""
+    return f"vmafx-job-{hashlib.sha256(job_id.encode('utf-8')).hexdigest()[:20]}-{run}"
+
+
+def worker_threads() -> int:
+    """libvmaf threads for a job on this worker: its cores shared by its task slots."""
+    from dask.system import CPU_COUNT
+    from distributed import get_worker
+
+    try:
+        slots = int(getattr(get_worker(), "nthreads", 1) or 1)
+    except ValueError:  # not inside a worker (called directly)
+        slots = 1
+    return max(1, CPU_COUNT // slots)
+
+
+def run_task(line: int, data: Mapping[str, Any], *, threads_per_job: int | None = None,
+             ffmpeg: str | None = None) -> Outcome:
+    """Run one job on a Dask worker; always return an outcome dict (see `batch.execute`)."""
+    from vmafx_core.batch import execute
+
+    threads = threads_per_job or worker_threads()
+    return execute(data, origin=f"line {line}", threads_per_job=threads, ffmpeg=ffmpeg)
+
+
+def lost(exc: BaseException) -> Outcome:
+    """The outcome of a task Dask could not finish: it never ran vmafx's code to the end."""
+    name = type(exc).__name__
+    if name == "KilledWorker":
+        error = f"the job's task was lost: every worker that ran it died ({exc})"
+    elif isinstance(exc, (asyncio.CancelledError, Exception)) and "Cancelled" in name:
+        error = "the job's task was cancelled by the scheduler"
+    else:
+        error = f"the worker could not run the job: {name}: {exc} (is vmafx installed on every worker?)"
+    return {"status": "failed", "error": error, "exit_code": int(ExitCode.JOB_FAILED)}
+
+
+def connect(address: str) -> Any:
+    """A client of the scheduler at `address`, or one line and exit code 3 when it does not answer."""
+    try:
+        from distributed import Client
+    except ImportError:
+        raise EnvironmentMissing(MISSING) from None
+    try:
+        return Client(address, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
+    except (OSError, TimeoutError) as exc:
+        raise EnvironmentMissing(f"cannot reach the Dask scheduler at {address}: {exc}") from None
+
+
+def run_on_cluster(client: Any, entries: Sequence[Entry], record: RecordFn, progress: BatchProgress, *,
+                   threads_per_job: int | None, ffmpeg: str | None) -> None:
+    """Submit one task per job through `client` and record results as they complete.
+
+    On Ctrl-C or SIGTERM the client cancels its tasks; a job already running on a worker finishes
+    there (Dask cannot interrupt a running task) and its result is discarded.
+    """
+    from distributed import as_completed
+
+    run = secrets.token_hex(4)
+    futures = client.map(run_task, [e.line for e in entries], [e.data for e in entries],
+                         key=[task_key(e.id, run) for e in entries], pure=False,
+                         threads_per_job=threads_per_job, ffmpeg=ffmpeg)
+    pending = {future.key: (future, entry) for future, entry in zip(futures, entries, strict=True)}
+    completed = as_completed(futures, loop=client.loop)
+    del futures
+    log.info("submitted %d jobs to %s", len(pending), client.scheduler.address)
+    try:
+        while not completed.is_empty():
+            ready = completed.next_batch(block=False)
+            if not ready:
+                progress.refresh()
+                time.sleep(0.2)
+                continue
+            for future in ready:
+                _, entry = pending.pop(future.key)
+                try:
+                    outcome = future.result()
+                except (Exception, asyncio.CancelledError) as exc:
+                    log.info("task of job %s failed: %r", entry.id, exc)
+                    outcome = lost(exc)
+                record(entry, outcome)
+                future.release()
+    except BaseException:
+        if pending:
+            try:
+                client.cancel([f for f, _ in pending.values()], force=True)
+            except Exception as exc:  # the scheduler may be gone already
+                log.info("cancelling the remaining tasks: %s", exc)
+        raise
