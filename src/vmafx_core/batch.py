@@ -191,7 +191,7 @@ def execute(data: Mapping[str, Any], *, origin: str, threads_per_job: int | None
     This is what a Dask worker runs, so everything it returns must pickle and nothing a user can
     cause may come back as an exception (that would count as a task failure and be retried).
     """
-    from vmafx_core.executor import run_job
+    from vmafx_core.executor import ladder_result, ladder_rungs, run_job
 
     try:
         plugins = _plugins()
@@ -203,11 +203,8 @@ def execute(data: Mapping[str, Any], *, origin: str, threads_per_job: int | None
         job, options = parse_job(with_threads(data, threads_per_job), origin, options_type_for)
         if getattr(job, "ladder", ()):
             # as `vmafx run --job` does: one encode and score per rung, one result holding them all
-            rungs = []
-            for index, rung in enumerate(job.ladder):
-                rung_job = attrs.evolve(job, encode=rung, ladder=(), id=f"{job.id or 'ladder'}/{index}")
-                rungs.append(run_job(rung_job, options, plugins, ffmpeg=ffmpeg)[0].to_dict())
-            return {"status": "ok", "schema": "vmafx.ladder", "schema_version": 1, "job_id": job.id, "rungs": rungs}
+            rungs = [run_job(rung, options, plugins, ffmpeg=ffmpeg)[0].to_dict() for rung in ladder_rungs(job)]
+            return {"status": "ok", **ladder_result(job, rungs)}
         result, _frames = run_job(job, options, plugins, ffmpeg=ffmpeg)
         return {"status": "ok", **result.to_dict()}
     except VmafxError as exc:

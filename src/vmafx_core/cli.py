@@ -273,15 +273,12 @@ def _run_and_report(job: Job, options: Any, plugins: Plugins, ffmpeg_path: str |
 def _run_ladder(job: Job, options: Any, plugins: Plugins, ffmpeg_path: str | None, as_json: bool,
                 output: Path | None, frames_file: Path | None, no_progress: bool, save_encode: str | None) -> None:
     """One encode and score per rung, in order; one result per rung."""
-    import attrs
-
-    from vmafx_core.executor import run_job
+    from vmafx_core.executor import ladder_result, ladder_rungs, run_job
 
     if frames_file is not None or save_encode is not None:
         raise BadInput("--frames and --save-encode take one encode: run the rungs one by one for those")
     rungs = []
-    for index, rung in enumerate(job.ladder):
-        rung_job = attrs.evolve(job, encode=rung, ladder=(), id=f"{job.id or 'ladder'}/{index}")
+    for rung_job in ladder_rungs(job):
         bar = _Bar() if sys.stderr.isatty() and not no_progress else None
         try:
             result, _ = run_job(rung_job, options, plugins, ffmpeg=ffmpeg_path, progress=bar)
@@ -293,7 +290,7 @@ def _run_ladder(job: Job, options: Any, plugins: Plugins, ffmpeg_path: str | Non
             e, vmaf = rungs[-1]["encode"], rungs[-1]["metrics"].get("vmaf", {}).get("mean")
             rate = f"{e['bitrate_bps'] / 1000:8.0f} kb/s" if e.get("bitrate_bps") else "-"
             click.echo(f"{rungs[-1]['distorted']['uri']:<48} {rate}  VMAF {vmaf:.4f}", err=True)
-    data = {"schema": "vmafx.ladder", "schema_version": 1, "job_id": job.id, "rungs": rungs}
+    data = ladder_result(job, rungs)
     text = json.dumps(data, indent=2) + "\n"
     if output is not None:
         write_atomically(output, text)

@@ -12,6 +12,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import attrs
+
 from vmafx_core import __version__, encode
 from vmafx_core.errors import BadInput, JobFailed
 from vmafx_core.ffmpeg import find_ffmpeg, probe
@@ -126,6 +128,17 @@ def _fps(provenance: Any) -> float | None:
     stream = provenance.get("reference_stream") or {}
     fps = stream.get("fps")
     return float(fps) if fps else None
+
+
+def ladder_rungs(job: Job) -> list[Job]:
+    """The jobs of a ladder's rungs: one encode each, with ids `<id>/<index>`."""
+    return [attrs.evolve(job, encode=rung, ladder=(), id=f"{job.id or 'ladder'}/{index}")
+            for index, rung in enumerate(job.ladder)]
+
+
+def ladder_result(job: Job, rungs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The result of a ladder: one `vmafx.result` per rung."""
+    return {"schema": "vmafx.ladder", "schema_version": 1, "job_id": job.id, "rungs": list(rungs)}
 
 
 def _prepare(stack: contextlib.ExitStack, requests: Sequence[InputRequest], backends: Sequence[StorageBackend],
