@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -18,6 +17,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Media, ffmpeg_run, run_vmafx
+from tests.procs import alive, children
 
 
 def write_jobs(path: Path, jobs: Iterable[Mapping[str, Any] | str]) -> Path:
@@ -42,26 +42,6 @@ def pair(ref: Path | str, dis: Path | str, job_id: str | None = None, **extra: A
     if job_id is not None:
         job["id"] = job_id
     return job
-
-
-def children(pid: int) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(entry))
-    return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def scoring_children(pid: int) -> list[int]:

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.test_signals import _alive, _children
 from tests.conftest import Media, ffmpeg_run, run_vmafx
+from tests.procs import alive, children
 
 ENCODERS = {
     # large lookaheads: the encoder holds many frames before its first output
@@ -76,18 +76,18 @@ def test_encoder_dying_midway_fails_the_job_and_leaves_nothing(tmp_path: Path) -
     encoder = None
     deadline = time.monotonic() + 60
     while encoder is None and time.monotonic() < deadline:
-        for pid in _children(proc.pid):
+        for pid in children(proc.pid):
             if b"pipe:1" in Path(f"/proc/{pid}/cmdline").read_bytes():
                 encoder = pid
         time.sleep(0.05)
     assert encoder is not None
     time.sleep(1.0)
-    kids = _children(proc.pid)
+    kids = children(proc.pid)
     os.kill(encoder, signal.SIGKILL)
     stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 1, stderr
     assert "the encoder libx264 failed" in stderr and stdout == ""
-    assert not any(_alive(pid) for pid in kids)
+    assert not any(alive(pid) for pid in kids)
     assert not saved.exists() and not (tmp_path / ".partial.nut.part").exists()
 
 

@@ -13,29 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ffmpeg_run
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        if ppid == pid:
-            found.append(int(entry))
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
+from tests.procs import alive, children
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +33,7 @@ def test_signal_during_scoring_stops_everything(long_pair: tuple[Path, Path], si
     ffmpeg_pid = None
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and ffmpeg_pid is None:
-        for child in _children(proc.pid):
+        for child in children(proc.pid):
             cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
             if b"libvmaf" in cmdline:
                 ffmpeg_pid = child
@@ -66,7 +44,7 @@ def test_signal_during_scoring_stops_everything(long_pair: tuple[Path, Path], si
     _, stderr = proc.communicate(timeout=30)
     assert proc.returncode == 130, stderr
     assert "interrupted" in stderr and "Traceback" not in stderr
-    assert not _alive(ffmpeg_pid)
+    assert not alive(ffmpeg_pid)
     leftovers = {n for n in set(os.listdir(tempfile.gettempdir())) - before
                  if n.startswith(f"vmafx-libvmaf-{proc.pid}-")}
     assert not leftovers
@@ -79,7 +57,7 @@ def test_children_die_when_vmafx_is_killed_outright(long_pair: tuple[Path, Path]
     ffmpeg_pid = None
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and ffmpeg_pid is None:
-        for child in _children(proc.pid):
+        for child in children(proc.pid):
             if b"libvmaf" in Path(f"/proc/{child}/cmdline").read_bytes():
                 ffmpeg_pid = child
         time.sleep(0.05)
@@ -87,9 +65,9 @@ def test_children_die_when_vmafx_is_killed_outright(long_pair: tuple[Path, Path]
     proc.kill()
     proc.wait()
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and _alive(ffmpeg_pid):
+    while time.monotonic() < deadline and alive(ffmpeg_pid):
         time.sleep(0.05)
-    assert not _alive(ffmpeg_pid)
+    assert not alive(ffmpeg_pid)
     # the killed run could not remove its temp folder; the next run does
     left = [n for n in os.listdir(tempfile.gettempdir()) if n.startswith(f"vmafx-libvmaf-{proc.pid}-")]
     assert left

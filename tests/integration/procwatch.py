@@ -8,18 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-
-def _children(pid: int) -> list[int]:
-    kids = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                kids.append(int(entry))
-    return kids
+from tests.procs import children
 
 
 class Watcher:
@@ -36,7 +25,7 @@ class Watcher:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            for kid in _children(self.pid):
+            for kid in children(self.pid):
                 try:
                     # read every time: right after fork, before exec, it is still the parent's argv
                     self.cmdlines[kid] = Path(f"/proc/{kid}/cmdline").read_bytes() or self.cmdlines.get(kid, b"")

@@ -20,10 +20,11 @@ from typing import Any
 
 import pytest
 
-from tests.cli.test_batch import alive, by_id, pair, read_results, scoring_children, wait_for_lines, write_jobs
+from tests.cli.test_batch import by_id, pair, read_results, scoring_children, wait_for_lines, write_jobs
 from tests.conftest import Media, ffmpeg_run, run_vmafx
 from tests.integration import leftovers
 from tests.integration.s3server import S3Server
+from tests.procs import alive
 from vmafx_core import tempdirs
 from vmafx_core.process import Child
 
