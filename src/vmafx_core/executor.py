@@ -92,8 +92,12 @@ def run_job(job: Job, options: Any, plugins: Plugins, *, ffmpeg: str | None = No
     expected = min(ref_n, dis_n)
     if not frames:
         raise JobFailed("the scorer produced no frames")
-    if not job.alignment.allow_frame_mismatch and len(frames) != expected:
-        raise JobFailed(f"scored {len(frames)} frames but both inputs have {expected}; refusing a partial score")
+    subsample = max(int(getattr(options, "n_subsample", 1) or 1), 1)
+    expected_scored = -(-expected // subsample)  # libvmaf scores frames 0, n, 2n, ...
+    if not job.alignment.allow_frame_mismatch and len(frames) != expected_scored:
+        raise JobFailed(f"scored {len(frames)} frames but both inputs have {expected}"
+                        f"{f' (every {subsample}th: {expected_scored})' if subsample > 1 else ''}; "
+                        "refusing a partial score")
 
     libvmaf_pooled = output.provenance.get("pooled_by_libvmaf", {})
     names = list(dict.fromkeys(k for f in frames for k in f))

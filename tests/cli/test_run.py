@@ -152,3 +152,10 @@ def test_unknown_storage_mode(media: Media) -> None:
 def test_usage_errors(media: Media) -> None:
     assert run_vmafx("run", str(media.ref)).code == 2
     assert run_vmafx("run", "--bogus").code == 2
+
+
+def test_subsampling_scores_every_nth_frame(media: Media) -> None:
+    out = run_vmafx("run", str(media.ref), str(media.dis), "--json", "--n-subsample", "5")
+    assert out.code == 0, out.stderr
+    assert out.json()["frames_scored"] == -(-media.frames // 5)
+    assert out.json()["reference"]["frames"] == media.frames
