@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Media, ffmpeg_run, run_vmafx
-from tests.procs import alive, children
+from tests.procs import alive, children, cmdline
 
 
 def write_jobs(path: Path, jobs: Iterable[Mapping[str, Any] | str]) -> Path:
@@ -46,7 +46,7 @@ def pair(ref: Path | str, dis: Path | str, job_id: str | None = None, **extra: A
 
 def scoring_children(pid: int) -> list[int]:
     """ffmpeg processes running libvmaf that `pid` started."""
-    return [c for c in children(pid) if b"libvmaf" in Path(f"/proc/{c}/cmdline").read_bytes()]
+    return [c for c in children(pid) if b"libvmaf" in cmdline(c)]
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Media, ffmpeg_run, run_vmafx
-from tests.procs import alive, children
+from tests.procs import alive, children, cmdline
 
 ENCODERS = {
     # large lookaheads: the encoder holds many frames before its first output
@@ -77,7 +77,7 @@ def test_encoder_dying_midway_fails_the_job_and_leaves_nothing(tmp_path: Path) -
     deadline = time.monotonic() + 60
     while encoder is None and time.monotonic() < deadline:
         for pid in children(proc.pid):
-            if b"pipe:1" in Path(f"/proc/{pid}/cmdline").read_bytes():
+            if b"pipe:1" in cmdline(pid):
                 encoder = pid
         time.sleep(0.05)
     assert encoder is not None

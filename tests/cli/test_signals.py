@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ffmpeg_run
-from tests.procs import alive, children
+from tests.procs import alive, children, cmdline
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +34,7 @@ def test_signal_during_scoring_stops_everything(long_pair: tuple[Path, Path], si
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and ffmpeg_pid is None:
         for child in children(proc.pid):
-            cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
-            if b"libvmaf" in cmdline:
+            if b"libvmaf" in cmdline(child):
                 ffmpeg_pid = child
         time.sleep(0.05)
     assert ffmpeg_pid is not None, "scoring never started"
@@ -58,7 +57,7 @@ def test_children_die_when_vmafx_is_killed_outright(long_pair: tuple[Path, Path]
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and ffmpeg_pid is None:
         for child in children(proc.pid):
-            if b"libvmaf" in Path(f"/proc/{child}/cmdline").read_bytes():
+            if b"libvmaf" in cmdline(child):
                 ffmpeg_pid = child
         time.sleep(0.05)
     assert ffmpeg_pid is not None, "scoring never started"

@@ -8,15 +8,10 @@ import signal
 import tempfile
 from pathlib import Path
 
+from tests.procs import cmdline
+
 #: temp-folder prefixes vmafx and its plugins use
 TEMP_PREFIXES = ("vmafx-libvmaf-", "vmafx-mount-", "vmafx-rclone-")
-
-
-def cmdline(pid: int) -> bytes:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return b""
 
 
 def describe(pid: int) -> str:
