@@ -11,10 +11,13 @@ in /proc): they are written as a one-entry ffconcat script into a pipe the child
 from __future__ import annotations
 
 import functools
+import json
+import logging
 import os
 import re
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
@@ -25,6 +28,8 @@ from vmafx_core.process import Child, redact
 from vmafx_core.types import PreparedInput, RawVideo
 
 ENV_FFMPEG = "VMAFX_FFMPEG"
+
+log = logging.getLogger(__name__)
 
 
 def find_ffmpeg(override: str | None = None) -> str:
@@ -40,10 +45,30 @@ def find_ffmpeg(override: str | None = None) -> str:
         import imageio_ffmpeg
     except ImportError:
         raise EnvironmentMissing("no ffmpeg: install the imageio-ffmpeg wheel or set VMAFX_FFMPEG") from None
+    bundled = None if os.environ.get("IMAGEIO_FFMPEG_EXE") else _bundled_ffmpeg(imageio_ffmpeg.__file__)
+    if bundled:
+        return bundled
     try:
         return str(imageio_ffmpeg.get_ffmpeg_exe())
     except RuntimeError as exc:
         raise EnvironmentMissing(f"the imageio-ffmpeg wheel has no ffmpeg for this platform: {exc}") from None
+
+
+def _bundled_ffmpeg(package_file: str) -> str | None:
+    """The binary inside the imageio-ffmpeg wheel, found without running it.
+
+    `get_ffmpeg_exe()` starts it once to see that it works (25 ms on every job); `ffmpeg_info`
+    checks it anyway, once per binary, so only where the wheel's layout is unexpected does this
+    fall back to imageio-ffmpeg's own search.
+    """
+    try:
+        from imageio_ffmpeg._definitions import FNAME_PER_PLATFORM, get_platform
+
+        name = FNAME_PER_PLATFORM.get(get_platform(), "")
+    except (ImportError, AttributeError):
+        return None
+    path = os.path.join(os.path.dirname(package_file), "binaries", name)
+    return path if name and os.path.isfile(path) and os.access(path, os.X_OK) else None
 
 
 @attrs.frozen
@@ -54,18 +79,83 @@ class FfmpegInfo:
     encoders: frozenset[str]
 
 
+#: where what an ffmpeg binary said about itself is kept between runs (one small JSON file)
+ENV_CACHE = "VMAFX_CACHE_DIR"
+
+
+def _cache_file() -> str:
+    base = os.environ.get(ENV_CACHE) or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "vmafx")
+    return os.path.join(base, "ffmpeg-info.json")
+
+
+def _binary_key(path: str) -> str | None:
+    """Identity of the binary at `path`: a rebuilt or replaced ffmpeg gets a new key."""
+    try:
+        real = os.path.realpath(path)
+        st = os.stat(real)
+    except OSError:
+        return None
+    return f"{real}|{st.st_dev}|{st.st_ino}|{st.st_size}|{st.st_mtime_ns}"
+
+
+def _cached(key: str) -> dict[str, object] | None:
+    try:
+        with open(_cache_file(), encoding="utf-8") as fh:
+            entry = json.load(fh).get(key)
+    except (OSError, ValueError, AttributeError):
+        return None
+    return entry if isinstance(entry, dict) else None
+
+
+def _remember(key: str, entry: dict[str, object]) -> None:
+    """Best effort: a read-only home only costs the next run one more ffmpeg start."""
+    path = _cache_file()
+    try:
+        try:
+            with open(path, encoding="utf-8") as fh:
+                table = json.load(fh)
+            table = table if isinstance(table, dict) else {}
+        except (OSError, ValueError):
+            table = {}
+        table = {k: v for k, v in table.items() if os.path.exists(k.split("|", 1)[0])}  # forget removed binaries
+        table[key] = entry
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".ffmpeg-info-")
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(table, fh, indent=1)
+        os.replace(tmp, path)
+    except OSError as exc:
+        log.debug("could not cache what ffmpeg %s supports in %s: %s", key.split("|", 1)[0], path, exc)
+
+
 @functools.lru_cache(maxsize=8)
 def ffmpeg_info(path: str) -> FfmpegInfo:
-    """Version and libvmaf support of the ffmpeg at `path` (cached per path)."""
-    try:
-        out = subprocess.run([path, "-hide_banner", "-version"], capture_output=True, text=True, timeout=30)
-        filters = subprocess.run([path, "-hide_banner", "-filters"], capture_output=True, text=True, timeout=30)
-    except OSError as exc:
-        raise EnvironmentMissing(f"ffmpeg {path} does not run: {exc.strerror}") from None
-    first = out.stdout.splitlines()[0] if out.stdout else ""
-    match = re.match(r"ffmpeg version (\S+)", first)
-    has_libvmaf = bool(re.search(r"^\s*\S*\s+libvmaf\s", filters.stdout, re.MULTILINE))
-    return FfmpegInfo(path=path, version=match.group(1) if match else "unknown", has_libvmaf=has_libvmaf,
+    """Version and libvmaf support of the ffmpeg at `path`.
+
+    Asking costs an ffmpeg start on every job, so the answer is kept per binary (path, inode, size
+    and mtime), in memory and in a small cache file.
+    """
+    key = _binary_key(path)
+    entry = _cached(key) if key else None
+    if entry is None or not isinstance(entry.get("version"), str):
+        try:
+            # without -hide_banner the version is on stderr; the filter list is on stdout
+            done = subprocess.run([path, "-nostdin", "-filters"], capture_output=True, text=True, timeout=30,
+                                  stdin=subprocess.DEVNULL)
+        except OSError as exc:
+            raise EnvironmentMissing(f"ffmpeg {path} does not run: {exc.strerror}") from None
+        except subprocess.TimeoutExpired:
+            raise EnvironmentMissing(f"ffmpeg {path} did not answer `-filters` within 30s") from None
+        match = re.search(r"^ffmpeg version (\S+)", done.stderr, re.MULTILINE)
+        if match is None or done.returncode != 0:
+            raise EnvironmentMissing(f"{path} does not answer like ffmpeg: "
+                                     f"{(done.stderr.strip().splitlines() or ['no output'])[-1]}")
+        entry = {"version": match.group(1),
+                 "has_libvmaf": bool(re.search(r"^\s*\S*\s+libvmaf\s", done.stdout, re.MULTILINE))}
+        if key:
+            _remember(key, entry)
+    return FfmpegInfo(path=path, version=str(entry["version"]), has_libvmaf=bool(entry.get("has_libvmaf")),
                       encoders=frozenset())
 
 
