@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+
 from vmafx_rclone_common import canonical_uri, handles_uri, rclone_availability
 
 from vmafx_core import hookimpl
-from vmafx_core.types import Availability, StorageBackend
-from vmafx_rclone_http.serve import prepare
+from vmafx_core.types import Availability, InputRequest, PrepareContext, PreparedInput, StorageBackend
+
+
+def prepare(inputs: Sequence[InputRequest], context: PrepareContext) -> AbstractContextManager[list[PreparedInput]]:
+    """See `vmafx_rclone_http.serve.prepare`; imported on first use, so jobs that never touch a remote
+    (and `vmafx plugins`) do not pay for loading it."""
+    from vmafx_rclone_http.serve import prepare as prepare_inputs
+
+    return prepare_inputs(inputs, context)
 
 
 def availability() -> Availability:
