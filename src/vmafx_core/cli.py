@@ -6,6 +6,7 @@ expected failure is one line `vmafx: error: ...` and an exit code from `ExitCode
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import os
@@ -107,7 +108,22 @@ def _setup_logging(verbose: int) -> None:
     logging.basicConfig(level=level, format="vmafx: %(levelname)s: %(message)s", stream=sys.stderr)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES_HELP)
+class _Commands(click.Group):
+    """The subcommands; `batch` (the largest module) is imported only when it is asked for."""
+
+    LAZY = {"batch": ("vmafx_core.batch", "batch")}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.LAZY})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.LAZY and cmd_name not in self.commands:
+            module, attribute = self.LAZY[cmd_name]
+            self.add_command(getattr(importlib.import_module(module), attribute), cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES_HELP)
 @click.version_option(__version__, prog_name="vmafx")
 @click.option("-v", "--verbose", count=True, help="More logging on stderr (-vv for debug).")
 def main(verbose: int) -> None:
@@ -437,6 +453,3 @@ def demo(folder: Path | None, as_json: bool, ffmpeg_path: str | None) -> None:
                                  "demo", lambda n: plugins_.scorers()[n].item.options_type)
         _run_and_report(job, options, plugins_, ffmpeg_path, as_json, None, None, False)
 
-
-from vmafx_core.batch import batch  # noqa: E402, I001
-main.add_command(batch)

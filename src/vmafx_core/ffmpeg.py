@@ -11,25 +11,21 @@ in /proc): they are written as a one-entry ffconcat script into a pipe the child
 from __future__ import annotations
 
 import functools
-import json
-import logging
 import os
 import re
 import shutil
 import subprocess
-import tempfile
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 import attrs
 
+from vmafx_core import binfacts
 from vmafx_core.errors import BadInput, EnvironmentMissing, JobFailed
 from vmafx_core.process import Child, redact
 from vmafx_core.types import PreparedInput, RawVideo
 
 ENV_FFMPEG = "VMAFX_FFMPEG"
-
-log = logging.getLogger(__name__)
 
 
 def find_ffmpeg(override: str | None = None) -> str:
@@ -79,66 +75,13 @@ class FfmpegInfo:
     encoders: frozenset[str]
 
 
-#: where what an ffmpeg binary said about itself is kept between runs (one small JSON file)
-ENV_CACHE = "VMAFX_CACHE_DIR"
-
-
-def _cache_file() -> str:
-    base = os.environ.get(ENV_CACHE) or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "vmafx")
-    return os.path.join(base, "ffmpeg-info.json")
-
-
-def _binary_key(path: str) -> str | None:
-    """Identity of the binary at `path`: a rebuilt or replaced ffmpeg gets a new key."""
-    try:
-        real = os.path.realpath(path)
-        st = os.stat(real)
-    except OSError:
-        return None
-    return f"{real}|{st.st_dev}|{st.st_ino}|{st.st_size}|{st.st_mtime_ns}"
-
-
-def _cached(key: str) -> dict[str, object] | None:
-    try:
-        with open(_cache_file(), encoding="utf-8") as fh:
-            entry = json.load(fh).get(key)
-    except (OSError, ValueError, AttributeError):
-        return None
-    return entry if isinstance(entry, dict) else None
-
-
-def _remember(key: str, entry: dict[str, object]) -> None:
-    """Best effort: a read-only home only costs the next run one more ffmpeg start."""
-    path = _cache_file()
-    try:
-        try:
-            with open(path, encoding="utf-8") as fh:
-                table = json.load(fh)
-            table = table if isinstance(table, dict) else {}
-        except (OSError, ValueError):
-            table = {}
-        table = {k: v for k, v in table.items() if os.path.exists(k.split("|", 1)[0])}  # forget removed binaries
-        table[key] = entry
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".ffmpeg-info-")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(table, fh, indent=1)
-        os.replace(tmp, path)
-    except OSError as exc:
-        log.debug("could not cache what ffmpeg %s supports in %s: %s", key.split("|", 1)[0], path, exc)
-
-
 @functools.lru_cache(maxsize=8)
 def ffmpeg_info(path: str) -> FfmpegInfo:
     """Version and libvmaf support of the ffmpeg at `path`.
 
-    Asking costs an ffmpeg start on every job, so the answer is kept per binary (path, inode, size
-    and mtime), in memory and in a small cache file.
+    Asking costs an ffmpeg start, so the answer is kept per binary (`vmafx_core.binfacts`).
     """
-    key = _binary_key(path)
-    entry = _cached(key) if key else None
-    if entry is None or not isinstance(entry.get("version"), str):
+    def ask() -> dict[str, object]:
         try:
             # without -hide_banner the version is on stderr; the filter list is on stdout
             done = subprocess.run([path, "-nostdin", "-filters"], capture_output=True, text=True, timeout=30,
@@ -151,10 +94,10 @@ def ffmpeg_info(path: str) -> FfmpegInfo:
         if match is None or done.returncode != 0:
             raise EnvironmentMissing(f"{path} does not answer like ffmpeg: "
                                      f"{(done.stderr.strip().splitlines() or ['no output'])[-1]}")
-        entry = {"version": match.group(1),
-                 "has_libvmaf": bool(re.search(r"^\s*\S*\s+libvmaf\s", done.stdout, re.MULTILINE))}
-        if key:
-            _remember(key, entry)
+        return {"version": match.group(1),
+                "has_libvmaf": bool(re.search(r"^\s*\S*\s+libvmaf\s", done.stdout, re.MULTILINE))}
+
+    entry = binfacts.remember("ffmpeg-filters", path, ask)
     return FfmpegInfo(path=path, version=str(entry["version"]), has_libvmaf=bool(entry.get("has_libvmaf")),
                       encoders=frozenset())
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import atexit
 import collections
 import ctypes
-import ctypes.util
 import itertools
 import logging
 import os
@@ -41,7 +40,9 @@ _started = itertools.count()
 _PR_SET_PDEATHSIG = 1
 _prctl: Any = None
 try:
-    _prctl = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True).prctl
+    # the running interpreter's own symbols include libc's; ctypes.util.find_library("c") would
+    # start `ldconfig -p` on every import
+    _prctl = ctypes.CDLL(None, use_errno=True).prctl
 except (OSError, AttributeError):  # not Linux: children are still reaped by stop()/stop_all()
     pass
 

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from vmafx_core.binfacts import ENV_CACHE
 from vmafx_core.errors import EnvironmentMissing
-from vmafx_core.ffmpeg import ENV_CACHE, ffmpeg_info, require_libvmaf
+from vmafx_core.ffmpeg import ffmpeg_info, require_libvmaf
 from vmafx_core.process import Child
 
 FAKE = """#!/bin/sh
@@ -72,7 +73,7 @@ def test_corrupt_cache_is_ignored(tmp_path: Path) -> None:
     exe, count = fake_ffmpeg(tmp_path, "7.1-test", libvmaf=True)
     cache = tmp_path / "cache"
     cache.mkdir()
-    (cache / "ffmpeg-info.json").write_text("{not json")
+    (cache / "binaries.json").write_text("{not json")
     assert ffmpeg_info(str(exe)).version == "7.1-test" and runs(count) == 1
 
 

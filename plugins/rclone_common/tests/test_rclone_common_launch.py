@@ -78,6 +78,24 @@ def test_finds_the_wheel_binary_and_its_version() -> None:
     assert rclone_availability().usable
 
 
+def test_version_is_asked_once_per_binary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VMAFX_CACHE_DIR", str(tmp_path / "cache"))
+    runs = tmp_path / "runs"
+    fake = tmp_path / "rclone"
+    fake.write_text(f"#!/bin/sh\necho run >> {runs}\necho 'rclone v1.99.0-fake'\n")
+    fake.chmod(0o755)
+    assert rclone_version(str(fake)) == "1.99.0-fake"
+    assert rclone_version(str(fake)) == "1.99.0-fake"
+    assert runs.read_text().count("run") == 1
+    broken = tmp_path / "broken-rclone"
+    broken.write_text(f"#!/bin/sh\necho run >> {runs}\necho 'cannot start' >&2\nexit 1\n")
+    broken.chmod(0o755)
+    for _ in range(2):  # a failure is not kept: it may be fixed by the next run
+        with pytest.raises(EnvironmentMissing, match="cannot start"):
+            rclone_version(str(broken))
+    assert runs.read_text().count("run") == 3
+
+
 def test_explicit_binary_must_exist(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(EnvironmentMissing, match="rclone_binary"):
         find_rclone({"rclone_binary": "/nonexistent/rclone"})

@@ -15,38 +15,87 @@
 Secrets reach rclone only through its environment (`settings.env(extra=...)`), never argv.
 """
 
-from vmafx_rclone_common.binary import ENV_BINARY, OPTION_BINARY, find_rclone, rclone_version
-from vmafx_rclone_common.config import (
-    ENV_CONFIG,
-    OPTION_CONFIG,
-    ConfigChoice,
-    child_environment,
-    choose_config,
-)
-from vmafx_rclone_common.launch import (
-    RcloneProcess,
-    config_env_name,
-    explain_storage_error,
-    last_error,
-    rclone_message,
-    start_rclone,
-    stop_all,
-)
-from vmafx_rclone_common.settings import RcloneSettings, rclone_availability
-from vmafx_rclone_common.uris import (
-    DEFAULT_REMOTE_MAP,
-    ENV_REMOTE_MAP,
-    OPTION_REMOTE_MAP,
-    RemotePath,
-    RemoteRoot,
-    canonical_uri,
-    group_by_root,
-    handles_uri,
-    parse_remote_map,
-    parse_uri,
-    remote_map,
-    uri_to_display,
-)
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from vmafx_rclone_common.binary import ENV_BINARY, OPTION_BINARY, find_rclone, rclone_version
+    from vmafx_rclone_common.config import (
+        ENV_CONFIG,
+        OPTION_CONFIG,
+        ConfigChoice,
+        child_environment,
+        choose_config,
+    )
+    from vmafx_rclone_common.launch import (
+        RcloneProcess,
+        config_env_name,
+        explain_storage_error,
+        last_error,
+        rclone_message,
+        start_rclone,
+        stop_all,
+    )
+    from vmafx_rclone_common.settings import RcloneSettings, rclone_availability
+    from vmafx_rclone_common.uris import (
+        DEFAULT_REMOTE_MAP,
+        ENV_REMOTE_MAP,
+        OPTION_REMOTE_MAP,
+        RemotePath,
+        RemoteRoot,
+        canonical_uri,
+        group_by_root,
+        handles_uri,
+        parse_remote_map,
+        parse_uri,
+        remote_map,
+        uri_to_display,
+    )
+
+# Names are loaded from their module on first use (PEP 562): a plugin that registers a backend
+# needs only the URI helpers, not the process launcher, until a job really uses rclone.
+_WHERE = {
+    "ENV_BINARY": "binary",
+    "OPTION_BINARY": "binary",
+    "find_rclone": "binary",
+    "rclone_version": "binary",
+    "ENV_CONFIG": "config",
+    "OPTION_CONFIG": "config",
+    "ConfigChoice": "config",
+    "child_environment": "config",
+    "choose_config": "config",
+    "RcloneProcess": "launch",
+    "config_env_name": "launch",
+    "explain_storage_error": "launch",
+    "last_error": "launch",
+    "rclone_message": "launch",
+    "start_rclone": "launch",
+    "stop_all": "launch",
+    "RcloneSettings": "settings",
+    "rclone_availability": "settings",
+    "DEFAULT_REMOTE_MAP": "uris",
+    "ENV_REMOTE_MAP": "uris",
+    "OPTION_REMOTE_MAP": "uris",
+    "RemotePath": "uris",
+    "RemoteRoot": "uris",
+    "canonical_uri": "uris",
+    "group_by_root": "uris",
+    "handles_uri": "uris",
+    "parse_remote_map": "uris",
+    "parse_uri": "uris",
+    "remote_map": "uris",
+    "uri_to_display": "uris",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
 
 __version__ = "0.1.0"
 

@@ -17,6 +17,7 @@ import sysconfig
 from collections.abc import Mapping
 from typing import Any
 
+from vmafx_core import binfacts
 from vmafx_core.errors import EnvironmentMissing
 
 ENV_BINARY = "VMAFX_RCLONE"
@@ -57,18 +58,24 @@ def find_rclone(options: Mapping[str, Any] | None = None, environ: Mapping[str, 
 
 @functools.lru_cache(maxsize=8)
 def rclone_version(binary: str) -> str:
-    """The version `rclone version` reports, e.g. "1.75.2"; EnvironmentMissing if it does not run."""
-    try:
-        out = subprocess.run([binary, "version"], capture_output=True, text=True, timeout=30,
-                             stdin=subprocess.DEVNULL, env={**os.environ, "RCLONE_CONFIG": os.devnull})
-    except subprocess.TimeoutExpired:
-        raise EnvironmentMissing(f"rclone {binary} did not answer `rclone version` within 30s") from None
-    except OSError as exc:
-        raise EnvironmentMissing(f"rclone {binary} does not run: {exc.strerror}") from None
-    match = re.search(r"^rclone v?(\S+)", out.stdout, re.MULTILINE)
-    if out.returncode != 0 or not match:
-        last = (out.stderr.strip().splitlines() or ["no output"])[-1]
-        raise EnvironmentMissing(f"rclone {binary} does not run (`rclone version` exited "
-                                 f"{out.returncode}: {last})")
-    return match.group(1)
+    """The version `rclone version` reports, e.g. "1.75.2"; EnvironmentMissing if it does not run.
+
+    Kept per binary between runs (`vmafx_core.binfacts`): the command takes 50-100 ms.
+    """
+    def ask() -> dict[str, str]:
+        try:
+            out = subprocess.run([binary, "version"], capture_output=True, text=True, timeout=30,
+                                 stdin=subprocess.DEVNULL, env={**os.environ, "RCLONE_CONFIG": os.devnull})
+        except subprocess.TimeoutExpired:
+            raise EnvironmentMissing(f"rclone {binary} did not answer `rclone version` within 30s") from None
+        except OSError as exc:
+            raise EnvironmentMissing(f"rclone {binary} does not run: {exc.strerror}") from None
+        match = re.search(r"^rclone v?(\S+)", out.stdout, re.MULTILINE)
+        if out.returncode != 0 or not match:
+            last = (out.stderr.strip().splitlines() or ["no output"])[-1]
+            raise EnvironmentMissing(f"rclone {binary} does not run (`rclone version` exited "
+                                     f"{out.returncode}: {last})")
+        return {"version": match.group(1)}
+
+    return str(binfacts.remember("rclone-version", binary, ask)["version"])
 

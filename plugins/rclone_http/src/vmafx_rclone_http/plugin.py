@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 
-from vmafx_rclone_common import canonical_uri, handles_uri, rclone_availability
+from vmafx_rclone_common.uris import canonical_uri, handles_uri
 
 from vmafx_core import hookimpl
 from vmafx_core.types import Availability, InputRequest, PrepareContext, PreparedInput, StorageBackend
@@ -21,6 +21,8 @@ def prepare(inputs: Sequence[InputRequest], context: PrepareContext) -> Abstract
 
 def availability() -> Availability:
     """Usable when an rclone binary is found and `rclone version` runs."""
+    from vmafx_rclone_common.settings import rclone_availability
+
     return rclone_availability()
 
 

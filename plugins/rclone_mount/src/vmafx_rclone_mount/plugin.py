@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 
-from vmafx_rclone_common import canonical_uri, handles_uri, rclone_availability
+from vmafx_rclone_common.uris import canonical_uri, handles_uri
 
 from vmafx_core import hookimpl
 from vmafx_core.types import Availability, InputRequest, PrepareContext, PreparedInput, StorageBackend
@@ -33,6 +33,8 @@ def availability() -> Availability:
         fusermount = find_fusermount()
         if fusermount is None:
             problems.append(f"{FUSERMOUNT} is not on PATH (Debian: apt-get install fuse3)")
+        from vmafx_rclone_common.settings import rclone_availability
+
         rclone = rclone_availability()
         if not rclone.usable:
             problems.append(rclone.reason)
