@@ -185,7 +185,7 @@ def failure(exc: VmafxError) -> Outcome:
 
 
 def execute(data: Mapping[str, Any], *, origin: str, threads_per_job: int | None,
-            ffmpeg: str | None = None) -> Outcome:
+            ffmpeg: str | None = None, cancelled: Callable[[], bool] | None = None) -> Outcome:
     """Parse and run one job; return its result or its error as plain data, never raise a user error.
 
     This is what a Dask worker runs, so everything it returns must pickle and nothing a user can
@@ -203,9 +203,10 @@ def execute(data: Mapping[str, Any], *, origin: str, threads_per_job: int | None
         job, options = parse_job(with_threads(data, threads_per_job), origin, options_type_for)
         if getattr(job, "ladder", ()):
             # as `vmafx run --job` does: one encode and score per rung, one result holding them all
-            rungs = [run_job(rung, options, plugins, ffmpeg=ffmpeg)[0].to_dict() for rung in ladder_rungs(job)]
+            rungs = [run_job(rung, options, plugins, ffmpeg=ffmpeg, cancelled=cancelled)[0].to_dict()
+                     for rung in ladder_rungs(job)]
             return {"status": "ok", **ladder_result(job, rungs)}
-        result, _frames = run_job(job, options, plugins, ffmpeg=ffmpeg)
+        result, _frames = run_job(job, options, plugins, ffmpeg=ffmpeg, cancelled=cancelled)
         return {"status": "ok", **result.to_dict()}
     except VmafxError as exc:
         return failure(exc)

@@ -17,7 +17,7 @@ import hashlib
 import logging
 import secrets
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from vmafx_core.errors import EnvironmentMissing, ExitCode
@@ -63,7 +63,30 @@ def run_task(line: int, data: Mapping[str, Any], *, threads_per_job: int | None 
     from vmafx_core.batch import execute
 
     threads = threads_per_job or worker_threads()
-    return execute(data, origin=f"line {line}", threads_per_job=threads, ffmpeg=ffmpeg)
+    return execute(data, origin=f"line {line}", threads_per_job=threads, ffmpeg=ffmpeg,
+                   cancelled=cancellation_check())
+
+
+def cancellation_check() -> Callable[[], bool] | None:
+    """For the task running in this thread: whether the scheduler no longer wants it.
+
+    Dask cannot stop a running task; when its client cancels it or goes away, the worker only
+    marks the task "cancelled" and waits for it to end. The job polls this while scoring and
+    stops its ffmpeg and storage at once, instead of scoring on for nobody.
+    """
+    from distributed import get_worker
+
+    try:
+        worker = get_worker()
+        key = worker.get_current_task()
+    except (ValueError, AttributeError, KeyError):  # not inside a worker task (called directly)
+        return None
+
+    def cancelled() -> bool:
+        task = worker.state.tasks.get(key)  # a read of the worker's state; its event loop updates it
+        return task is None or task.state in ("cancelled", "released", "forgotten")
+
+    return cancelled
 
 
 def lost(exc: BaseException) -> Outcome:
@@ -94,8 +117,8 @@ def run_on_cluster(client: Any, entries: Sequence[Entry], record: RecordFn, prog
                    threads_per_job: int | None, ffmpeg: str | None) -> None:
     """Submit one task per job through `client` and record results as they complete.
 
-    On Ctrl-C or SIGTERM the client cancels its tasks; a job already running on a worker finishes
-    there (Dask cannot interrupt a running task) and its result is discarded.
+    On Ctrl-C or SIGTERM the client cancels its tasks; a job already running on a worker sees that
+    within a fraction of a second (`cancellation_check`) and stops its processes there.
     """
     from distributed import as_completed
 

@@ -15,7 +15,7 @@ from typing import Any
 import attrs
 
 from vmafx_core import __version__, encode
-from vmafx_core.errors import BadInput, JobFailed
+from vmafx_core.errors import BadInput, Interrupted, JobFailed
 from vmafx_core.ffmpeg import find_ffmpeg, probe
 from vmafx_core.job import Job
 from vmafx_core.plugins import Plugins
@@ -28,9 +28,12 @@ ProgressFn = Callable[[int, int | None, float], None]
 
 
 def run_job(job: Job, options: Any, plugins: Plugins, *, ffmpeg: str | None = None,
-            progress: ProgressFn | None = None,
-            save_encode: str | None = None) -> tuple[Result, Sequence[dict[str, float]]]:
-    """Score one job; return the result and its per-frame values."""
+            progress: ProgressFn | None = None, save_encode: str | None = None,
+            cancelled: Callable[[], bool] | None = None) -> tuple[Result, Sequence[dict[str, float]]]:
+    """Score one job; return the result and its per-frame values.
+
+    `cancelled`, when given, is polled while scoring: True stops the job with `Interrupted`.
+    """
     started = time.monotonic()
     scorer = plugins.scorer(job.scorer_name)
     availability = scorer.availability()
@@ -68,11 +71,13 @@ def run_job(job: Job, options: Any, plugins: Plugins, *, ffmpeg: str | None = No
             raw = raws[p.role]
             if raw is not None and p.size is not None:
                 _check_raw_size(p, raw)
+        if cancelled is not None and cancelled():
+            raise Interrupted("the job was cancelled before scoring started; no score is reported")
         output = scorer.score(ScoreRequest(
             reference=prepared["reference"], distorted=prepared["distorted"],
             reference_raw=raws["reference"], distorted_raw=raws["distorted"],
             options=options, alignment=job.alignment, ffmpeg=ffmpeg_path, progress=progress,
-            stall_timeout=limits.stall_timeout, deadline=deadline))
+            stall_timeout=limits.stall_timeout, deadline=deadline, cancelled=cancelled))
         scored_at = time.monotonic()
 
     frames = [dict(f) for f in output.frames]

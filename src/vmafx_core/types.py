@@ -133,6 +133,9 @@ class ScoreRequest:
     stall_timeout: float = 60.0
     #: time.monotonic() by which scoring must end, or None for no limit
     deadline: float | None = None
+    #: polled while scoring; once it returns True the scorer stops its processes and raises
+    #: `vmafx_core.errors.Interrupted` (a cluster batch cancelled by its client). Optional to honour.
+    cancelled: Callable[[], bool] | None = attrs.field(default=None, eq=False)
 
 
 @attrs.frozen

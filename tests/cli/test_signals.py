@@ -9,11 +9,17 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.conftest import ffmpeg_run
 from tests.procs import alive, children, cmdline
+from vmafx_core.errors import Interrupted
+from vmafx_core.executor import run_job
+from vmafx_core.job import parse_job
+from vmafx_core.plugins import Plugins
+from vmafx_core.process import live_children
 
 
 @pytest.fixture(scope="module")
@@ -75,3 +81,35 @@ def test_children_die_when_vmafx_is_killed_outright(long_pair: tuple[Path, Path]
     again = subprocess.run([sys.executable, "-m", "vmafx_core", "run", str(tiny), str(tiny)], capture_output=True)
     assert again.returncode == 0
     assert not [n for n in os.listdir(tempfile.gettempdir()) if n.startswith(f"vmafx-libvmaf-{proc.pid}-")]
+
+
+def _job(ref: Path, dis: Path) -> tuple[Any, Any, Plugins]:
+    plugins = Plugins()
+    job, options = parse_job({"reference": {"uri": str(ref)}, "distorted": {"uri": str(dis)}}, "test",
+                             lambda name: plugins.scorers()[name].item.options_type)
+    return job, options, plugins
+
+
+def test_cancelled_job_stops_its_ffmpeg(long_pair: tuple[Path, Path]) -> None:
+    """What a Dask worker relies on: `cancelled()` turning True stops the scoring ffmpeg."""
+    job, options, plugins = _job(*long_pair)
+    started: list[int] = []
+
+    def cancelled() -> bool:
+        scoring = [c.pid for c in live_children() if "libvmaf" in " ".join(c.argv)]
+        started.extend(scoring)
+        return bool(started)  # cancel as soon as ffmpeg is seen scoring
+
+    before = set(os.listdir(tempfile.gettempdir()))
+    with pytest.raises(Interrupted, match="cancelled"):
+        run_job(job, options, plugins, cancelled=cancelled)
+    assert started, "scoring never started"
+    assert not live_children() and not any(alive(pid) for pid in started)
+    assert not [n for n in set(os.listdir(tempfile.gettempdir())) - before if n.startswith("vmafx-")]
+
+
+def test_job_cancelled_before_scoring_starts_nothing(long_pair: tuple[Path, Path]) -> None:
+    job, options, plugins = _job(*long_pair)
+    with pytest.raises(Interrupted, match="before scoring started"):
+        run_job(job, options, plugins, cancelled=lambda: True)
+    assert not live_children()

@@ -237,3 +237,31 @@ def test_cluster_batch_interrupted_resumes(dask_cluster: DaskCluster, hd_pair: P
     assert again.code == 0, again.stderr
     assert f"{len(kept)} done before, {8 - len(kept)} to run" in again.stderr
     assert sorted(by_id(read_results(results))) == sorted(f"job-{i}" for i in range(8))
+
+
+def test_cancelled_cluster_batch_stops_the_jobs_running_on_workers(dask_cluster: DaskCluster,
+                                                                   tmp_path: Path) -> None:
+    """Dask cannot interrupt a running task: the job itself must notice it was cancelled."""
+    clip = tmp_path / "long.mp4"  # scoring it takes a minute or more on 2 cores
+    ffmpeg_run("-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=25:duration=120", "-c:v", "libx264",
+               "-preset", "ultrafast", "-crf", "30", str(clip))
+    jobs = write_jobs(tmp_path / "jobs.jsonl", [pair(clip, clip, f"long-{i}") for i in range(2)])
+    results = tmp_path / "results.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "vmafx_core", "batch", str(jobs), "--out", str(results),
+                             "--cluster", dask_cluster.address],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while dask_cluster.worker_running_a_job() is None:
+        assert proc.poll() is None and time.monotonic() < deadline, "no job started on a worker"
+        time.sleep(0.1)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    # well before the job would have finished on its own (a minute or more), nothing scores any more
+    deadline = time.monotonic() + 20
+    while dask_cluster.worker_running_a_job() is not None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert dask_cluster.worker_running_a_job() is None, "a cancelled job kept scoring on a worker"
+    assert all(w.poll() is None for w in dask_cluster.workers), "a worker died instead of stopping the job"
+    assert not results.exists() or not read_results(results)

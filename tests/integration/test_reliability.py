@@ -58,6 +58,17 @@ def _server(running: RunningServer) -> S3Server:
                     running.secret_key)
 
 
+def _score_on_own_server(running: RunningServer, long_raw: Path, mode: str, *args: str,
+                         debug: bool = False) -> tuple[subprocess.Popen[str], Watcher]:
+    """Upload the long raw clip to a server of the test's own and start scoring it against itself."""
+    server = _server(running)
+    server.make_bucket("bkt")
+    server.put_file("bkt", "long.yuv", long_raw)
+    env = {**server.rclone_env(), **({"VMAFX_LOG": "debug"} if debug else {})}
+    proc = _start(env, "--storage", mode, "s3://bkt/long.yuv", "s3://bkt/long.yuv", *RAW, "--json", *args)
+    return proc, Watcher(proc.pid)
+
+
 def _start(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-m", "vmafx_core", "run", *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env={**os.environ, **env})
@@ -105,12 +116,7 @@ def test_rclone_killed_mid_stream_fails_the_job(s3_server: S3Server, bucket: str
 
 @pytest.mark.parametrize("mode", MODES)
 def test_s3_server_killed_mid_stream_fails_the_job(own_server: RunningServer, long_raw: Path, mode: str) -> None:
-    server = _server(own_server)
-    server.make_bucket("bkt")
-    server.put_file("bkt", "long.yuv", long_raw)
-    proc = _start(server.rclone_env(), "--storage", mode, "s3://bkt/long.yuv", "s3://bkt/long.yuv", *RAW, "--json",
-                  "--stall-timeout", "30")
-    watcher = Watcher(proc.pid)
+    proc, watcher = _score_on_own_server(own_server, long_raw, mode, "--stall-timeout", "30")
     _wait_scoring(watcher, 0.5)
     assert own_server.container is not None
     own_server.container.get_wrapped_container().kill()
@@ -121,12 +127,7 @@ def test_s3_server_killed_mid_stream_fails_the_job(own_server: RunningServer, lo
 
 @pytest.mark.parametrize("mode", MODES)
 def test_paused_server_fails_within_the_stall_bound(own_server: RunningServer, long_raw: Path, mode: str) -> None:
-    server = _server(own_server)
-    server.make_bucket("bkt")
-    server.put_file("bkt", "long.yuv", long_raw)
-    proc = _start({**server.rclone_env(), "VMAFX_LOG": "debug"}, "--storage", mode, "s3://bkt/long.yuv",
-                  "s3://bkt/long.yuv", *RAW, "--json", "--stall-timeout", "8")
-    watcher = Watcher(proc.pid)
+    proc, watcher = _score_on_own_server(own_server, long_raw, mode, "--stall-timeout", "8", debug=True)
     _wait_scoring(watcher, 0.3)
     assert own_server.container is not None
     container = own_server.container.get_wrapped_container()

@@ -23,7 +23,7 @@ from typing import IO, Any, Literal, NewType
 import attrs
 
 from vmafx_core import hookimpl, tempdirs
-from vmafx_core.errors import BadInput, JobFailed
+from vmafx_core.errors import BadInput, Interrupted, JobFailed
 from vmafx_core.ffmpeg import InputArgs, StreamInfo, probe, require_libvmaf
 from vmafx_core.job import NonNegativeInt, PositiveInt, converter
 from vmafx_core.process import Child
@@ -187,7 +187,7 @@ def score(request: ScoreRequest) -> ScoreOutput:
             pump = threading.Thread(target=progress.pump, args=(child.proc.stdout,), daemon=True)
             pump.start()
             code = _watch(child, progress, request.stall_timeout, request.deadline,
-                          [request.reference, request.distorted])
+                          [request.reference, request.distorted], request.cancelled)
             pump.join(timeout=2)
         elapsed = time.monotonic() - started
         if cut_short:
@@ -219,9 +219,9 @@ def score(request: ScoreRequest) -> ScoreOutput:
 
 
 def _watch(child: Child, progress: _Progress, stall_timeout: float, deadline: float | None,
-           inputs: list[PreparedInput]) -> int:
-    """Wait for ffmpeg, stopping it when no frame advanced for `stall_timeout`, past `deadline`, or
-    as soon as the storage behind an input reports it broke."""
+           inputs: list[PreparedInput], cancelled: Callable[[], bool] | None = None) -> int:
+    """Wait for ffmpeg, stopping it when no frame advanced for `stall_timeout`, past `deadline`, as
+    soon as the storage behind an input reports it broke, or when the job is cancelled."""
     last_frame, last_change = -1, time.monotonic()
     while True:
         try:
@@ -235,6 +235,9 @@ def _watch(child: Child, progress: _Progress, stall_timeout: float, deadline: fl
                 raise JobFailed(f"{prepared.role} {prepared.display}: {problem} while scoring "
                                 f"(after frame {max(progress.frame, 0)}); no score is reported",
                                 detail=child.tail(15))
+        if cancelled is not None and cancelled():
+            child.stop(timeout=1.0)
+            raise Interrupted(f"the job was cancelled (at frame {max(progress.frame, 0)}); no score is reported")
         now = time.monotonic()
         if progress.frame != last_frame:
             last_frame, last_change = progress.frame, now
