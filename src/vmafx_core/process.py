@@ -111,8 +111,10 @@ class Child:
             preexec_fn=_die_with_parent(os.getpid()),  # noqa: PLW1509 - only prctl and getppid run there
         )
         self._pidfd = _open_pidfd(self.proc.pid)
-        if self._pidfd is not None:  # closed with the object: never under a thread still selecting on it
-            weakref.finalize(self, os.close, self._pidfd)
+        if self._pidfd is not None:
+            # closed with the object, so never under a thread still waiting on it; not at exit
+            # (finalizers run before atexit's stop_all, which may still wait), the OS does that
+            weakref.finalize(self, os.close, self._pidfd).atexit = False
         with _live_lock:
             _live.add(self)
         log.debug("started %s pid %d", name, self.proc.pid)
@@ -156,7 +158,10 @@ class Child:
         `Popen.wait(timeout)` polls with sleeps of up to 50 ms; every job pays that latency twice.
         """
         if timeout is not None and self._pidfd is not None and self.proc.returncode is None:
-            ready, _, _ = select.select([self._pidfd], [], [], max(timeout, 0.0))
+            try:
+                ready, _, _ = select.select([self._pidfd], [], [], max(timeout, 0.0))
+            except (OSError, ValueError):  # should not happen; Popen's own polling still works
+                ready = [True]
             if not ready:
                 raise subprocess.TimeoutExpired(self.argv, timeout)
         return self.proc.wait(timeout)

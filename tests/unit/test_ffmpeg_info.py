@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +10,6 @@ import pytest
 from vmafx_core.binfacts import ENV_CACHE
 from vmafx_core.errors import EnvironmentMissing
 from vmafx_core.ffmpeg import ffmpeg_info, require_libvmaf
-from vmafx_core.process import Child
 
 FAKE = """#!/bin/sh
 echo run >> "{count}"
@@ -83,18 +79,3 @@ def test_not_an_ffmpeg_is_one_clear_error(tmp_path: Path) -> None:
     exe.chmod(0o755)
     with pytest.raises(EnvironmentMissing, match="does not answer like ffmpeg: command not understood"):
         ffmpeg_info(str(exe))
-
-
-def test_child_wait_times_out_while_running_and_returns_the_code_after() -> None:
-    child = Child([sys.executable, "-c", "import sys; sys.stdin.read(); sys.exit(7)"], name="waiter",
-                  stdin=subprocess.PIPE)
-    try:
-        with pytest.raises(subprocess.TimeoutExpired):
-            child.wait(timeout=0.05)
-        assert child.proc.stdin is not None
-        child.proc.stdin.close()  # now it exits
-        assert child.wait(timeout=30) == 7
-        assert child.wait(timeout=0) == 7  # a reaped child answers at once
-    finally:
-        child.stop()
-    assert not os.path.exists(f"/proc/{child.pid}") or child.proc.returncode is not None
