@@ -48,7 +48,7 @@ def run_job(job: Job, options: Any, plugins: Plugins, *, ffmpeg: str | None = No
         requests.append(InputRequest("distorted", job.distorted.uri, raws["distorted"]))
     if job.encode is not None:
         encode.check_encoder(ffmpeg_path, job.encode)
-    backends = plugins.choose_storage([r.uri for r in requests], job.storage)
+    backends = plugins.choose_storage([r.uri for r in requests], job.storage, dict(job.storage_options))
     if job.allow_roots:
         check_allowed(requests, backends, job.allow_roots, plugins)
     limits = job.limits

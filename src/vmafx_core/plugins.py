@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib.metadata
 import logging
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from types import ModuleType
 from typing import Any
 
@@ -133,8 +133,14 @@ class Plugins:
     def failures(self) -> list[PluginInfo]:
         return [i for i in self.infos if i.error]
 
-    def choose_storage(self, uris: Sequence[str], mode: str) -> list[StorageBackend]:
-        """The backend for each URI: the one named by `mode`, or per URI under "auto"."""
+    def choose_storage(self, uris: Sequence[str], mode: str,
+                       options: Mapping[str, Any] | None = None) -> list[StorageBackend]:
+        """The backend for each URI: the one named by `mode`, or per URI under "auto".
+
+        `options` are the job's storage options: they may change what is usable (`rclone_binary`).
+        Under "auto" the candidates are asked in priority order and the first usable one wins, so
+        a usable favourite spares the others' checks.
+        """
         backends = {name: p.item for name, p in self.storage_backends().items()}
         if not backends:
             raise EnvironmentMissing("no storage plugin is installed; install vmafx-local "
@@ -148,27 +154,33 @@ class Plugins:
                                              f"(installed: {known})")
                 raise BadInput(f"unknown storage {mode!r}; choose one of {known}")
             backend = backends[mode]
-            _require_usable(backend)
+            _require_usable(backend, options)
             for uri in uris:
                 if not backend.handles(uri):
                     raise BadInput(f"storage {mode!r} cannot read {uri!r}")
             return [backend] * len(uris)
-        chosen = []
+        chosen: list[StorageBackend] = []
+        answers: dict[str, Availability] = {}  # asked once per job, not once per input
         for uri in uris:
-            candidates = [b for b in backends.values() if b.auto_priority is not None and b.handles(uri)]
-            usable = [(b, b.availability()) for b in candidates]
-            ok = [b for b, a in usable if a.usable]
-            if not ok:
-                if usable:
-                    reasons = "; ".join(f"{b.name}: {a.reason}" for b, a in usable)
-                    raise EnvironmentMissing(f"no usable storage for {uri!r} ({reasons})")
+            candidates = sorted((b for b in backends.values() if b.auto_priority is not None and b.handles(uri)),
+                                key=lambda b: -(b.auto_priority or 0))
+            if not candidates:
                 raise BadInput(f"no installed storage can read {uri!r}; " + _install_hint(uri))
-            chosen.append(max(ok, key=lambda b: b.auto_priority or 0))
+            refused: list[str] = []
+            for backend in candidates:
+                if backend.name not in answers:
+                    answers[backend.name] = backend.availability_for(options)
+                if answers[backend.name].usable:
+                    chosen.append(backend)
+                    break
+                refused.append(f"{backend.name}: {answers[backend.name].reason}")
+            else:
+                raise EnvironmentMissing(f"no usable storage for {uri!r} ({'; '.join(refused)})")
         return chosen
 
 
-def _require_usable(backend: StorageBackend) -> None:
-    availability: Availability = backend.availability()
+def _require_usable(backend: StorageBackend, options: Mapping[str, Any] | None) -> None:
+    availability = backend.availability_for(options)
     if not availability.usable:
         raise EnvironmentMissing(f"storage {backend.name!r} is not usable here: {availability.reason}")
 

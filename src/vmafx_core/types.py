@@ -7,6 +7,7 @@ never needs to know how the CLI, the executor or other plugins work.
 from __future__ import annotations
 
 import contextlib
+import inspect
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -108,12 +109,23 @@ class StorageBackend:
     description: str
     handles: Callable[[str], bool]
     prepare: PrepareFn
-    availability: Callable[[], Availability] = attrs.field(default=lambda: Availability(True))
+    #: whether it can run here, and why not. It may take one argument, the job's storage options
+    #: (`def availability(options=None)`), when an option such as `rclone_binary` changes the answer;
+    #: `vmafx doctor` calls it with None.
+    availability: Callable[..., Availability] = attrs.field(default=lambda: Availability(True))
     #: priority when `--storage auto` chooses (higher wins); None: chosen only by name
     auto_priority: int | None = None
     #: the URI in one canonical form ("remote:bucket/key", a real path, ...), used to check it
     #: against `--allow-root`; may raise BadInput for a URI it cannot read. None: URI as given
     canonical: Callable[[str], str] | None = None
+
+    def availability_for(self, options: Mapping[str, Any] | None) -> Availability:
+        """`availability`, given the job's storage options when it takes them."""
+        try:
+            takes_options = bool(inspect.signature(self.availability).parameters)
+        except (TypeError, ValueError):  # a builtin or C callable: call it as documented first
+            takes_options = False
+        return self.availability(options) if takes_options else self.availability()
 
 
 @attrs.frozen

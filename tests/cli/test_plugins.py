@@ -141,3 +141,21 @@ def test_doctor_reports_ffmpeg_and_plugins() -> None:
     assert checks["storage local"]["ok"]
     bad = run_vmafx("doctor", "--ffmpeg", "/nonexistent/ffmpeg")
     assert bad.code == 3 and "not an executable file" in bad.stdout
+
+
+def test_auto_storage_honours_the_jobs_rclone_binary(media: Media, tmp_path: Path) -> None:
+    """`--storage auto` asks each backend with the job's storage options: an rclone named only there counts."""
+    rclone_common = pytest.importorskip("vmafx_rclone_common")
+    env = {"VMAFX_RCLONE": str(tmp_path / "no-rclone-here"), "RCLONE_CONFIG_LOCALT_TYPE": "local",
+           "VMAFX_PLUGINS": "libvmaf,local,rclone-http"}
+    job = {"reference": {"uri": f"localt:{media.ref}"}, "distorted": {"uri": f"localt:{media.dis}"}}
+    without = tmp_path / "without.json"
+    without.write_text(json.dumps(job))
+    refused = run_vmafx("run", "--job", str(without), env=env)
+    assert refused.code == 3 and "no usable storage" in refused.stderr and "VMAFX_RCLONE" in refused.stderr
+    with_binary = tmp_path / "with.json"
+    with_binary.write_text(json.dumps({**job, "storage_options": {"rclone_binary": rclone_common.find_rclone()}}))
+    done = run_vmafx("run", "--job", str(with_binary), "--json", env=env)
+    assert done.code == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["reference"]["storage"] == "rclone-http" and result["frames_scored"] == media.frames

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
+from typing import Any
 
 from vmafx_rclone_common.uris import canonical_uri, handles_uri
 
@@ -19,11 +20,11 @@ def prepare(inputs: Sequence[InputRequest], context: PrepareContext) -> Abstract
     return prepare_inputs(inputs, context)
 
 
-def availability() -> Availability:
-    """Usable when an rclone binary is found and `rclone version` runs."""
+def availability(options: Mapping[str, Any] | None = None) -> Availability:
+    """Usable when an rclone binary (the job's `rclone_binary` option, or the usual search) runs."""
     from vmafx_rclone_common.settings import rclone_availability
 
-    return rclone_availability()
+    return rclone_availability(options)
 
 
 BACKEND = StorageBackend(

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
+from typing import Any
 
 from vmafx_rclone_common.uris import canonical_uri, handles_uri
 
@@ -20,7 +21,7 @@ def prepare(inputs: Sequence[InputRequest], context: PrepareContext) -> Abstract
     return prepare_inputs(inputs, context)
 
 
-def availability() -> Availability:
+def availability(options: Mapping[str, Any] | None = None) -> Availability:
     """Usable when /dev/fuse opens, fusermount3 is on PATH and rclone runs; the reason names each gap.
 
     Cheap enough for every `--storage auto` choice, and never raises: a broken check is a reason.
@@ -35,7 +36,7 @@ def availability() -> Availability:
             problems.append(f"{FUSERMOUNT} is not on PATH (Debian: apt-get install fuse3)")
         from vmafx_rclone_common.settings import rclone_availability
 
-        rclone = rclone_availability()
+        rclone = rclone_availability(options)
         if not rclone.usable:
             problems.append(rclone.reason)
         if problems:
