@@ -120,12 +120,20 @@ class StreamInfo:
     pix_fmt: str
     fps: float | None
     duration: float | None
+    #: the overall bitrate ffmpeg reports, kb/s; known through the ffconcat path, where duration is not
+    bitrate_kbps: float | None = None
 
     @property
     def expected_frames(self) -> int | None:
         if self.fps and self.duration:
             return round(self.fps * self.duration)
         return None
+
+    def estimated_frames(self, size: int | None) -> int | None:
+        """Frames guessed from the object's size and bitrate: for a progress bar's ETA, never a check."""
+        if not (size and self.bitrate_kbps and self.fps):
+            return None
+        return max(1, round(size * 8 / (self.bitrate_kbps * 1000) * self.fps))
 
 
 class InputArgs:
@@ -203,6 +211,7 @@ def _ffconcat_script(prepared: PreparedInput, raw: RawVideo | None) -> str:
 
 _STREAM_RE = re.compile(r"^\s*Stream #\d+:\d+.*?: Video: (?P<rest>.*)$")
 _DURATION_RE = re.compile(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)")
+_BITRATE_RE = re.compile(r"^\s*Duration: .*, bitrate: (\d+(?:\.\d+)?) kb/s")
 
 
 def _split_top(text: str) -> list[str]:
@@ -224,11 +233,14 @@ def _split_top(text: str) -> list[str]:
 
 def parse_stream_info(stderr: str) -> StreamInfo | None:
     """Read the first video stream out of `ffmpeg -i`'s summary; None when there is none."""
-    duration = None
+    duration = bitrate = None
     for line in stderr.splitlines():
         d = _DURATION_RE.search(line)
         if d and duration is None:
             duration = int(d.group(1)) * 3600 + int(d.group(2)) * 60 + float(d.group(3))
+        b = _BITRATE_RE.search(line)
+        if b and bitrate is None:
+            bitrate = float(b.group(1))
         m = _STREAM_RE.match(line)
         if not m:
             continue
@@ -247,7 +259,7 @@ def parse_stream_info(stderr: str) -> StreamInfo | None:
         if size is None:
             continue
         return StreamInfo(codec=codec, width=size[0], height=size[1], pix_fmt=pix_fmt, fps=fps,
-                          duration=duration)
+                          duration=duration, bitrate_kbps=bitrate)
     return None
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import subprocess
+from pathlib import Path
 
 import pytest
 
-from vmafx_core.ffmpeg import InputArgs, _ffconcat_script, parse_stream_info
+from vmafx_core.ffmpeg import InputArgs, _ffconcat_script, find_ffmpeg, parse_stream_info
 from vmafx_core.pixfmt import frame_bytes
 from vmafx_core.process import redact
 from vmafx_core.result import percentile, pool
@@ -80,7 +82,24 @@ def test_parse_stream_info_with_commas_in_parentheses() -> None:
     info = parse_stream_info(stderr)
     assert info is not None
     assert (info.codec, info.pix_fmt, info.width, info.height, info.fps) == ("h264", "yuv420p10le", 1920, 1080, 25)
-    assert info.expected_frames == 100
+    assert info.expected_frames == 100 and info.bitrate_kbps == 1662
+
+
+def test_frames_estimated_from_size_when_ffconcat_hides_the_duration(tmp_path: Path) -> None:
+    """Through ffconcat ffmpeg says "Duration: N/A" but still a bitrate: size / bitrate for the ETA."""
+    ffmpeg = find_ffmpeg()
+    clip = tmp_path / "clip.mp4"
+    subprocess.run([ffmpeg, "-v", "error", "-nostdin", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25",
+                    "-frames:v", "250", "-c:v", "libx264", "-b:v", "400k", str(clip)], check=True)
+    script = tmp_path / "list.ffconcat"
+    script.write_text(f"ffconcat version 1.0\nfile 'file:{clip}'\n")
+    said = subprocess.run([ffmpeg, "-hide_banner", "-nostdin", "-f", "concat", "-safe", "0", "-i", str(script)],
+                          capture_output=True, text=True).stderr
+    info = parse_stream_info(said)
+    assert info is not None and info.duration is None and info.expected_frames is None
+    guess = info.estimated_frames(clip.stat().st_size)
+    assert guess is not None and 225 <= guess <= 275, guess  # within 10 %: good enough for an ETA
+    assert info.estimated_frames(None) is None
 
 
 def test_parse_stream_info_without_video() -> None:

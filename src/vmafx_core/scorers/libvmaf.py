@@ -125,9 +125,11 @@ _TRUNCATED_RE = re.compile(r"Stream ends prematurely|partial file|Error during d
 class _Progress:
     """Reads ffmpeg's -progress key=value blocks and reports frames and fps."""
 
-    def __init__(self, total: int | None, callback: Callable[[int, int | None, float], None] | None) -> None:
+    def __init__(self, total: int | None, callback: Callable[[int, int | None, float], None] | None,
+                 estimated: bool = False) -> None:
         self.total = total
         self.callback = callback
+        self.estimated = estimated  #: total is a guess: dropped once the count passes it
         self.frame = 0
 
     def pump(self, stream: IO[bytes]) -> None:
@@ -142,6 +144,8 @@ class _Progress:
                 except ValueError:
                     pass
             elif key == "progress" and self.callback is not None:
+                if self.estimated and self.total is not None and self.frame >= self.total:
+                    self.total = None  # the guess was low: show a count, not a full bar that stays full
                 self.callback(self.frame, self.total, fps)
 
 
@@ -167,9 +171,13 @@ def score(request: ScoreRequest) -> ScoreOutput:
                 cut_short.append(line.strip())
 
         expected = ref_info.expected_frames
+        estimated = False
         if request.reference_raw is not None and request.reference.size:
             expected = request.reference.size // request.reference_raw.frame_bytes
-        progress = _Progress(expected, request.progress)
+        elif expected is None:  # through ffconcat ffmpeg reports no duration: size / bitrate, for the ETA
+            expected = ref_info.estimated_frames(request.reference.size)
+            estimated = expected is not None
+        progress = _Progress(expected, request.progress, estimated)
         with InputArgs(request.reference, request.reference_raw) as ref_in, \
                 InputArgs(request.distorted, request.distorted_raw) as dis_in:
             argv = [ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "verbose", "-xerror",
