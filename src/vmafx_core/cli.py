@@ -340,7 +340,7 @@ def _summary(data: dict[str, Any]) -> None:
 def plugins(as_json: bool) -> None:
     """List plugins, their backends and scorers, and plugins that failed to load."""
     with _user_errors():
-        pl = Plugins()
+        pl = Plugins(fresh=True)  # diagnostics: never a kept list
         error = None
         try:
             backends = pl.storage_backends()
@@ -403,7 +403,7 @@ def doctor(as_json: bool, ffmpeg_path: str | None) -> None:
                   "this ffmpeg has no libvmaf filter: use the imageio-ffmpeg wheel or set VMAFX_FFMPEG")
         except VmafxError as exc:
             check("ffmpeg", False, str(exc))
-        pl = Plugins()
+        pl = Plugins(fresh=True)  # diagnostics: never a kept list
         for failed in pl.failures():
             check(f"plugin {failed.name}", False, f"package {failed.package} failed to load: {failed.error}")
         usable_storage = 0

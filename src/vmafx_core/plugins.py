@@ -8,7 +8,7 @@ one backend or scorer name, naming both packages.
 
 from __future__ import annotations
 
-import importlib.metadata
+import importlib
 import logging
 import os
 from collections.abc import Iterable, Mapping, Sequence
@@ -19,6 +19,7 @@ import attrs
 import pluggy
 
 from vmafx_core import hookspecs
+from vmafx_core.entrypoints import entry_points as installed_entry_points
 from vmafx_core.errors import BadInput, EnvironmentMissing
 from vmafx_core.types import Availability, Scorer, StorageBackend
 
@@ -52,8 +53,12 @@ class Provided:
 
 
 class Plugins:
-    def __init__(self, *, entry_points: Iterable[importlib.metadata.EntryPoint] | None = None,
-                 allow: Sequence[str] | None = None, builtins: bool = True) -> None:
+    def __init__(self, *, entry_points: Iterable[Any] | None = None,
+                 allow: Sequence[str] | None = None, builtins: bool = True, fresh: bool = False) -> None:
+        """Load the builtins and the installed plugins (`entry_points` replaces the installed ones).
+
+        `fresh` scans the installed packages even when the kept list of entry points is current.
+        """
         self.pm = pluggy.PluginManager(hookspecs.PROJECT)
         self.pm.add_hookspecs(hookspecs)
         self.infos: list[PluginInfo] = []
@@ -68,11 +73,12 @@ class Plugins:
                     mod = importlib.import_module(module)
                     self._register(mod, name, CORE_PACKAGE, __version__, builtin=True)
         if entry_points is None:
-            entry_points = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+            entry_points = installed_entry_points(ENTRY_POINT_GROUP, fresh=fresh)
         for ep in sorted(entry_points, key=lambda e: e.name):
             self._load(ep)
 
-    def _load(self, ep: importlib.metadata.EntryPoint) -> None:
+    def _load(self, ep: Any) -> None:
+        """Load one entry point (an `importlib.metadata.EntryPoint` or `vmafx_core.entrypoints.EntryPoint`)."""
         dist = getattr(ep, "dist", None)
         package = dist.name if dist is not None else "?"
         version = dist.version if dist is not None else "?"

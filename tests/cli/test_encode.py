@@ -77,7 +77,8 @@ def test_encoder_dying_midway_fails_the_job_and_leaves_nothing(tmp_path: Path) -
     deadline = time.monotonic() + 60
     while encoder is None and time.monotonic() < deadline:
         for pid in children(proc.pid):
-            if b"pipe:1" in cmdline(pid):
+            argv = cmdline(pid).split(b"\0")
+            if b"libx264" in argv and b"-filter_complex" not in argv:  # the encoder, not the scorer
                 encoder = pid
         time.sleep(0.05)
     assert encoder is not None
