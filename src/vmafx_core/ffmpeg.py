@@ -122,6 +122,9 @@ class StreamInfo:
     duration: float | None
     #: the overall bitrate ffmpeg reports, kb/s; known through the ffconcat path, where duration is not
     bitrate_kbps: float | None = None
+    #: frames the container says the video has, where that can be trusted (see `_declared_frames`);
+    #: fewer decoded means the input was cut short
+    declared_frames: int | None = None
 
     @property
     def expected_frames(self) -> int | None:
@@ -210,6 +213,9 @@ def _ffconcat_script(prepared: PreparedInput, raw: RawVideo | None) -> str:
 
 
 _STREAM_RE = re.compile(r"^\s*Stream #\d+:\d+.*?: Video: (?P<rest>.*)$")
+_ANY_STREAM_RE = re.compile(r"^\s*Stream #\d+:\d+")
+#: a stream's own duration tag, as Matroska/WebM muxers write it: "DURATION : 00:00:08.000000000"
+_STREAM_DURATION_RE = re.compile(r"^\s+DURATION(?:-\w+)?\s*: (\d+):(\d+):(\d+(?:\.\d+)?)\s*$", re.IGNORECASE)
 _DURATION_RE = re.compile(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)")
 _BITRATE_RE = re.compile(r"^\s*Duration: .*, bitrate: (\d+(?:\.\d+)?) kb/s")
 
@@ -234,15 +240,25 @@ def _split_top(text: str) -> list[str]:
 def parse_stream_info(stderr: str) -> StreamInfo | None:
     """Read the first video stream out of `ffmpeg -i`'s summary; None when there is none."""
     duration = bitrate = None
+    video: StreamInfo | None = None
+    streams = 0
+    stream_duration: float | None = None
+    in_video_metadata = False
     for line in stderr.splitlines():
         d = _DURATION_RE.search(line)
         if d and duration is None:
-            duration = int(d.group(1)) * 3600 + int(d.group(2)) * 60 + float(d.group(3))
+            duration = _seconds(d.group(1), d.group(2), d.group(3))
         b = _BITRATE_RE.search(line)
         if b and bitrate is None:
             bitrate = float(b.group(1))
+        if _ANY_STREAM_RE.match(line):
+            streams += 1
+            in_video_metadata = False
+        tag = _STREAM_DURATION_RE.match(line)
+        if tag and in_video_metadata and stream_duration is None:
+            stream_duration = _seconds(tag.group(1), tag.group(2), tag.group(3))
         m = _STREAM_RE.match(line)
-        if not m:
+        if not m or video is not None:
             continue
         parts = _split_top(m.group("rest"))
         codec = parts[0].split(" ")[0]
@@ -258,8 +274,34 @@ def parse_stream_info(stderr: str) -> StreamInfo | None:
                 fps = float(f.group(1)) * (1000 if f.group(2) else 1)
         if size is None:
             continue
-        return StreamInfo(codec=codec, width=size[0], height=size[1], pix_fmt=pix_fmt, fps=fps,
-                          duration=duration, bitrate_kbps=bitrate)
+        video = StreamInfo(codec=codec, width=size[0], height=size[1], pix_fmt=pix_fmt, fps=fps,
+                           duration=duration, bitrate_kbps=bitrate)
+        in_video_metadata = True
+    if video is None:
+        return None
+    return attrs.evolve(video, declared_frames=_declared_frames(
+        video.fps, stream_duration, duration, only_stream=streams == 1,
+        estimated="Estimating duration from bitrate" in stderr))
+
+
+def _seconds(hours: str, minutes: str, seconds: str) -> float:
+    return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+
+
+def _declared_frames(fps: float | None, stream_duration: float | None, duration: float | None, *,
+                     only_stream: bool, estimated: bool) -> int | None:
+    """The video's frame count as its container states it, where that statement can be trusted.
+
+    The video stream's own duration (Matroska/WebM write one) can; the file's duration only when
+    the video is its only stream (with audio it is the longer of the two) and the demuxer did not
+    guess it from the bitrate (MPEG-TS and other headerless formats).
+    """
+    if not fps:
+        return None
+    if stream_duration:
+        return round(stream_duration * fps)
+    if duration and only_stream and not estimated:
+        return round(duration * fps)
     return None
 
 

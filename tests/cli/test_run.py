@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Media, bare_libvmaf, run_vmafx
+from tests.conftest import Media, bare_libvmaf, ffmpeg_run, run_vmafx
 
 
 def _assert_same_as_bare(result: dict, bare: dict) -> None:
@@ -93,6 +93,29 @@ def test_frame_count_mismatch_is_an_error_unless_allowed(media: Media) -> None:
     result = allowed.json()
     assert result["frames_scored"] == 40
     assert any("overlap" in n for n in result["notes"])
+
+
+def cut_mkv(folder: Path) -> tuple[Path, Path]:
+    """An 8 s Matroska clip and its first half: the half decodes without a single error."""
+    full, cut = folder / "full.mkv", folder / "cut.mkv"
+    ffmpeg_run("-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25:duration=8", "-c:v", "libx264",
+               "-preset", "ultrafast", str(full))
+    cut.write_bytes(full.read_bytes()[:full.stat().st_size // 2])
+    return full, cut
+
+
+def test_container_cut_short_is_not_scored(tmp_path: Path) -> None:
+    """The defect this project grew from: a cut stream scored as a shorter clip with exit 0."""
+    full, cut = cut_mkv(tmp_path)
+    assert run_vmafx("run", str(full), str(full)).code == 0
+    out = run_vmafx("run", str(cut), str(cut), "--json")
+    assert out.code == 1 and out.stdout == ""
+    line = out.stderr.splitlines()[0]
+    assert "decoded" in line and "its container declares 200" in line and "cut short" in line, out.stderr
+    allowed = run_vmafx("run", str(cut), str(cut), "--json", "--allow-frame-mismatch")
+    assert allowed.code == 0, allowed.stderr
+    result = allowed.json()
+    assert result["frames_scored"] < 200 and any("declares 200" in n for n in result["notes"])
 
 
 def test_resolution_mismatch_without_scaling_is_refused(media: Media) -> None:

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from tests.cli.test_run import cut_mkv
 from tests.conftest import Media, ffmpeg_run, run_vmafx
 from tests.integration import leftovers
 from tests.integration.procwatch import Watcher
@@ -196,6 +197,22 @@ def test_remote_bad_inputs(s3_server: S3Server, bucket: str, media: Media, mode:
         assert out.code == code, (dis, out.stderr)
         assert text in out.stderr.splitlines()[0], (dis, out.stderr)
         assert "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_remote_container_cut_short_is_not_scored(s3_server: S3Server, bucket: str, tmp_path: Path,
+                                                  mode: str) -> None:
+    """An object that ends early transfers without an error: only the declared frame count tells."""
+    full, cut = cut_mkv(tmp_path)
+    s3_server.put_file(bucket, "full.mkv", full)
+    s3_server.put_file(bucket, "cut.mkv", cut)
+    env = s3_server.rclone_env()
+    whole = run_vmafx("run", "--storage", mode, f"s3://{bucket}/full.mkv", f"s3://{bucket}/full.mkv", env=env)
+    assert whole.code == 0, whole.stderr
+    out = run_vmafx("run", "--storage", mode, f"s3://{bucket}/cut.mkv", f"s3://{bucket}/full.mkv", "--json",
+                    env=env)
+    assert out.code == 1 and out.stdout == "", out.stderr
+    assert "its container declares 200" in out.stderr.splitlines()[0], out.stderr
 
 
 def _listening(pid: int) -> list[tuple[str, int]]:

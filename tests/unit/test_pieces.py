@@ -104,3 +104,25 @@ def test_frames_estimated_from_size_when_ffconcat_hides_the_duration(tmp_path: P
 
 def test_parse_stream_info_without_video() -> None:
     assert parse_stream_info("  Stream #0:0: Audio: aac, 48000 Hz, stereo\n") is None
+
+
+def test_declared_frames_only_where_the_container_can_be_trusted() -> None:
+    mkv = """Input #0, matroska,webm, from 'a.mkv':
+  Duration: 00:00:08.00, start: 0.000000, bitrate: 335 kb/s
+  Stream #0:0: Video: h264 (High), yuv420p(tv, progressive), 640x360 [SAR 1:1 DAR 16:9], 25 fps, 25 tbr, 1k tbn
+      Metadata:
+        DURATION        : 00:00:07.960000000
+  Stream #0:1: Audio: opus, 48000 Hz, stereo, fltp
+      Metadata:
+        DURATION        : 00:00:09.000000000
+"""
+    info = parse_stream_info(mkv)
+    assert info is not None and info.declared_frames == 199  # the video's own duration, not the file's
+    video_only = """  Duration: 00:00:04.00, start: 0.000000, bitrate: 739 kb/s
+  Stream #0:0[0x1](und): Video: h264 (High) (avc1 / 0x31637661), yuv420p(progressive), 640x360, 739 kb/s, 25 fps, 25 tbr, 12800 tbn (default)
+"""
+    assert parse_stream_info(video_only).declared_frames == 100  # type: ignore[union-attr]
+    with_audio = video_only + "  Stream #0:1[0x2](und): Audio: aac (LC), 44100 Hz, mono, fltp, 69 kb/s (default)\n"
+    assert parse_stream_info(with_audio).declared_frames is None  # type: ignore[union-attr]
+    guessed = "[mpegts @ 0x1] Estimating duration from bitrate, this may be inaccurate\n" + video_only
+    assert parse_stream_info(guessed).declared_frames is None  # type: ignore[union-attr]

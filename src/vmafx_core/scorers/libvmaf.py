@@ -204,6 +204,7 @@ def score(request: ScoreRequest) -> ScoreOutput:
                             detail=child.tail(15))
         if code != 0:
             raise JobFailed(f"ffmpeg failed (exit {code}): {_last_error(child.tail())}", detail=child.tail(15))
+        notes = _check_declared_frames(request, (ref_info, dis_info), decoded)
         log = _read_log(log_path, child.tail(15))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -223,7 +224,32 @@ def score(request: ScoreRequest) -> ScoreOutput:
         "score_seconds": elapsed,
     }
     return ScoreOutput(frames=frames, reference_frames=decoded.get(0, -1), distorted_frames=decoded.get(1, -1),
-                       provenance=provenance)
+                       provenance=provenance, notes=notes)
+
+
+def _check_declared_frames(request: ScoreRequest, infos: tuple[StreamInfo, StreamInfo],
+                           decoded: dict[int, int]) -> list[str]:
+    """Fail when an input gave fewer frames than its container declares: it was cut short.
+
+    A Matroska file cut in the middle, or one whose transfer ended early, decodes without a single
+    error; only the count tells. A small slack allows for rounded durations. Under
+    --allow-frame-mismatch the shorter input is expected to stop early: a note, not an error.
+    """
+    notes: list[str] = []
+    inputs = (request.reference, request.distorted)
+    counts = [decoded.get(0, -1), decoded.get(1, -1)]
+    for index, (prepared, info) in enumerate(zip(inputs, infos, strict=True)):
+        declared, got = info.declared_frames, counts[index]
+        if not declared or got < 0 or got >= declared - max(2, declared // 200):
+            continue
+        problem = (f"{prepared.role} {prepared.display}: decoded {got} frames but its container declares "
+                   f"{declared} ({info.fps:g} fps); the input was cut short, or its header is wrong")
+        if request.alignment.allow_frame_mismatch:
+            if got <= counts[1 - index]:  # the shorter one: scoring stopped with it
+                notes.append(problem)
+            continue
+        raise JobFailed(problem + "; no score is reported (--allow-frame-mismatch scores what could be read)")
+    return notes
 
 
 def _watch(child: Child, progress: _Progress, stall_timeout: float, deadline: float | None,
