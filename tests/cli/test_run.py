@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -116,6 +117,18 @@ def test_container_cut_short_is_not_scored(tmp_path: Path) -> None:
     assert allowed.code == 0, allowed.stderr
     result = allowed.json()
     assert result["frames_scored"] < 200 and any("declares 200" in n for n in result["notes"])
+
+
+def test_cut_mp4_fails_naming_the_cause(tmp_path: Path) -> None:
+    full, cut = tmp_path / "full.mp4", tmp_path / "cut.mp4"
+    ffmpeg_run("-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25:duration=8", "-c:v", "libx264",
+               "-preset", "ultrafast", "-movflags", "+faststart", str(full))
+    cut.write_bytes(full.read_bytes()[:full.stat().st_size // 2])
+    out = run_vmafx("run", str(cut), str(cut), "--json")
+    assert out.code == 1 and out.stdout == ""
+    line = out.stderr.splitlines()[0]
+    assert re.search(r"corrupt|partial file|invalid data|cut short", line, re.IGNORECASE), out.stderr
+    assert "Conversion failed" not in line and "@ 0x" not in line
 
 
 def test_resolution_mismatch_without_scaling_is_refused(media: Media) -> None:

@@ -320,13 +320,28 @@ def _read_log(path: str, tail: str) -> dict[str, Any]:
         raise JobFailed(f"libvmaf wrote no readable log ({exc})", detail=tail) from None
 
 
+#: ffmpeg's lines that name a cause; the first of them is usually the root one
+_CAUSE_RE = re.compile(r"corrupt|partial file|ends prematurely|invalid data found|moov atom not found|"
+                       r"no such file|permission denied|connection (?:refused|reset)|input/output error|"
+                       r"invalid nal|error while decoding|end of file", re.IGNORECASE)
+#: lines that look like errors but only say that something failed, or count things
+_NOISE_RE = re.compile(r"Conversion failed|Exiting with exit code|decode errors;|packets read|Statistics:",
+                       re.IGNORECASE)
+_PREFIX_RE = re.compile(r"^(?:\[[^\]]*@ 0x[0-9a-f]+\]\s*)+")
+
+
 def _last_error(stderr: str) -> str:
-    interesting = [ln.strip() for ln in stderr.splitlines()
+    """The line of ffmpeg's stderr that best says why it failed, without its `[demuxer @ 0x...]` prefix."""
+    lines = [_PREFIX_RE.sub("", ln.strip()) for ln in stderr.splitlines()]
+    lines = [ln for ln in lines if ln and not _NOISE_RE.search(ln)]
+    causes = [ln for ln in lines if _CAUSE_RE.search(ln)]
+    if causes:
+        return causes[0]
+    interesting = [ln for ln in lines
                    if re.search(r"error|fail|invalid|could not|cannot|premature|partial|refused|returned",
                                 ln, re.IGNORECASE)]
     if interesting:
         return interesting[-1]
-    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
     return lines[-1] if lines else "no message"
 
 
