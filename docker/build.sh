@@ -101,15 +101,20 @@ cp "${OWN[@]}" "$CONTEXT/wheels/"
 PLATFORMS=()
 for ((minor = ${GLIBC#2.}; minor >= 5; minor--)); do PLATFORMS+=(--platform "manylinux_2_${minor}_$ARCH"); done
 PLATFORMS+=(--platform "manylinux2014_$ARCH")
+# The core with its `dask` extra: the node is a Dask worker out of the box (docs/CLUSTER.md).
+WANT=()
+for w in "${OWN[@]}"; do
+    if [[ $(basename "$w") == vmafx-[0-9]* ]]; then WANT+=("$w[dask]"); else WANT+=("$w"); fi
+done
 "${PIP[@]}" download --quiet --dest "$CONTEXT/wheels" --only-binary=:all: \
     --python-version "$PYVER" --implementation cp --abi "cp${PYVER/./}" "${PLATFORMS[@]}" \
-    "${OWN[@]}"
+    "${WANT[@]}"
 
 # What the Dockerfile installs: this repository's packages, pinned to the wheels just built.
 for w in "${OWN[@]}"; do
     f=$(basename "$w")
     IFS=- read -r name version _ <<<"$f"
-    echo "$name==$version"
+    if [[ $name == vmafx ]]; then echo "vmafx[dask]==$version"; else echo "$name==$version"; fi
 done >"$CONTEXT/wheels/requirements.txt"
 WHEELS=("$CONTEXT"/wheels/*.whl)
 log "wheels ($(du -sh "$CONTEXT/wheels" | cut -f1)): ${WHEELS[*]##*/}"

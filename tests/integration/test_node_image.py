@@ -14,6 +14,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import time
 import tomllib
 import uuid
 from collections.abc import Sequence
@@ -281,3 +282,79 @@ def test_s3_pair_through_rclone_http_in_the_image(node_image: str, s3_server: An
     assert local.code == 0, local.stderr
     assert inside["frames_scored"] == local.json()["frames_scored"]
     assert inside["metrics"]["vmaf"]["mean"] == local.json()["metrics"]["vmaf"]["mean"]
+
+
+class _Containers:
+    """Detached containers of one test, always removed."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def start(self, image: str, *args: str, options: Sequence[str] = ()) -> str:
+        name = f"vmafx-node-test-{uuid.uuid4().hex[:12]}"
+        self.names.append(name)
+        subprocess.run(["docker", "run", "-d", "--name", name, "--network", "host", *options, image, *args],
+                       capture_output=True, text=True, check=True, stdin=subprocess.DEVNULL, timeout=120)
+        return name
+
+    def logs(self) -> str:
+        return "\n".join(subprocess.run(["docker", "logs", "--tail", "30", n], capture_output=True, text=True,
+                                        stdin=subprocess.DEVNULL).stderr for n in self.names)
+
+    def remove(self) -> None:
+        if self.names:
+            subprocess.run(["docker", "rm", "-f", *self.names], capture_output=True, stdin=subprocess.DEVNULL)
+
+
+def test_the_node_image_is_a_dask_worker(node_image: str, s3_server: Any, bucket: str, media: Media,
+                                         tmp_path: Path) -> None:
+    """docs/CLUSTER.md as written: a scheduler and a worker from the node image, a batch from the host.
+
+    The worker gets the S3 credentials (from an env file, not argv) and the host client does not, so
+    the remote jobs are scored with the worker's own storage setup.
+    """
+    distributed = pytest.importorskip("distributed", reason="the host needs the dask extra for --cluster")
+    s3_server.put_file(bucket, "ref.mp4", media.ref)
+    s3_server.put_file(bucket, "dis.mp4", media.dis)
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    env_file = tmp_path / "worker.env"
+    # remotes from variables only: the image's default config path is cleared, as docker/README.md says
+    env_file.write_text("VMAFX_RCLONE_CONFIG=\n" + "".join(f"{k}={v}\n" for k, v in s3_server.rclone_env().items()))
+    containers = _Containers()
+    try:
+        containers.start(node_image, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+                         "--scheduler-file", "/shared/scheduler.json",
+                         options=["--entrypoint", "dask", "-v", f"{shared}:/shared"])
+        address = ""
+        deadline = time.monotonic() + 90
+        while not address:
+            assert time.monotonic() < deadline, "the scheduler in the image did not start: " + containers.logs()
+            try:
+                address = json.loads((shared / "scheduler.json").read_text())["address"]
+            except (OSError, ValueError, KeyError):
+                time.sleep(0.2)
+        containers.start(node_image, "worker", address, "--nthreads", "1", "--no-nanny", "--no-dashboard",
+                         "--host", "127.0.0.1", "--name", "node-w0",
+                         options=["--entrypoint", "dask", "--env-file", str(env_file)])
+        with distributed.Client(address, timeout=60, set_as_default=False) as client:
+            client.wait_for_workers(1, timeout=90)
+        ref, dis = f"s3://{bucket}/ref.mp4", f"s3://{bucket}/dis.mp4"
+        jobs = tmp_path / "jobs.jsonl"
+        lines = [{"id": f"s3-{i}", "reference": {"uri": ref}, "distorted": {"uri": dis}} for i in range(3)]
+        lines.append({"id": "missing", "reference": {"uri": ref}, "distorted": {"uri": f"s3://{bucket}/nope.mp4"}})
+        jobs.write_text("".join(json.dumps(line) + "\n" for line in lines))
+        results = tmp_path / "results.jsonl"
+        out = run_vmafx("batch", str(jobs), "--out", str(results), "--cluster", address)  # no remote known here
+        assert out.code == 1, out.stderr + containers.logs()  # one job failed, as it should
+        got = {r["id"]: r for r in map(json.loads, results.read_text().splitlines())}
+        local = run_vmafx("run", str(media.ref), str(media.dis), "--json")
+        assert local.code == 0, local.stderr
+        for i in range(3):
+            assert got[f"s3-{i}"]["status"] == "ok", got[f"s3-{i}"]
+            assert got[f"s3-{i}"]["metrics"]["vmaf"]["mean"] == local.json()["metrics"]["vmaf"]["mean"]
+        assert got["missing"]["status"] == "failed" and "no such object" in got["missing"]["error"]
+        assert s3_server.secret_key not in results.read_text() + out.stderr
+    finally:
+        containers.remove()
