@@ -213,6 +213,7 @@ def _ffconcat_script(prepared: PreparedInput, raw: RawVideo | None) -> str:
 
 
 _STREAM_RE = re.compile(r"^\s*Stream #\d+:\d+.*?: Video: (?P<rest>.*)$")
+_STREAM_START_RE = re.compile(r", start (-?\d+(?:\.\d+)?)")
 _ANY_STREAM_RE = re.compile(r"^\s*Stream #\d+:\d+")
 #: a stream's own duration tag, as Matroska/WebM muxers write it: "DURATION : 00:00:08.000000000"
 _STREAM_DURATION_RE = re.compile(r"^\s+DURATION(?:-\w+)?\s*: (\d+):(\d+):(\d+(?:\.\d+)?)\s*$", re.IGNORECASE)
@@ -243,6 +244,7 @@ def parse_stream_info(stderr: str) -> StreamInfo | None:
     video: StreamInfo | None = None
     streams = 0
     stream_duration: float | None = None
+    video_start = 0.0
     in_video_metadata = False
     for line in stderr.splitlines():
         d = _DURATION_RE.search(line)
@@ -277,8 +279,12 @@ def parse_stream_info(stderr: str) -> StreamInfo | None:
         video = StreamInfo(codec=codec, width=size[0], height=size[1], pix_fmt=pix_fmt, fps=fps,
                            duration=duration, bitrate_kbps=bitrate)
         in_video_metadata = True
+        start = _STREAM_START_RE.search(line)  # a stream that starts late: its tag counts from 0
+        video_start = float(start.group(1)) if start else 0.0
     if video is None:
         return None
+    if stream_duration is not None:
+        stream_duration -= video_start
     return attrs.evolve(video, declared_frames=_declared_frames(
         video.fps, stream_duration, duration, only_stream=streams == 1,
         estimated="Estimating duration from bitrate" in stderr))

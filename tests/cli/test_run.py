@@ -119,6 +119,16 @@ def test_container_cut_short_is_not_scored(tmp_path: Path) -> None:
     assert result["frames_scored"] < 200 and any("declares 200" in n for n in result["notes"])
 
 
+def test_matroska_with_late_video_and_longer_audio_is_not_taken_for_cut(tmp_path: Path) -> None:
+    clip = tmp_path / "late.mkv"  # the video's DURATION tag counts from 0, its first frame is at 0.52 s
+    ffmpeg_run("-itsoffset", "0.5", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25:duration=4",
+               "-f", "lavfi", "-i", "sine=duration=4.5", "-c:v", "libx264", "-preset", "ultrafast",
+               "-c:a", "libopus", str(clip))
+    out = run_vmafx("run", str(clip), str(clip), "--json")
+    assert out.code == 0, out.stderr
+    assert out.json()["frames_scored"] == 100 and not out.json()["notes"]
+
+
 def test_cut_mp4_fails_naming_the_cause(tmp_path: Path) -> None:
     full, cut = tmp_path / "full.mp4", tmp_path / "cut.mp4"
     ffmpeg_run("-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25:duration=8", "-c:v", "libx264",

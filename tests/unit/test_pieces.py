@@ -124,5 +124,7 @@ def test_declared_frames_only_where_the_container_can_be_trusted() -> None:
     assert parse_stream_info(video_only).declared_frames == 100  # type: ignore[union-attr]
     with_audio = video_only + "  Stream #0:1[0x2](und): Audio: aac (LC), 44100 Hz, mono, fltp, 69 kb/s (default)\n"
     assert parse_stream_info(with_audio).declared_frames is None  # type: ignore[union-attr]
+    late = mkv.replace("1k tbn\n", "1k tbn, start 0.520000\n", 1)  # the tag counts from 0, the video from 0.52
+    assert parse_stream_info(late).declared_frames == 186  # type: ignore[union-attr]
     guessed = "[mpegts @ 0x1] Estimating duration from bitrate, this may be inaccurate\n" + video_only
     assert parse_stream_info(guessed).declared_frames is None  # type: ignore[union-attr]
