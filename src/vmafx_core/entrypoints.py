@@ -56,8 +56,17 @@ class EntryPoint:
 
 
 def _path_key() -> list[list[Any]]:
+    """Every sys.path folder with its mtime; the working directory (`python -m`, `-c`) by name only:
+    every file a user writes there would otherwise throw the list away."""
     key: list[list[Any]] = []
+    try:
+        cwd = os.getcwd()
+    except OSError:
+        cwd = ""
     for entry in sys.path:
+        if entry in ("", ".", cwd):
+            key.append([entry, "cwd"])
+            continue
         try:
             key.append([entry, os.stat(entry or ".").st_mtime_ns])
         except OSError:
