@@ -158,10 +158,12 @@ class Child:
         `Popen.wait(timeout)` polls with sleeps of up to 50 ms; every job pays that latency twice.
         """
         if timeout is not None and self._pidfd is not None and self.proc.returncode is None:
-            try:
-                ready, _, _ = select.select([self._pidfd], [], [], max(timeout, 0.0))
+            try:  # poll, not select: a batch may hold descriptors numbered past select's 1024
+                poller = select.poll()
+                poller.register(self._pidfd, select.POLLIN)
+                ready = bool(poller.poll(max(timeout, 0.0) * 1000))
             except (OSError, ValueError):  # should not happen; Popen's own polling still works
-                ready = [True]
+                ready = True
             if not ready:
                 raise subprocess.TimeoutExpired(self.argv, timeout)
         return self.proc.wait(timeout)
