@@ -36,6 +36,13 @@ def ffmpeg_run(*args: str) -> None:
     subprocess.run([find_ffmpeg(), "-hide_banner", "-nostdin", "-v", "error", "-y", *args], check=True)
 
 
+def clip_720p(path: Path, seconds: int) -> Path:
+    """A 720p x264 clip of `seconds` (25 fps, ultrafast, crf 30): long enough to interrupt, cheap to make."""
+    ffmpeg_run("-f", "lavfi", "-i", f"testsrc2=size=1280x720:rate=25:duration={seconds}", "-c:v", "libx264",
+               "-preset", "ultrafast", "-crf", "30", str(path))
+    return path
+
+
 @pytest.fixture(scope="session")
 def media(tmp_path_factory: pytest.TempPathFactory) -> Media:
     """A 2 s 320x240 reference, a degraded 160x120 encode of it, a shorter one, and raw YUV pairs."""

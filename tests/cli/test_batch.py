@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Media, ffmpeg_run, run_vmafx
+from tests.conftest import Media, clip_720p, run_vmafx
 from tests.procs import alive, children, cmdline
 
 
@@ -52,10 +52,7 @@ def scoring_children(pid: int) -> list[int]:
 @pytest.fixture(scope="module")
 def hd_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 720p clip that takes a couple of seconds to score: long enough to interrupt mid-batch."""
-    clip = tmp_path_factory.mktemp("hd") / "hd.mp4"
-    ffmpeg_run("-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=25:duration=6", "-c:v", "libx264",
-               "-preset", "ultrafast", "-crf", "30", str(clip))
-    return clip
+    return clip_720p(tmp_path_factory.mktemp("hd") / "hd.mp4", 6)
 
 
 def test_every_job_gets_one_line_and_failures_do_not_stop_the_batch(media: Media, tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Media, ffmpeg_run, run_vmafx
+from tests.conftest import Media, clip_720p, run_vmafx
 from tests.procs import alive, children, cmdline
 
 ENCODERS = {
@@ -66,9 +66,7 @@ def test_encode_flags_need_an_encoder(media: Media) -> None:
 
 
 def test_encoder_dying_midway_fails_the_job_and_leaves_nothing(tmp_path: Path) -> None:
-    clip = tmp_path / "long.mp4"
-    ffmpeg_run("-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=25:duration=40", "-c:v", "libx264",
-               "-preset", "ultrafast", str(clip))
+    clip = clip_720p(tmp_path / "long.mp4", 40)
     saved = tmp_path / "partial.nut"
     proc = subprocess.Popen([sys.executable, "-m", "vmafx_core", "run", str(clip), "--encode", "libx264",
                              "--preset", "veryslow", "--save-encode", str(saved)],

@@ -50,11 +50,9 @@ def test_bad_limits_are_field_errors(media: Media) -> None:
 
 
 def test_timeout_stops_a_long_job(tmp_path: Path) -> None:
-    from tests.conftest import ffmpeg_run
+    from tests.conftest import clip_720p
 
-    clip = tmp_path / "long.mp4"
-    ffmpeg_run("-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=25:duration=60", "-c:v", "libx264",
-               "-preset", "ultrafast", "-crf", "30", str(clip))
+    clip = clip_720p(tmp_path / "long.mp4", 60)
     out = run_vmafx("run", str(clip), str(clip), "--timeout", "2")
     assert out.code == 1
     assert "ran past its --timeout" in out.stderr

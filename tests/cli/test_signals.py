@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ffmpeg_run
+from tests.conftest import clip_720p, ffmpeg_run
 from tests.procs import alive, children, cmdline
 from vmafx_core.errors import Interrupted
 from vmafx_core.executor import run_job
@@ -25,9 +25,7 @@ from vmafx_core.process import live_children
 @pytest.fixture(scope="module")
 def long_pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     d = tmp_path_factory.mktemp("long")
-    ref = d / "ref.mp4"
-    ffmpeg_run("-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=25:duration=40", "-c:v", "libx264",
-               "-preset", "ultrafast", "-crf", "30", str(ref))
+    ref = clip_720p(d / "ref.mp4", 40)
     return ref, ref
 
 

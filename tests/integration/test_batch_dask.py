@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from tests.cli.test_batch import by_id, pair, read_results, scoring_children, wait_for_lines, write_jobs
-from tests.conftest import Media, ffmpeg_run, run_vmafx
+from tests.conftest import Media, clip_720p, run_vmafx
 from tests.integration import leftovers
 from tests.integration.s3server import S3Server
 from tests.procs import alive
@@ -87,10 +87,7 @@ def dask_cluster(tmp_path: Path, s3_server: S3Server) -> Iterator[DaskCluster]:
 
 @pytest.fixture(scope="module")
 def hd_pair(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    clip = tmp_path_factory.mktemp("hd") / "hd.mp4"
-    ffmpeg_run("-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=25:duration=4", "-c:v", "libx264",
-               "-preset", "ultrafast", "-crf", "30", str(clip))
-    return clip
+    return clip_720p(tmp_path_factory.mktemp("hd") / "hd.mp4", 4)
 
 
 def _raw(path: Path | str) -> dict[str, Any]:
@@ -242,9 +239,7 @@ def test_cluster_batch_interrupted_resumes(dask_cluster: DaskCluster, hd_pair: P
 def test_cancelled_cluster_batch_stops_the_jobs_running_on_workers(dask_cluster: DaskCluster,
                                                                    tmp_path: Path) -> None:
     """Dask cannot interrupt a running task: the job itself must notice it was cancelled."""
-    clip = tmp_path / "long.mp4"  # scoring it takes a minute or more on 2 cores
-    ffmpeg_run("-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=25:duration=120", "-c:v", "libx264",
-               "-preset", "ultrafast", "-crf", "30", str(clip))
+    clip = clip_720p(tmp_path / "long.mp4", 120)  # scoring it takes a minute or more on 2 cores
     jobs = write_jobs(tmp_path / "jobs.jsonl", [pair(clip, clip, f"long-{i}") for i in range(2)])
     results = tmp_path / "results.jsonl"
     proc = subprocess.Popen([sys.executable, "-m", "vmafx_core", "batch", str(jobs), "--out", str(results),

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Media, ffmpeg_run, run_vmafx
+from tests.conftest import Media, clip_720p, run_vmafx
 from tests.integration import leftovers
 from tests.integration.procwatch import BIG_H, BIG_W, Watcher, upload_gib_raw
 
@@ -86,9 +86,7 @@ def test_nothing_left_after_an_ffmpeg_failure(s3_server: Any, bucket: str, media
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_signal_to_a_running_job_unmounts(s3_server: Any, bucket: str, tmp_path: Path, sig: int) -> None:
-    clip = tmp_path / "long.mp4"
-    ffmpeg_run("-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=25:duration=30", "-c:v", "libx264",
-               "-preset", "ultrafast", "-crf", "30", str(clip))
+    clip = clip_720p(tmp_path / "long.mp4", 30)
     s3_server.put_file(bucket, "long.mp4", clip)
     temp_before = leftovers.temp_entries()
     proc = subprocess.Popen([sys.executable, "-m", "vmafx_core", "run", "--storage", "rclone-mount",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 
@@ -24,7 +23,7 @@ def test_child_wait_times_out_while_running_and_returns_the_code_after() -> None
         assert child.wait(timeout=0) == 7  # a reaped child answers at once
     finally:
         child.stop()
-    assert not os.path.exists(f"/proc/{child.pid}") or child.proc.returncode is not None
+    assert not alive(child.pid)
 
 
 def test_children_still_running_at_exit_are_stopped_quietly() -> None:
