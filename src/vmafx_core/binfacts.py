@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,8 @@ def identity(path: str) -> str | None:
     return f"{real}|{st.st_dev}|{st.st_ino}|{st.st_size}|{st.st_mtime_ns}"
 
 
-def _load(file: str) -> dict[str, Any]:
+def read_table(file: str) -> dict[str, Any]:
+    """A JSON object kept in `file`; empty when it is missing or not one."""
     try:
         with open(file, encoding="utf-8") as fh:
             table = json.load(fh)
@@ -46,18 +47,16 @@ def _load(file: str) -> dict[str, Any]:
     return table if isinstance(table, dict) else {}
 
 
-def _store(file: str, key: str, facts: dict[str, Any]) -> None:
-    table = {k: v for k, v in _load(file).items() if os.path.exists(k.split("|", 2)[1])}  # forget removed
-    table[key] = facts
-    os.makedirs(os.path.dirname(file), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(file), prefix=".binaries-")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(table, fh, indent=1, sort_keys=True)
-        os.replace(tmp, file)  # concurrent jobs: the last writer wins, each entry stays whole
-    except BaseException:
-        os.unlink(tmp)
-        raise
+def keep(file: str, key: str, value: Any, still_valid: Callable[[str], bool] = lambda key: True) -> None:
+    """Set `key` in the JSON object in `file`, dropping the keys `still_valid` refuses; OSError if it cannot.
+
+    Written whole through a temp file: concurrent runs never see half, and the last writer wins.
+    """
+    from vmafx_core.result import write_atomically
+
+    table = {k: v for k, v in read_table(file).items() if still_valid(k)}
+    table[key] = value
+    write_atomically(Path(file), json.dumps(table, indent=1, sort_keys=True))
 
 
 def remember(kind: str, path: str, ask: Callable[[], dict[str, Any]]) -> dict[str, Any]:
@@ -70,12 +69,12 @@ def remember(kind: str, path: str, ask: Callable[[], dict[str, Any]]) -> dict[st
         return ask()
     key = f"{kind}|{binary}"
     file = os.path.join(cache_dir(), FILE_NAME)
-    facts = _load(file).get(key)
+    facts = read_table(file).get(key)
     if isinstance(facts, dict):
         return facts
     facts = ask()
     try:
-        _store(file, key, facts)
+        keep(file, key, facts, still_valid=lambda k: os.path.exists(k.split("|", 2)[1]))  # forget removed
     except OSError as exc:
         log.debug("could not keep what %s said about itself in %s: %s", path, file, exc)
     return facts

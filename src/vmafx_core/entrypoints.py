@@ -11,12 +11,10 @@ a fresh scan. `vmafx plugins` and `vmafx doctor` always scan afresh.
 from __future__ import annotations
 
 import importlib
-import json
 import logging
 import os
 import re
 import sys
-import tempfile
 from typing import Any
 
 import attrs
@@ -91,37 +89,18 @@ def entry_points(group: str, *, fresh: bool = False) -> list[EntryPoint]:
     key = _path_key()
     slot = f"{group}|{sys.prefix}"  # one per environment: two venvs do not evict each other
     if not fresh:
+        saved = binfacts.read_table(file).get(slot)
         try:
-            with open(file, encoding="utf-8") as fh:
-                saved = json.load(fh).get(slot)
             if isinstance(saved, dict) and saved.get("sys_path") == key:
                 return [EntryPoint(e["name"], e["value"], group,
                                    Distribution(**e["dist"]) if e.get("dist") else None) for e in saved["entries"]]
-        except (OSError, ValueError, AttributeError, KeyError, TypeError):
+        except (AttributeError, KeyError, TypeError):  # an entry of some other shape: scan
             pass
     found = _scan(group)
     try:
-        _save(file, slot, {"sys_path": key, "entries": [
+        binfacts.keep(file, slot, {"sys_path": key, "entries": [
             {"name": e.name, "value": e.value, "dist": attrs.asdict(e.dist) if e.dist else None} for e in found]})
     except OSError as exc:
         log.debug("could not keep the entry points in %s: %s", file, exc)
     return found
 
-
-def _save(file: str, slot: str, entry: dict[str, Any]) -> None:
-    try:
-        with open(file, encoding="utf-8") as fh:
-            table = json.load(fh)
-        table = table if isinstance(table, dict) else {}
-    except (OSError, ValueError):
-        table = {}
-    table[slot] = entry
-    os.makedirs(os.path.dirname(file), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(file), prefix=".entry-points-")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(table, fh, indent=1)
-        os.replace(tmp, file)
-    except BaseException:
-        os.unlink(tmp)
-        raise
