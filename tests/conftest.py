@@ -43,6 +43,15 @@ def clip_720p(path: Path, seconds: int) -> Path:
     return path
 
 
+def cut_mkv(folder: Path) -> tuple[Path, Path]:
+    """An 8 s Matroska clip and its first half: the half decodes without a single error."""
+    full, cut = folder / "full.mkv", folder / "cut.mkv"
+    ffmpeg_run("-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25:duration=8", "-c:v", "libx264",
+               "-preset", "ultrafast", str(full))
+    cut.write_bytes(full.read_bytes()[:full.stat().st_size // 2])
+    return full, cut
+
+
 @pytest.fixture(scope="session")
 def media(tmp_path_factory: pytest.TempPathFactory) -> Media:
     """A 2 s 320x240 reference, a degraded 160x120 encode of it, a shorter one, and raw YUV pairs."""

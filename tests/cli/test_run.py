@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Media, bare_libvmaf, ffmpeg_run, run_vmafx
+from tests.conftest import Media, bare_libvmaf, cut_mkv, ffmpeg_run, run_vmafx
 
 
 def _assert_same_as_bare(result: dict, bare: dict) -> None:
@@ -94,15 +94,6 @@ def test_frame_count_mismatch_is_an_error_unless_allowed(media: Media) -> None:
     result = allowed.json()
     assert result["frames_scored"] == 40
     assert any("overlap" in n for n in result["notes"])
-
-
-def cut_mkv(folder: Path) -> tuple[Path, Path]:
-    """An 8 s Matroska clip and its first half: the half decodes without a single error."""
-    full, cut = folder / "full.mkv", folder / "cut.mkv"
-    ffmpeg_run("-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25:duration=8", "-c:v", "libx264",
-               "-preset", "ultrafast", str(full))
-    cut.write_bytes(full.read_bytes()[:full.stat().st_size // 2])
-    return full, cut
 
 
 def test_container_cut_short_is_not_scored(tmp_path: Path) -> None:

@@ -21,8 +21,7 @@ from typing import Any
 
 import pytest
 
-from tests.cli.test_run import cut_mkv
-from tests.conftest import Media, ffmpeg_run, run_vmafx
+from tests.conftest import Media, cut_mkv, ffmpeg_run, run_vmafx
 from tests.integration import leftovers
 from tests.integration.procwatch import Watcher
 from tests.integration.s3server import RunningServer, S3Server
