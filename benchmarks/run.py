@@ -430,7 +430,7 @@ def precompile() -> None:
     `vmafx run` would recompile them (~25 ms), which no installed vmafx does.
     """
     root = Path(__file__).resolve().parent.parent
-    for folder in [root / "src", *sorted((root / "plugins").glob("*/src"))]:
+    for folder in [root / "vmafx_core", *sorted((root / "plugins").glob("*/src"))]:
         compileall.compile_dir(str(folder), quiet=1)
 
 
