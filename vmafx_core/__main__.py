@@ -1,3 +1,3 @@
-from vmafx_core.cli import main
+from vmafx_core.entry import main
 
-main(prog_name="vmafx")
+main()

@@ -10,18 +10,16 @@ import importlib
 import json
 import logging
 import os
-import signal
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import click
 
-from vmafx_core import __version__
+from vmafx_core import __version__, interrupts
 from vmafx_core.errors import BadInput, ExitCode, Interrupted, VmafxError
 from vmafx_core.job import Job, load_job_file, parse_job
 from vmafx_core.pixfmt import RAW_PIX_FMTS
@@ -39,24 +37,28 @@ Exit codes:
 """
 
 
-class _Terminated(BaseException):
-    """SIGTERM, raised in the main thread so cleanup runs as for Ctrl-C."""
-
-
-def _on_sigterm(signum: int, frame: FrameType | None) -> None:
-    raise _Terminated()
+INTERRUPTED = "interrupted; stopped every process vmafx started and cleaned up"
 
 
 @contextmanager
 def _user_errors() -> Iterator[None]:
-    """Turn expected failures into one line and an exit code; never a traceback."""
+    """Turn expected failures into one line and an exit code; never a traceback.
+
+    After Ctrl-C or SIGTERM whatever ended the command (the interruption itself, an error it
+    caused, or nothing, if its exception was swallowed somewhere) is reported as interrupted.
+    """
     try:
         yield
+        if interrupts.pending() is not None:
+            raise Interrupted(INTERRUPTED)
     except VmafxError as exc:
-        _fail(exc)
-    except (KeyboardInterrupt, _Terminated):
+        interrupted = interrupts.pending() is not None
+        if interrupted:
+            stop_all(timeout=2.0)
+        _fail(Interrupted(INTERRUPTED) if interrupted else exc)
+    except (KeyboardInterrupt, interrupts.Interruption):
         stop_all(timeout=2.0)  # children of helper threads (probes) the unwinding did not reach
-        _fail(Interrupted("interrupted; stopped every process vmafx started and cleaned up"))
+        _fail(Interrupted(INTERRUPTED))
 
 
 def _fail(exc: VmafxError) -> None:
@@ -129,7 +131,7 @@ class _Commands(click.Group):
 def main(verbose: int) -> None:
     """Score video quality (VMAF and friends) on pairs that live anywhere rclone reaches."""
     _setup_logging(verbose)
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    interrupts.install()  # already done by the `vmafx` executable; here for `cli.main` called directly
 
 
 def _raw_from_flags(width: int | None, height: int | None, pix_fmt: str | None,
@@ -274,6 +276,7 @@ def _run_and_report(job: Job, options: Any, plugins: Plugins, ffmpeg_path: str |
     finally:
         if bar is not None:
             bar.close()
+    interrupts.check()  # a score that finished after Ctrl-C is not reported
     data = result.to_dict()
     text = json.dumps(data, indent=2) + "\n"
     if output is not None:
@@ -306,6 +309,7 @@ def _run_ladder(job: Job, options: Any, plugins: Plugins, ffmpeg_path: str | Non
             e, vmaf = rungs[-1]["encode"], rungs[-1]["metrics"].get("vmaf", {}).get("mean")
             rate = f"{e['bitrate_bps'] / 1000:8.0f} kb/s" if e.get("bitrate_bps") else "-"
             click.echo(f"{rungs[-1]['distorted']['uri']:<48} {rate}  VMAF {vmaf:.4f}", err=True)
+    interrupts.check()
     data = ladder_result(job, rungs)
     text = json.dumps(data, indent=2) + "\n"
     if output is not None:
@@ -406,6 +410,9 @@ def doctor(as_json: bool, ffmpeg_path: str | None) -> None:
         pl = Plugins(fresh=True)  # diagnostics: never a kept list
         for failed in pl.failures():
             check(f"plugin {failed.name}", False, f"package {failed.package} failed to load: {failed.error}")
+        cleaned = pl.clean_stale()
+        check("leftovers", True, f"removed {len(cleaned)} left by vmafx runs that died: {', '.join(cleaned)}"
+              if cleaned else "nothing left by vmafx runs that died", required=False)
         usable_storage = 0
         try:
             for name, p in pl.storage_backends().items():

@@ -24,7 +24,7 @@ import attrs
 from vmafx_core.errors import BadInput, EnvironmentMissing, JobFailed
 from vmafx_core.ffmpeg import InputArgs, StreamInfo
 from vmafx_core.job import Encode
-from vmafx_core.process import Child
+from vmafx_core.process import Child, child_environment
 from vmafx_core.types import PreparedInput, RawVideo
 
 CHUNK = 1 << 20
@@ -32,7 +32,8 @@ CHUNK = 1 << 20
 
 def video_encoders(ffmpeg: str) -> list[str]:
     """Names of the video encoders this ffmpeg has."""
-    out = subprocess.run([ffmpeg, "-hide_banner", "-encoders"], capture_output=True, text=True, timeout=30)
+    out = subprocess.run([ffmpeg, "-hide_banner", "-encoders"], capture_output=True, text=True, timeout=30,
+                         stdin=subprocess.DEVNULL, env=child_environment())
     return sorted(m.group(1) for m in re.finditer(r"^\s*V\S*\s+(\S+)\s", out.stdout, re.MULTILINE))
 
 

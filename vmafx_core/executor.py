@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import attrs
 
-from vmafx_core import __version__, encode
+from vmafx_core import __version__, encode, interrupts
 from vmafx_core.errors import BadInput, Interrupted, JobFailed
 from vmafx_core.ffmpeg import find_ffmpeg, probe
 from vmafx_core.job import Job
@@ -35,6 +36,8 @@ def run_job(job: Job, options: Any, plugins: Plugins, *, ffmpeg: str | None = No
     `cancelled`, when given, is polled while scoring: True stops the job with `Interrupted`.
     """
     started = time.monotonic()
+    should_stop = _cancel_check(cancelled)
+    _clean_stale_once(plugins)
     scorer = plugins.scorer(job.scorer_name)
     availability = scorer.availability()
     if not availability.usable:
@@ -71,13 +74,13 @@ def run_job(job: Job, options: Any, plugins: Plugins, *, ffmpeg: str | None = No
             raw = raws[p.role]
             if raw is not None and p.size is not None:
                 _check_raw_size(p, raw)
-        if cancelled is not None and cancelled():
+        if should_stop():
             raise Interrupted("the job was cancelled before scoring started; no score is reported")
         output = scorer.score(ScoreRequest(
             reference=prepared["reference"], distorted=prepared["distorted"],
             reference_raw=raws["reference"], distorted_raw=raws["distorted"],
             options=options, alignment=job.alignment, ffmpeg=ffmpeg_path, progress=progress,
-            stall_timeout=limits.stall_timeout, deadline=deadline, cancelled=cancelled))
+            stall_timeout=limits.stall_timeout, deadline=deadline, cancelled=should_stop))
         scored_at = time.monotonic()
 
     frames = [dict(f) for f in output.frames]
@@ -131,6 +134,26 @@ def run_job(job: Job, options: Any, plugins: Plugins, *, ffmpeg: str | None = No
         encode=encoding.report(len(frames), _fps(output.provenance)) if encoding is not None else None,
     )
     return result, frames
+
+
+_swept = threading.Event()
+
+
+def _clean_stale_once(plugins: Plugins) -> None:
+    """What killed runs left (dead mounts, temp folders), removed once per process: a batch or a
+    Dask worker pays it once, not per job."""
+    if not _swept.is_set():
+        _swept.set()
+        plugins.clean_stale()
+
+
+def _cancel_check(cancelled: Callable[[], bool] | None) -> Callable[[], bool]:
+    """The job's own cancellation (a Dask task's), or Ctrl-C/SIGTERM received by this process, even
+    when its exception was swallowed on the way: scoring stops either way."""
+    def check() -> bool:
+        return interrupts.pending() is not None or (cancelled is not None and cancelled())
+
+    return check
 
 
 def _fps(provenance: Any) -> float | None:

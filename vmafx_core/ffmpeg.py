@@ -22,7 +22,7 @@ import attrs
 
 from vmafx_core import binfacts
 from vmafx_core.errors import BadInput, EnvironmentMissing, JobFailed
-from vmafx_core.process import Child, redact
+from vmafx_core.process import Child, child_environment, redact
 from vmafx_core.types import PreparedInput, RawVideo
 
 ENV_FFMPEG = "VMAFX_FFMPEG"
@@ -85,7 +85,7 @@ def ffmpeg_info(path: str) -> FfmpegInfo:
         try:
             # without -hide_banner the version is on stderr; the filter list is on stdout
             done = subprocess.run([path, "-nostdin", "-filters"], capture_output=True, text=True, timeout=30,
-                                  stdin=subprocess.DEVNULL)
+                                  stdin=subprocess.DEVNULL, env=child_environment())
         except OSError as exc:
             raise EnvironmentMissing(f"ffmpeg {path} does not run: {exc.strerror}") from None
         except subprocess.TimeoutExpired:

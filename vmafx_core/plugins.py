@@ -18,9 +18,9 @@ from typing import Any
 import attrs
 import pluggy
 
-from vmafx_core import hookspecs
+from vmafx_core import hookspecs, tempdirs
 from vmafx_core.entrypoints import entry_points as installed_entry_points
-from vmafx_core.errors import BadInput, EnvironmentMissing
+from vmafx_core.errors import BadInput, EnvironmentMissing, VmafxError
 from vmafx_core.types import Availability, Scorer, StorageBackend
 
 log = logging.getLogger(__name__)
@@ -138,6 +138,23 @@ class Plugins:
 
     def failures(self) -> list[PluginInfo]:
         return [i for i in self.infos if i.error]
+
+    def clean_stale(self) -> list[str]:
+        """Remove what vmafx runs that died left behind: each backend's leftovers (mounts first),
+        then the temp folders of dead owners. Never raises; returns what was removed."""
+        removed: list[str] = []
+        try:
+            backends = [p.item for p in self.storage_backends().values()]
+        except VmafxError:
+            backends = []
+        for backend in backends:
+            if backend.clean_stale is None:
+                continue
+            try:
+                removed += backend.clean_stale()
+            except Exception as exc:  # noqa: BLE001 - a broken cleanup must not stop a job
+                log.warning("storage %s could not clean what dead runs left: %s", backend.name, exc)
+        return removed + tempdirs.sweep()
 
     def choose_storage(self, uris: Sequence[str], mode: str,
                        options: Mapping[str, Any] | None = None) -> list[StorageBackend]:

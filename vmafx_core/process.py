@@ -28,6 +28,8 @@ import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import IO, Any
 
+from vmafx_core import interrupts
+
 log = logging.getLogger(__name__)
 
 _URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s'\"]+@")
@@ -67,6 +69,23 @@ def _open_pidfd(pid: int) -> int | None:
         return None
 
 
+#: variables that carry storage credentials or point at them: only rclone is given these
+_CREDENTIAL_PREFIXES = ("RCLONE_", "AWS_", "AZURE_", "GOOGLE_", "GCS_", "GCLOUD_", "CLOUDSDK_", "B2_")
+_SECRET_NAME = re.compile(r"PASS|SECRET|TOKEN|CREDENTIAL|PRIVATE|COOKIE|SESSION|AUTH|_KEY$|_KEY_|^KEY$",
+                          re.IGNORECASE)
+
+
+def child_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of every child but rclone: ours, less anything that may hold a credential.
+
+    ffmpeg reads untrusted media and needs no credential (remote inputs reach it through a
+    loopback server or a mount), so storage credentials reach rclone alone.
+    """
+    environ = os.environ if environ is None else environ
+    return {k: v for k, v in environ.items()
+            if not k.upper().startswith(_CREDENTIAL_PREFIXES) and not _SECRET_NAME.search(k)}
+
+
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
     """Remove every given secret and every `user:pass@` of a URL from `text`."""
     for secret in secrets:
@@ -83,7 +102,7 @@ class Child:
         argv: Sequence[str],
         *,
         name: str,
-        env: Mapping[str, str] | None = None,
+        env: Mapping[str, str] | None = None,  #: default: `child_environment()`, no credentials
         pass_fds: Sequence[int] = (),
         stdin: int | IO[Any] | None = subprocess.DEVNULL,
         stdout: int | IO[Any] | None = subprocess.DEVNULL,
@@ -100,26 +119,28 @@ class Child:
         self._lines_lock = threading.Lock()
         self.term_timeout = term_timeout
         self.order = next(_started)
-        self.proc = subprocess.Popen(  # noqa: S603 - argv is built by vmafx, never a shell string
-            self.argv,
-            env=dict(env) if env is not None else None,
-            pass_fds=tuple(pass_fds),
-            stdin=stdin,
-            stdout=stdout,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-            preexec_fn=_die_with_parent(os.getpid()),  # noqa: PLW1509 - only prctl and getppid run there
-        )
-        self._pidfd = _open_pidfd(self.proc.pid)
-        if self._pidfd is not None:
-            # closed with the object, so never under a thread still waiting on it; not at exit
-            # (finalizers run before atexit's stop_all, which may still wait), the OS does that
-            weakref.finalize(self, os.close, self._pidfd).atexit = False
-        with _live_lock:
-            _live.add(self)
+        # Ctrl-C between the fork and the registration would leave a child nobody stops
+        with interrupts.deferred():
+            self.proc = subprocess.Popen(  # noqa: S603 - argv is built by vmafx, never a shell string
+                self.argv,
+                env=dict(env) if env is not None else child_environment(),
+                pass_fds=tuple(pass_fds),
+                stdin=stdin,
+                stdout=stdout,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+                preexec_fn=_die_with_parent(os.getpid()),  # noqa: PLW1509 - only prctl and getppid run there
+            )
+            self._pidfd = _open_pidfd(self.proc.pid)
+            if self._pidfd is not None:
+                # closed with the object, so never under a thread still waiting on it; not at exit
+                # (finalizers run before atexit's stop_all, which may still wait), the OS does that
+                weakref.finalize(self, os.close, self._pidfd).atexit = False
+            self._reader = threading.Thread(target=self._read_stderr, name=f"{name}-stderr", daemon=True)
+            self._reader.start()
+            with _live_lock:  # last: stop_all, from another thread, sees only complete children
+                _live.add(self)
         log.debug("started %s pid %d", name, self.proc.pid)
-        self._reader = threading.Thread(target=self._read_stderr, name=f"{name}-stderr", daemon=True)
-        self._reader.start()
 
     @property
     def pid(self) -> int:

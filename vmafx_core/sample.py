@@ -11,6 +11,7 @@ from pathlib import Path
 
 from vmafx_core.errors import EnvironmentMissing
 from vmafx_core.ffmpeg import find_ffmpeg
+from vmafx_core.process import child_environment
 
 WIDTH, HEIGHT, FPS, SECONDS = 640, 360, 25, 4
 
@@ -32,7 +33,7 @@ def make_sample(folder: Path, ffmpeg: str | None = None) -> tuple[Path, Path]:
 def _ffmpeg(exe: str, args: list[str], out: Path) -> None:
     tmp = out.with_name(f".{out.name}.part.mp4")
     proc = subprocess.run([exe, "-hide_banner", "-nostdin", "-v", "error", "-y", *args, str(tmp)],
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, stdin=subprocess.DEVNULL, env=child_environment())
     if proc.returncode != 0:
         tmp.unlink(missing_ok=True)
         raise EnvironmentMissing(f"ffmpeg could not make the sample: {proc.stderr.strip()[-300:]}")

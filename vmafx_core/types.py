@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -87,6 +88,16 @@ class PrepareContext:
     options: Mapping[str, Any] = attrs.field(factory=dict)
     #: seconds a backend may wait for its servers or mounts to become ready
     ready_timeout: float = 30.0
+    #: time.monotonic() by which the whole preparation (every attempt) must be over, or None. A
+    #: backend bounds each of its waits by `seconds_left()`.
+    deadline: float | None = None
+
+    def seconds_left(self, wait: float | None = None) -> float:
+        """`wait` (default `ready_timeout`), cut to what is left before `deadline` (never below 0)."""
+        wait = self.ready_timeout if wait is None else wait
+        if self.deadline is None:
+            return wait
+        return max(0.0, min(wait, self.deadline - time.monotonic()))
 
 
 PrepareFn = Callable[
@@ -118,6 +129,10 @@ class StorageBackend:
     #: the URI in one canonical form ("remote:bucket/key", a real path, ...), used to check it
     #: against `--allow-root`; may raise BadInput for a URI it cannot read. None: URI as given
     canonical: Callable[[str], str] | None = None
+    #: removes what runs of this backend that died left behind (mounts, folders) and returns what it
+    #: removed; every vmafx run and `vmafx doctor` call it, whichever backend their job uses. It
+    #: must be cheap when there is nothing to clean, and never raise. None: nothing to clean
+    clean_stale: Callable[[], Sequence[str]] | None = None
 
     def availability_for(self, options: Mapping[str, Any] | None) -> Availability:
         """`availability`, given the job's storage options when it takes them."""

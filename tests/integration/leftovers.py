@@ -68,7 +68,7 @@ def _owned(name: str) -> bool:
     owner = re.match(r"vmafx-[a-z-]+?-(\d+)-", name)
     if owner is None:
         return not name.startswith("vmafx-")  # an unnamed rclone mount: count it
-    namespace = re.match(r"vmafx-mount-\d+-\d+-(\d+)-", name)
+    namespace = re.match(r"vmafx-[a-z-]+?-\d+-\d+-(\d+)-", name)
     if namespace is not None and int(namespace.group(1)) != os.stat("/proc/self/ns/pid").st_ino:
         return False  # made in another pid namespace (or a test's stand-in for one): vmafx leaves it too
     return not Path(f"/proc/{owner.group(1)}").exists() or _ours(int(owner.group(1)))

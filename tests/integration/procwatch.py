@@ -19,6 +19,12 @@ class Watcher:
         self.cmdlines: dict[int, bytes] = {}
         self.write_bytes: dict[int, int] = {}
         self.peak_rss_kib: dict[int, int] = {}
+        #: every environment each child was seen with (read after exec: its argv is not ours)
+        self.environs: dict[int, list[bytes]] = {}
+        try:
+            self._parent_cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            self._parent_cmdline = b""
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -29,6 +35,12 @@ class Watcher:
                 try:
                     # read every time: right after fork, before exec, it is still the parent's argv
                     self.cmdlines[kid] = Path(f"/proc/{kid}/cmdline").read_bytes() or self.cmdlines.get(kid, b"")
+                    now = Path(f"/proc/{kid}/cmdline").read_bytes()
+                    if now and now != self._parent_cmdline:  # exec'd: the environment is its own now
+                        environ = Path(f"/proc/{kid}/environ").read_bytes()
+                        seen = self.environs.setdefault(kid, [])
+                        if environ and environ not in seen:
+                            seen.append(environ)
                     io = dict(line.split(": ") for line in Path(f"/proc/{kid}/io").read_text().splitlines())
                     self.write_bytes[kid] = int(io["write_bytes"])
                     for line in Path(f"/proc/{kid}/status").read_text().splitlines():

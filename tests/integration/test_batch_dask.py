@@ -185,8 +185,7 @@ def test_a_worker_killed_mid_batch_loses_and_duplicates_nothing(dask_cluster: Da
     # what the killed worker could not remove, the next vmafx run on that machine removes (tempdirs)
     left = leftovers.temp_entries() - temp_before
     assert all(f"-{victim.pid}-" in name for name in left), left
-    for kind in ("libvmaf", "rclone-notify"):
-        tempdirs.clean_stale(kind)
+    tempdirs.sweep()
 
 
 def test_local_batch_interrupted_with_remote_jobs_resumes(s3_server: S3Server, bucket: str, hd_pair: Path,

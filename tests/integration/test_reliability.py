@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -161,6 +162,36 @@ def test_signal_during_prepare(s3_server: S3Server, bucket: str, media: Media, m
     assert not leftovers.fuse_mounts()
 
 
+def _named_after(pid: int) -> tuple[list[str], list[str]]:
+    """Temp folders and mounts whose names carry `pid`."""
+    tag = f"-{pid}-"
+    folders = [n for n in os.listdir(tempfile.gettempdir()) if n.startswith("vmafx-") and tag in n]
+    mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()
+              if "vmafx-" in line.split()[1] and tag in line.split()[1]]
+    return folders, mounts
+
+
+@pytest.mark.parametrize("cleaner", ["local run", "doctor"])
+def test_what_a_killed_mount_run_left_is_cleaned_by_any_run(s3_server: S3Server, bucket: str, long_raw: Path,
+                                                            media: Media, cleaner: str) -> None:
+    """SIGKILL gives vmafx no chance to unmount: the next vmafx anything (a local job, doctor) does."""
+    s3_server.put_file(bucket, "long.yuv", long_raw)
+    uri = f"s3://{bucket}/long.yuv"
+    proc = _start(s3_server.rclone_env(), "--storage", "rclone-mount", uri, uri, *RAW)
+    watcher = Watcher(proc.pid)
+    _wait_scoring(watcher, 0.3)
+    proc.kill()
+    proc.communicate(timeout=60)
+    watcher.stop()
+    folders, _ = _named_after(proc.pid)
+    assert any(n.startswith("vmafx-mount-") for n in folders) and \
+        any(n.startswith("vmafx-rclone-notify-") for n in folders), folders
+    args = ["run", str(media.ref), str(media.ref)] if cleaner == "local run" else ["doctor"]
+    out = run_vmafx(*args)
+    assert out.code == 0, out.stderr
+    assert _named_after(proc.pid) == ([], []), out.stderr
+
+
 def test_sixteen_concurrent_runs_mixed_modes(s3_server: S3Server, bucket: str, media: Media) -> None:
     s3_server.put_file(bucket, "ref.mp4", media.ref)
     s3_server.put_file(bucket, "dis.mp4", media.dis)
@@ -293,6 +324,30 @@ def test_sentinel_secret_in_config_file_never_shows(s3_server: S3Server, bucket:
         text = result.read_text()
         assert SENTINEL not in text and s3_server.secret_key not in text
         assert json.loads(text)["frames_scored"] > 0
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_credentials_reach_rclone_alone(s3_server: S3Server, bucket: str, media: Media, mode: str) -> None:
+    """ffmpeg reads untrusted media: no storage credential is in its environment, nor any other
+    child's but rclone's (checked in /proc/PID/environ of every child while the job runs)."""
+    s3_server.put_file(bucket, "ref.mp4", media.ref)
+    s3_server.put_file(bucket, "dis.mp4", media.dis)
+    env = {**s3_server.rclone_env(), "AWS_SECRET_ACCESS_KEY": SENTINEL, "RCLONE_CONFIG_OTHER_TYPE": "s3",
+           "RCLONE_CONFIG_OTHER_SECRET_ACCESS_KEY": SENTINEL, "MY_API_TOKEN": SENTINEL}
+    proc = _start(env, "--storage", mode, f"s3://{bucket}/ref.mp4", f"s3://{bucket}/dis.mp4", "--json")
+    watcher = Watcher(proc.pid)
+    stdout, stderr = proc.communicate(timeout=300)
+    watcher.stop()
+    assert proc.returncode == 0, stderr
+    others = [pid for pid in watcher.environs if pid not in watcher.named(b"rclone")]
+    assert any(b"ffmpeg" in watcher.cmdlines[pid] for pid in others), watcher.cmdlines
+    for pid in others:
+        for environ in watcher.environs[pid]:
+            assert SENTINEL.encode() not in environ, watcher.cmdlines[pid]
+            assert s3_server.secret_key.encode() not in environ, watcher.cmdlines[pid]
+            assert b"RCLONE_" not in environ, watcher.cmdlines[pid]
+    rclone = watcher.named(b"rclone")
+    assert rclone and any(s3_server.secret_key.encode() in e for p in rclone for e in watcher.environs.get(p, []))
 
 
 def test_allow_root_for_remote_prefixes(s3_server: S3Server, bucket: str, media: Media) -> None:

@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
-from vmafx_core import tempdirs
+from vmafx_core import interrupts, tempdirs
 from vmafx_core.errors import BadInput, EnvironmentMissing, JobFailed, VmafxError
 from vmafx_core.process import Child
 
@@ -236,23 +236,29 @@ def start_rclone(argv: Sequence[str], *, env: Mapping[str, str], name: str, targ
                 matched.set()
 
     child_env = dict(env)
-    notify_socket = _NotifySocket() if notify else None
-    if notify_socket is not None:
-        child_env["NOTIFY_SOCKET"] = notify_socket.path
+    notify_socket: _NotifySocket | None = None
+    process: RcloneProcess | None = None
     try:
-        child = Child(argv, name=name, env=child_env, secrets=secret_values(child_env, secrets),
-                      on_stderr_line=on_line, term_timeout=term_timeout)
-    except OSError as exc:
-        if notify_socket is not None:
-            notify_socket.close()
-        raise EnvironmentMissing(f"rclone {argv[0]} does not run: {exc.strerror}") from None
-    process = RcloneProcess(child, target, None, notify_socket)
-    try:
+        # a signal between making the socket's folder (or starting rclone) and owning it would
+        # leave them behind: it is raised once both have an owner, inside this try
+        with interrupts.deferred():
+            notify_socket = _NotifySocket() if notify else None
+            if notify_socket is not None:
+                child_env["NOTIFY_SOCKET"] = notify_socket.path
+            try:
+                child = Child(argv, name=name, env=child_env, secrets=secret_values(child_env, secrets),
+                              on_stderr_line=on_line, term_timeout=term_timeout)
+            except OSError as exc:
+                raise EnvironmentMissing(f"rclone {argv[0]} does not run: {exc.strerror}") from None
+            process = RcloneProcess(child, target, None, notify_socket)
         _wait_ready(process, matched if ready_line is not None else None, notify_socket, ready_check, timeout,
                     name=name, target=target, subject=subject or target, remote_name=remote_name,
                     config_hint=config_hint, scheme=scheme)
     except BaseException:
-        process.stop()
+        if process is not None:
+            process.stop()
+        elif notify_socket is not None:
+            notify_socket.close()
         raise
     process.ready_match = match[0] if match else None
     return process
@@ -266,6 +272,7 @@ def _wait_ready(process: RcloneProcess, matched: threading.Event | None, notify_
     line_ok = matched is None
     notify_ok = notify_socket is None and ready_check is None
     while True:
+        interrupts.check()  # a signal whose exception was swallowed somewhere still stops the wait
         line_ok = line_ok or (matched is not None and matched.is_set())
         if line_ok and notify_ok:
             log.debug("%s for %s ready in %.3fs (pid %d)", name, target, time.monotonic() - started,

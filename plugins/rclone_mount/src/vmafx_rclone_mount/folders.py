@@ -14,84 +14,30 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import re
-import tempfile
 
 import attrs
 
+from vmafx_core import tempdirs
 from vmafx_rclone_mount.fuse import FUSERMOUNT, mount_table, unmount
 
 log = logging.getLogger(__name__)
 
-PREFIX = "vmafx-mount-"
-_NAME = re.compile(r"^vmafx-mount-(?P<pid>\d+)-(?:(?P<start>\d+)-(?P<pidns>\d+)-)?.")
-
-
-def temp_root() -> str:
-    """The temp dir as the mount table spells it (symlinks resolved)."""
-    return os.path.realpath(tempfile.gettempdir())
-
-
-def _start_time(pid: int | str) -> tuple[str, int] | None:
-    """(state, start time in clock ticks since boot) of a process, or None when there is none."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as stat:
-            text = stat.read()
-    except OSError:
-        return None
-    fields = text[text.rindex(")") + 2:].split()
-    return fields[0], int(fields[19])
-
-
-def _pid_namespace(pid: int | str) -> int | None:
-    try:
-        return os.stat(f"/proc/{pid}/ns/pid").st_ino
-    except OSError:
-        return None
+KIND = "mount"
+PREFIX = f"{tempdirs.PREFIX}{KIND}-"
+temp_root = tempdirs.temp_root
 
 
 @attrs.frozen
-class Owner:
-    """The vmafx process a mount folder belongs to, as recorded in its name."""
+class Owner(tempdirs.Owner):
+    """The vmafx process a mount folder belongs to (`vmafx_core.tempdirs.Owner`, kind "mount")."""
 
-    pid: int
-    start: int | None = None
-    pidns: int | None = None
-
-    @classmethod
-    def me(cls) -> Owner:
-        found = _start_time("self")
-        return cls(os.getpid(), found[1] if found else None, _pid_namespace("self"))
-
-    @classmethod
-    def from_name(cls, name: str) -> Owner | None:
-        match = _NAME.match(name)
-        if not match:
-            return None
-        start, pidns = match.group("start"), match.group("pidns")
-        return cls(int(match.group("pid")), int(start) if start else None, int(pidns) if pidns else None)
-
-    def prefix(self) -> str:
-        if self.start is None or self.pidns is None:
-            return f"{PREFIX}{self.pid}-"
-        return f"{PREFIX}{self.pid}-{self.start}-{self.pidns}-"
-
-    def alive(self) -> bool | None:
-        """True if the owner runs, False if it surely does not, None if that cannot be told from here."""
-        if self.pidns is not None and self.pidns != _pid_namespace("self"):
-            return None
-        found = _start_time(self.pid)
-        if found is None:
-            return False
-        state, start = found
-        if state in ("Z", "X"):  # exited; its parent has not reaped it yet
-            return False
-        return self.start is None or self.start == start
+    def prefix(self, kind: str = KIND) -> str:
+        return super().prefix(kind)
 
 
 def make_folder() -> str:
     """A new private (0700) mount folder in the temp dir, named after this process."""
-    return tempfile.mkdtemp(prefix=Owner.me().prefix(), dir=temp_root())
+    return tempdirs.make(KIND)
 
 
 def _uid_of(path: str, entry_uid: int | None) -> int | None:

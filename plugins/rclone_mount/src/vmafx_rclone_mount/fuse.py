@@ -15,6 +15,8 @@ import subprocess
 
 import attrs
 
+from vmafx_core.process import child_environment
+
 log = logging.getLogger(__name__)
 
 FUSE_DEVICE = "/dev/fuse"
@@ -92,7 +94,7 @@ def _fusermount(fusermount: str, flags: str, path: str, timeout: float) -> str |
     """
     try:
         done = subprocess.run([fusermount, flags, path], capture_output=True, text=True, timeout=timeout,
-                              stdin=subprocess.DEVNULL, start_new_session=True)
+                              stdin=subprocess.DEVNULL, start_new_session=True, env=child_environment())
     except subprocess.TimeoutExpired:
         return f"{FUSERMOUNT} {flags} did not finish within {timeout:g}s"
     except OSError as exc:

@@ -30,6 +30,7 @@ from vmafx_rclone_common import (
     uri_to_display,
 )
 
+from vmafx_core import interrupts
 from vmafx_core.errors import BadInput, EnvironmentMissing, JobFailed, VmafxError
 from vmafx_core.types import InputRequest, PrepareContext, PreparedInput
 from vmafx_rclone_mount.folders import clean_leftovers, make_folder, temp_root
@@ -181,7 +182,7 @@ def require_fusermount() -> str:
 
 def _teardown_one(mount: Mount, fusermount: str) -> list[BaseException]:
     """Unmount, stop rclone, remove the folder; each step runs whatever the one before did."""
-    interrupts: list[BaseException] = []
+    signals: list[BaseException] = []
 
     def step(what: str, action: Callable[[], str | None]) -> None:
         try:
@@ -191,7 +192,7 @@ def _teardown_one(mount: Mount, fusermount: str) -> list[BaseException]:
         except Exception as exc:  # keep going: a later step may still free the mount
             log.error("%s %s failed: %s", what, mount.folder, exc)
         except BaseException as exc:  # Ctrl-C or SIGTERM during cleanup: finish it, then re-raise
-            interrupts.append(exc)
+            signals.append(exc)
 
     def stop_rclone() -> None:
         if mount.process is not None:
@@ -207,16 +208,16 @@ def _teardown_one(mount: Mount, fusermount: str) -> list[BaseException]:
     if os.path.isdir(mount.folder) or is_mounted(mount.folder):
         log.error("could not clean up %s (mount of %s); the next vmafx run removes it, or run `%s -uz %s` "
                   "and rmdir it", mount.folder, uri_to_display(mount.root.spec), FUSERMOUNT, mount.folder)
-    return interrupts
+    return signals
 
 
 def teardown(mounts: Sequence[Mount], fusermount: str) -> None:
     """Clean up every mount, newest first; an interruption on the way is re-raised at the end."""
-    interrupts: list[BaseException] = []
+    signals: list[BaseException] = []
     for mount in reversed(mounts):
-        interrupts += _teardown_one(mount, fusermount)
-    if interrupts:
-        raise interrupts[0]
+        signals += _teardown_one(mount, fusermount)
+    if signals:
+        raise signals[0]
 
 
 def _new_folder() -> str:
@@ -237,7 +238,8 @@ def prepare(inputs: Sequence[InputRequest], context: PrepareContext) -> Iterator
     mounts: list[Mount] = []
     try:
         for root in roots:
-            mounts.append(Mount(root, _new_folder()))
+            with interrupts.deferred():  # the folder is in `mounts`, so torn down, before a signal lands
+                mounts.append(Mount(root, _new_folder()))
             start_mount(settings, mounts[-1], targets, inputs, context.ready_timeout)
         prepared: list[PreparedInput | None] = [None] * len(inputs)
         for mount in mounts:

@@ -46,6 +46,16 @@ def availability(options: Mapping[str, Any] | None = None) -> Availability:
         return Availability(False, f"could not check FUSE and rclone: {exc}")
 
 
+def clean_stale() -> list[str]:
+    """Unmount and remove the mount folders of vmafx runs that died (whichever storage this run uses)."""
+    fusermount = find_fusermount()
+    if fusermount is None:
+        return []
+    from vmafx_rclone_mount.folders import clean_leftovers
+
+    return clean_leftovers(fusermount)
+
+
 BACKEND = StorageBackend(
     name="rclone-mount",
     description="remote:path, s3://, gs://, azblob://, sftp:// read through a private read-only rclone "
@@ -55,6 +65,7 @@ BACKEND = StorageBackend(
     prepare=prepare,
     availability=availability,
     auto_priority=10,
+    clean_stale=clean_stale,
 )
 
 
