@@ -53,10 +53,12 @@ def test_signal_during_scoring_stops_everything(long_pair: tuple[Path, Path], si
     assert not leftovers
 
 
-def test_children_die_when_vmafx_is_killed_outright(long_pair: tuple[Path, Path]) -> None:
+def test_children_die_when_vmafx_is_killed_outright(long_pair: tuple[Path, Path], tmp_path: Path) -> None:
     """SIGKILL gives vmafx no chance to clean up: the kernel must end its children."""
+    # a temp dir of its own: any other vmafx on the machine would sweep the dead run's folder too
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
     proc = subprocess.Popen([sys.executable, "-m", "vmafx_core", "run", str(long_pair[0]), str(long_pair[1])],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     ffmpeg_pid = None
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and ffmpeg_pid is None:
@@ -72,13 +74,14 @@ def test_children_die_when_vmafx_is_killed_outright(long_pair: tuple[Path, Path]
         time.sleep(0.05)
     assert not alive(ffmpeg_pid)
     # the killed run could not remove its temp folder; the next run does
-    left = [n for n in os.listdir(tempfile.gettempdir()) if n.startswith(f"vmafx-libvmaf-{proc.pid}-")]
+    left = [n for n in os.listdir(tmp_path) if n.startswith(f"vmafx-libvmaf-{proc.pid}-")]
     assert left
     tiny = long_pair[0].parent / "tiny.mp4"
     ffmpeg_run("-f", "lavfi", "-i", "testsrc2=size=64x64:rate=5:duration=1", str(tiny))
-    again = subprocess.run([sys.executable, "-m", "vmafx_core", "run", str(tiny), str(tiny)], capture_output=True)
+    again = subprocess.run([sys.executable, "-m", "vmafx_core", "run", str(tiny), str(tiny)], capture_output=True,
+                           env=env)
     assert again.returncode == 0
-    assert not [n for n in os.listdir(tempfile.gettempdir()) if n.startswith(f"vmafx-libvmaf-{proc.pid}-")]
+    assert not [n for n in os.listdir(tmp_path) if n.startswith(f"vmafx-libvmaf-{proc.pid}-")]
 
 
 def _job(ref: Path, dis: Path) -> tuple[Any, Any, Plugins]:
