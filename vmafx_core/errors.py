@@ -46,5 +46,17 @@ class EnvironmentMissing(VmafxError):
     exit_code = ExitCode.ENVIRONMENT
 
 
+class Unreachable(EnvironmentMissing):
+    """The storage did not answer (refused, timed out, no such host): the environment, exit 3.
+
+    While preparing, it is retried as long as the job's preparation time is left, unless
+    `retryable` is false (the check that raised it retried already).
+    """
+
+    def __init__(self, message: str, *, detail: str | None = None, retryable: bool = True) -> None:
+        super().__init__(message, detail=detail)
+        self.retryable = retryable
+
+
 class Interrupted(VmafxError):
     exit_code = ExitCode.INTERRUPTED

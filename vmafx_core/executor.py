@@ -16,7 +16,7 @@ from typing import Any
 import attrs
 
 from vmafx_core import __version__, encode, interrupts
-from vmafx_core.errors import BadInput, Interrupted, JobFailed
+from vmafx_core.errors import BadInput, Interrupted, JobFailed, Unreachable
 from vmafx_core.ffmpeg import find_ffmpeg, probe
 from vmafx_core.job import Job
 from vmafx_core.plugins import Plugins
@@ -56,7 +56,8 @@ def run_job(job: Job, options: Any, plugins: Plugins, *, ffmpeg: str | None = No
         check_allowed(requests, backends, job.allow_roots, plugins)
     limits = job.limits
     deadline = started + limits.timeout if limits.timeout else None
-    context = PrepareContext(options=dict(job.storage_options), ready_timeout=limits.prepare_timeout)
+    context = PrepareContext(options=dict(job.storage_options), ready_timeout=limits.prepare_timeout,
+                             deadline=time.monotonic() + limits.prepare_timeout)
 
     encoding: encode.EncodeRun | None = None
     with contextlib.ExitStack() as stack:
@@ -177,9 +178,10 @@ def _prepare(stack: contextlib.ExitStack, requests: Sequence[InputRequest], back
              context: PrepareContext, retries: int) -> dict[str, PreparedInput]:
     """Hand each backend all the inputs it serves, at once; keep the results by role.
 
-    A `JobFailed` while preparing (a server that did not come up, a store that did not answer) may
-    be passing, so it is retried `retries` times with a growing pause; a user's mistake
-    (`BadInput`) or a missing tool (`EnvironmentMissing`) is not.
+    A `JobFailed` or `Unreachable` while preparing (a server that did not come up, a store that did
+    not answer) may be passing, so it is retried `retries` times with a growing pause, as long as
+    the preparation's deadline (`limits.prepare_timeout`, all attempts together) leaves time for
+    another attempt; a user's mistake (`BadInput`) or a missing tool (`EnvironmentMissing`) is not.
     """
     groups: dict[str, tuple[StorageBackend, list[InputRequest]]] = {}
     for request, backend in zip(requests, backends, strict=True):
@@ -188,13 +190,18 @@ def _prepare(stack: contextlib.ExitStack, requests: Sequence[InputRequest], back
     for backend, group in groups.values():
         log.debug("storage %s prepares %s", backend.name, ", ".join(r.uri for r in group))
         for attempt in range(retries + 1):
+            interrupts.check()
+            if context.seconds_left() <= 0:
+                raise Unreachable(f"storage {backend.name!r} was not ready within {context.ready_timeout:g}s "
+                                  "(--prepare-timeout, limits.prepare_timeout in a job file)")
             try:
                 results = stack.enter_context(backend.prepare(group, context))
                 break
-            except JobFailed as exc:
-                if attempt == retries:
-                    raise
+            except (JobFailed, Unreachable) as exc:
                 pause = 0.5 * 2 ** attempt
+                final = isinstance(exc, Unreachable) and not exc.retryable
+                if final or attempt == retries or context.seconds_left() < pause + 0.5:
+                    raise
                 log.warning("storage %s failed to prepare (%s); retrying in %.1fs (attempt %d of %d)",
                             backend.name, exc, pause, attempt + 2, retries + 1)
                 time.sleep(pause)

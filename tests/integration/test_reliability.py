@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -190,6 +191,42 @@ def test_what_a_killed_mount_run_left_is_cleaned_by_any_run(s3_server: S3Server,
     out = run_vmafx(*args)
     assert out.code == 0, out.stderr
     assert _named_after(proc.pid) == ([], []), out.stderr
+
+
+def _unreachable_env(port: int) -> dict[str, str]:
+    return {"RCLONE_CONFIG_S3_TYPE": "s3", "RCLONE_CONFIG_S3_PROVIDER": "Other",
+            "RCLONE_CONFIG_S3_ENDPOINT": f"http://127.0.0.1:{port}", "RCLONE_CONFIG_S3_ACCESS_KEY_ID": "k",
+            "RCLONE_CONFIG_S3_SECRET_ACCESS_KEY": "s", "RCLONE_CONFIG_S3_FORCE_PATH_STYLE": "true"}
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_refused_endpoint_fails_at_once_naming_it(mode: str) -> None:
+    with socket.socket() as probe:  # a port nothing listens on: bound, never listening
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+        started = time.monotonic()
+        out = run_vmafx("run", "--storage", mode, "s3://b/ref.mp4", "s3://b/dis.mp4", env=_unreachable_env(port))
+        took = time.monotonic() - started
+    assert out.code == 3, out.stderr
+    lines = out.stderr.splitlines()
+    assert len(lines) == 1 and f"127.0.0.1:{port}" in lines[0] and "connection refused" in lines[0], out.stderr
+    assert took < 20, f"took {took:.1f}s; rclone's own retries took about a minute"  # loose: a noisy machine
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_silent_endpoint_fails_within_the_prepare_timeout(mode: str) -> None:
+    """A server that accepts connections and never answers: the bound covers every attempt."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        started = time.monotonic()
+        out = run_vmafx("run", "--storage", mode, "s3://b/ref.mp4", "s3://b/dis.mp4", "--prepare-timeout", "3",
+                        env=_unreachable_env(silent.getsockname()[1]))
+        took = time.monotonic() - started
+    assert out.code == 3, out.stderr
+    assert out.stderr.startswith("vmafx: error: ") and "no answer from remote 's3'" in out.stderr, out.stderr
+    assert "--prepare-timeout" in out.stderr.splitlines()[0]
+    assert took < 15, f"took {took:.1f}s for --prepare-timeout 3: retries were not bounded"  # loose bound
 
 
 def test_sixteen_concurrent_runs_mixed_modes(s3_server: S3Server, bucket: str, media: Media) -> None:

@@ -25,7 +25,7 @@ from vmafx_rclone_common import (
 )
 from vmafx_rclone_common.config import ConfigChoice
 
-from vmafx_core.errors import BadInput, EnvironmentMissing, JobFailed
+from vmafx_core.errors import BadInput, EnvironmentMissing, JobFailed, Unreachable
 from vmafx_core.process import live_children
 
 STARTED = re.compile(r"HTTP Server started on \[(?P<urls>[^\]]*)\]")
@@ -238,5 +238,5 @@ def test_storage_errors_are_classified() -> None:
     assert "refused the credentials of remote 's3'" in error.message
     refused = "2026/01/01 00:00:00 ERROR : /: Dir.Stat error: dial tcp 127.0.0.1:9: connection refused"
     error = explain_storage_error(refused, subject="reference s3://b/k", remote_name="s3")
-    assert isinstance(error, JobFailed) and "cannot reach the storage" in error.message
+    assert isinstance(error, Unreachable) and "cannot reach the storage" in error.message  # exit 3
     assert explain_storage_error("something else entirely", subject="x", remote_name="s3") is None

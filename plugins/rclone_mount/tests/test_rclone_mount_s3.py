@@ -17,7 +17,7 @@ import pytest
 from vmafx_rclone_common import find_rclone
 from vmafx_rclone_mount.mount import prepare
 
-from vmafx_core.errors import BadInput, EnvironmentMissing, JobFailed
+from vmafx_core.errors import BadInput, EnvironmentMissing, Unreachable
 from vmafx_core.process import Child, live_children, wait_for
 from vmafx_core.types import InputRequest, PrepareContext
 
@@ -89,14 +89,15 @@ def test_a_store_that_never_answers_fails_in_bounded_time(fake_s3: int, tmp_path
     server.signal(signal.SIGSTOP)  # accepts connections (the kernel does) but never answers
     started = time.monotonic()
     try:
-        with pytest.raises(JobFailed) as info:
+        with pytest.raises(Unreachable) as info:  # the environment: exit 3
             with prepare(_requests("s3://videos/clips/ref.mp4"), PrepareContext(ready_timeout=2)):
                 pass
     finally:
         server.signal(signal.SIGCONT)
     assert time.monotonic() - started < 15
     assert info.value.message == ("reference s3://videos/clips/ref.mp4: no answer from remote 's3' through "
-                                  "rclone mount within 2s")
+                                  "rclone mount within 2s (raise --prepare-timeout, limits.prepare_timeout in a "
+                                  "job file, if the storage is just slow)")
 
 
 def test_no_media_byte_is_written_to_local_disk(fake_s3: int, tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from vmafx_core import interrupts, tempdirs
-from vmafx_core.errors import BadInput, EnvironmentMissing, JobFailed, VmafxError
+from vmafx_core.errors import BadInput, EnvironmentMissing, JobFailed, Unreachable, VmafxError
 from vmafx_core.process import Child
 
 log = logging.getLogger(__name__)
@@ -100,8 +100,8 @@ def explain_storage_error(tail: str, *, subject: str, remote_name: str, config_h
         return BadInput(f"{subject}: no such bucket or folder on remote {remote_name!r} ({reason})",
                         detail=tail)
     if _UNREACHABLE.search(tail):
-        return JobFailed(f"{subject}: cannot reach the storage of remote {remote_name!r} ({reason})",
-                         detail=tail)
+        return Unreachable(f"{subject}: cannot reach the storage of remote {remote_name!r} ({reason})",
+                           detail=tail)
     return None
 
 
@@ -290,7 +290,8 @@ def _wait_ready(process: RcloneProcess, matched: threading.Event | None, notify_
         if left <= 0:
             process.stop()
             tail = process.tail()
-            raise JobFailed(f"{subject}: {name} for {target} was not ready within {timeout:g}s"
+            raise JobFailed(f"{subject}: {name} for {target} was not ready within {round(timeout, 1):g}s "
+                            "(--prepare-timeout)"
                             + (f"; last said: {last_error(tail)}" if tail else ""), detail=tail or None)
         step = min(0.02, left)
         if not notify_ok:

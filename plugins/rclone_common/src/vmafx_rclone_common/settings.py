@@ -18,6 +18,7 @@ from vmafx_core.errors import VmafxError
 from vmafx_core.types import Availability, PrepareContext
 from vmafx_rclone_common.binary import find_rclone, rclone_version
 from vmafx_rclone_common.config import ConfigChoice, child_environment, choose_config
+from vmafx_rclone_common.endpoint import check_reachable, find_endpoint
 from vmafx_rclone_common.launch import RcloneProcess, explain_storage_error, start_rclone
 from vmafx_rclone_common.uris import RemotePath, RemoteRoot, parse_uri, remote_map
 
@@ -70,6 +71,10 @@ class RcloneSettings:
         which URL scheme to name).
         """
         scheme = next((t.scheme for t in targets if t.scheme), None)
+        remote_name = root.remote.split(",", 1)[0]
+        endpoint = find_endpoint(remote_name, self.config, self.environ)
+        if endpoint is not None:  # a refused connection is told in moments, not after rclone's retries
+            check_reachable(endpoint, subject=subject or root.spec, remote=remote_name, time_left=timeout)
         return start_rclone([self.binary, *args], env=self.env(extra_env, drop_env), name=name,
                             target=root.spec, timeout=timeout, remote_name=root.remote.split(",", 1)[0],
                             ready_line=ready_line, notify=notify, ready_check=ready_check, secrets=secrets,

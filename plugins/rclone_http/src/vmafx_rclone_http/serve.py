@@ -33,7 +33,7 @@ from vmafx_rclone_common import (
     uri_to_display,
 )
 
-from vmafx_core.errors import BadInput, JobFailed, VmafxError
+from vmafx_core.errors import BadInput, JobFailed, Unreachable, VmafxError
 from vmafx_core.types import InputRequest, PrepareContext, PreparedInput
 
 log = logging.getLogger(__name__)
@@ -232,9 +232,16 @@ def _no_answer(settings: RcloneSettings, server: Server, subject: str, target: R
     tail = server.process.tail()
     if isinstance(exc, TimeoutError):
         error = settings.explain(tail, subject=subject, target=target)
-        return error or JobFailed(f"{subject}: no answer from remote {target.remote_name!r} through rclone "
-                                  f"within {timeout:g}s", detail=tail or None)
+        return error or Unreachable(f"{subject}: no answer from remote {target.remote_name!r} through rclone "
+                                    f"within {round(timeout, 1):g}s (raise --prepare-timeout, "
+                                    "limits.prepare_timeout in a job file, if the storage is just slow)",
+                                    detail=tail or None)
     return JobFailed(f"{subject}: checking it through rclone failed: {exc}", detail=tail or None)
+
+
+def _time_left(context: PrepareContext) -> float:
+    """What is left of the job's preparation time, for the next wait (never quite zero)."""
+    return max(context.seconds_left(), 0.1)
 
 
 @contextlib.contextmanager
@@ -249,17 +256,17 @@ def prepare(inputs: Sequence[InputRequest], context: PrepareContext) -> Iterator
     try:
         for root in roots:
             servers.append(start_server(settings, root, targets, inputs, credentials, options,
-                                        context.ready_timeout))
+                                        _time_left(context)))
         prepared: list[PreparedInput | None] = [None] * len(inputs)
         for server in servers:
             for index in server.root.members:
                 prepared[index] = check_input(settings, server, inputs[index], targets[index], credentials,
-                                              options, context.ready_timeout)
+                                              options, _time_left(context))
         result = [p for p in prepared if p is not None]
         assert len(result) == len(inputs)
         yield result
     except BaseException:
-        stop_all([s.process for s in servers])
+        stop_all([s.process for s in servers], timeout=1.0)  # nobody waits for their answers any more
         raise
     died = [s for s in servers if not s.process.alive()]
     stop_all([s.process for s in servers])

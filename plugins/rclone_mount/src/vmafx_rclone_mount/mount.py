@@ -31,7 +31,7 @@ from vmafx_rclone_common import (
 )
 
 from vmafx_core import interrupts
-from vmafx_core.errors import BadInput, EnvironmentMissing, JobFailed, VmafxError
+from vmafx_core.errors import BadInput, EnvironmentMissing, JobFailed, Unreachable, VmafxError
 from vmafx_core.types import InputRequest, PrepareContext, PreparedInput
 from vmafx_rclone_mount.folders import clean_leftovers, make_folder, temp_root
 from vmafx_rclone_mount.fuse import FUSERMOUNT, find_fusermount, is_mounted, unmount
@@ -137,8 +137,10 @@ def check_input(settings: RcloneSettings, mount: Mount, request: InputRequest, t
     except TimeoutError:
         tail = mount.process.tail()
         error = settings.explain(tail, subject=subject, target=target)
-        raise error or JobFailed(f"{subject}: no answer from remote {target.remote_name!r} through rclone "
-                                 f"mount within {timeout:g}s", detail=tail or None) from None
+        raise error or Unreachable(f"{subject}: no answer from remote {target.remote_name!r} through rclone "
+                                   f"mount within {round(timeout, 1):g}s (raise --prepare-timeout, "
+                                   "limits.prepare_timeout in a job file, if the storage is just slow)",
+                                   detail=tail or None) from None
     except OSError as exc:
         raise _unreadable(settings, mount.process, subject, target, exc) from None
     if stat.S_ISDIR(info.st_mode):
@@ -240,12 +242,12 @@ def prepare(inputs: Sequence[InputRequest], context: PrepareContext) -> Iterator
         for root in roots:
             with interrupts.deferred():  # the folder is in `mounts`, so torn down, before a signal lands
                 mounts.append(Mount(root, _new_folder()))
-            start_mount(settings, mounts[-1], targets, inputs, context.ready_timeout)
+            start_mount(settings, mounts[-1], targets, inputs, max(context.seconds_left(), 0.1))
         prepared: list[PreparedInput | None] = [None] * len(inputs)
         for mount in mounts:
             for index in mount.root.members:
                 prepared[index] = check_input(settings, mount, inputs[index], targets[index],
-                                              context.ready_timeout)
+                                              max(context.seconds_left(), 0.1))
         result = [p for p in prepared if p is not None]
         assert len(result) == len(inputs)
         yield result
