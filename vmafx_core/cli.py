@@ -109,9 +109,9 @@ def _setup_logging(verbose: int) -> None:
 
 
 class _Commands(click.Group):
-    """The subcommands; `batch` (the largest module) is imported only when it is asked for."""
+    """The subcommands; `batch` and `report` (large modules) are imported only when asked for."""
 
-    LAZY = {"batch": ("vmafx_core.batch", "batch")}
+    LAZY = {"batch": ("vmafx_core.batch", "batch"), "report": ("vmafx_core.report.command", "report")}
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *self.LAZY})
