@@ -4,7 +4,8 @@ Playwright drives the system's `chromium` (never a browser it downloads). The pa
 a proxy on a closed loopback port, every host name unresolvable, and the context set offline; every
 request the page makes besides its own file is recorded, so a test can require none.
 
-Also a tool: `python -m tests.browser REPORT.html SHOT.png` takes the screenshot the README shows.
+Also a tool: `python -m tests.browser REPORT.html SHOT.png [HEIGHT]` takes the screenshot the README
+shows (the top of the page, 1100 pixels wide).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ class Visit:
     errors: list[str]  #: console errors and uncaught exceptions
     requests: list[str]  #: every URL the page asked for besides its own file
     value: Any  #: what the script returned
+    after: Any = None  #: what `then` returned after the click
 
 
 def chromium() -> str:
@@ -54,8 +56,9 @@ def chromium() -> str:
 
 def visit(page_file: Path, script: str = "() => null", *, wait_for: str | None = None,
           screenshot: Path | None = None, width: int = 1200, height: int = 900, full_page: bool = True,
-          executable: str | None = None) -> Visit:
-    """Open `page_file`, wait until `wait_for` (a JS expression) is true, run `script`, maybe screenshot."""
+          executable: str | None = None, click: str | None = None, then: str = "() => null") -> Visit:
+    """Open `page_file`, wait until `wait_for` (a JS function) is true, run `script`, maybe screenshot;
+    then, when given, click the element `click` (a playwright selector) like a person and run `then`."""
     from playwright.sync_api import sync_playwright
 
     console: list[str] = []
@@ -82,10 +85,15 @@ def visit(page_file: Path, script: str = "() => null", *, wait_for: str | None =
             value = page.evaluate(script)
             if screenshot is not None:
                 page.screenshot(path=str(screenshot), full_page=full_page)
+            after = None
+            if click is not None:
+                page.locator(click).click()
+                page.wait_for_timeout(300)  # plotly redraws on the next animation frame
+                after = page.evaluate(then)
         finally:
             browser.close()
     return Visit(console=console, errors=errors, requests=[u for u in requests if not u.startswith("data:")],
-                 value=value)
+                 value=value, after=after)
 
 
 #: true once plotly has drawn every chart div of a vmafx report
@@ -94,12 +102,13 @@ CHARTS_DRAWN = ("() => { const c = [...document.querySelectorAll('.plotly-graph-
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 2:
-        print("usage: python -m tests.browser REPORT.html SHOT.png", file=sys.stderr)
+    if len(argv) not in (2, 3):
+        print("usage: python -m tests.browser REPORT.html SHOT.png [HEIGHT]", file=sys.stderr)
         return 2
-    result = visit(Path(argv[0]), wait_for=CHARTS_DRAWN, screenshot=Path(argv[1]), width=1100, height=760,
+    height = int(argv[2]) if len(argv) == 3 else 760
+    result = visit(Path(argv[0]), wait_for=CHARTS_DRAWN, screenshot=Path(argv[1]), width=1100, height=height,
                    full_page=False, executable=shutil.which("chromium"))
-    for line in result.errors:
+    for line in result.errors + [f"request: {u}" for u in result.requests]:
         print(line, file=sys.stderr)
     return 1 if result.errors or result.requests else 0
 

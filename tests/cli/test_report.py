@@ -158,7 +158,11 @@ def test_the_page_renders_offline_in_chromium_without_console_errors(scored: Sco
     ok(run_vmafx("report", str(scored.a), str(scored.a_frames), str(scored.b), str(scored.b_frames),
                  str(scored.ladder), "-o", str(out)))
     shot = tmp_path / "shot.png"
-    seen = visit(out, wait_for=CHARTS_DRAWN, screenshot=shot, script="""() => {
+    frame_button = "#frames-0 g.updatemenu-button >> nth=1"
+    seen = visit(out, wait_for=CHARTS_DRAWN, screenshot=shot, click=frame_button, then="""() => {
+        const d = document.getElementById('frames-0');
+        return {title: d._fullLayout.xaxis.title.text, x: d.data.map(t => t.x)};
+    }""", script="""() => {
         const charts = [...document.querySelectorAll('.plotly-graph-div')];
         return charts.map(d => ({id: d.id, title: d._fullLayout.title.text,
             lines: d.querySelectorAll('g.scatterlayer path.js-line').length,
@@ -177,6 +181,8 @@ def test_the_page_renders_offline_in_chromium_without_console_errors(scored: Sco
     assert vmaf["traces"][0]["x"] == [i / FPS for i in range(len(a_frames))]  # the time axis
     b_frames = load(scored.b_frames)
     assert vmaf["traces"][1]["y"] == [f["vmaf"] for f in b_frames]
+    # the "frame" button puts frame numbers on the axis
+    assert seen.after == {"title": "frame", "x": [list(range(48)), list(range(48))]}
     assert charts["psnr_y per frame"]["lines"] == 1  # only the first result has PSNR
     # rate and quality: 4 curves (2 presets x 2 sizes) and 2 convex hulls, every point a rung
     [rq] = [c for t, c in charts.items() if t.startswith("vmaf against bitrate")]
