@@ -54,7 +54,8 @@ def scored(media: Media, tmp_path_factory: pytest.TempPathFactory) -> Scored:
              for preset in LADDER_PRESETS for size in LADDER_SIZES for crf in LADDER_CRFS]
     job = d / "ladder.json"
     job.write_text(json.dumps({"id": "lad", "reference": {"uri": str(media.ref)}, "ladder": rungs}))
-    ok(run_vmafx("run", "--job", str(job), "-o", str(d / "ladder-result.json"), "--no-progress"))
+    ok(run_vmafx("run", "--job", str(job), "-o", str(d / "ladder-result.json"), "--report", str(d / "ladder.html"),
+                 "--no-progress"))
     return Scored(d, d / "a.json", d / "a.csv", d / "b.json", d / "b.json.frames.json", d / "ladder-result.json")
 
 
@@ -245,6 +246,10 @@ def test_ladder_report_has_curves_hulls_and_bd_rate_of_the_formula(scored: Score
     assert len(rows) == 3
     for row in rows:
         assert "value" in row, f"no BD value: {text[text.find('needs'):][:200]}"
+    # `run --job LADDER --report` made the same comparisons
+    from_run = cells_of(scored.folder / "ladder.html")
+    assert [(c.get("bd"), c.get("value")) for c in find(from_run, stat="bd_rate")] == \
+        [(c.get("bd"), c.get("value")) for c in rows]
     for i, size in enumerate(LADDER_SIZES):
         rate, quality = bjontegaard_by_hand(curves[("ultrafast", size)], curves[("medium", size)])
         assert math.isclose(float(find(cells, bd=str(i), stat="bd_rate")[0]["value"]), rate, rel_tol=1e-9,
@@ -298,6 +303,19 @@ def test_a_file_that_is_not_a_result_is_one_line_and_exit_2(tmp_path: Path, cont
     assert run.code == 2
     assert run.stderr.count("\n") == 1 and run.stderr.startswith("vmafx: error: ") and says in run.stderr, run.stderr
     assert not (tmp_path / "r.html").exists()
+
+
+def test_frames_file_alone_is_pooled_here_and_timed_by_fps(scored: Scored, tmp_path: Path) -> None:
+    out = tmp_path / "r.html"
+    ok(run_vmafx("report", str(scored.a_frames), "--fps", "12", "-o", str(out), "--worst", "1"))
+    vmaf = [f["vmaf"] for f in read_csv(scored.a_frames)]
+    cells = cells_of(out)
+    [mean] = find(cells, pair="0", metric="vmaf", stat="mean")[-1:]
+    assert math.isclose(float(mean["value"]), statistics.fmean(vmaf), rel_tol=1e-12)
+    [worst] = find(cells, pair="0", kind="frame", _tag="tr")
+    assert float(worst["start-s"]) == vmaf.index(min(vmaf)) / 12
+    unknown = run_vmafx("report", str(scored.a), "--metric", "nope", "-o", str(out))
+    assert unknown.code == 2 and "--metric nope: not in these results" in unknown.stderr
 
 
 def test_frames_of_another_result_are_refused(scored: Scored, tmp_path: Path) -> None:
