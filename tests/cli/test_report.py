@@ -347,8 +347,9 @@ def test_run_and_batch_report_shortcuts(media: Media, tmp_path: Path) -> None:
     assert float(mean["value"]) == result["metrics"]["vmaf"]["mean"]
     assert len(find(cells, pair="0", kind="frame")) == 10  # the frames came along: worst frames listed
     jobs = tmp_path / "jobs.jsonl"
+    bad_id = "bad</td><script>alert(1)</script>"  # ids and URIs are text on the page, never markup
     jobs.write_text("".join(json.dumps({"id": i, "reference": {"uri": str(ref)}, "distorted": {"uri": str(media.dis)}})
-                            + "\n" for i, ref in (("good", media.ref), ("bad", tmp_path / "missing.mp4"))))
+                            + "\n" for i, ref in (("good", media.ref), (bad_id, tmp_path / "missing.mp4"))))
     batch_page = tmp_path / "batch.html"
     batch = run_vmafx("batch", str(jobs), "--out", str(tmp_path / "results.jsonl"), "--report", str(batch_page),
                       "--no-progress")
@@ -360,6 +361,7 @@ def test_run_and_batch_report_shortcuts(media: Media, tmp_path: Path) -> None:
     assert float(mean["value"]) == good["metrics"]["vmaf"]["mean"]
     text = batch_page.read_text()
     assert "Failed jobs" in text and "missing.mp4" in text
+    assert bad_id not in text and "bad&lt;/td&gt;&lt;script&gt;alert(1)&lt;/script&gt;" in text
     # the results file given to `vmafx report` makes the same tables
     again = tmp_path / "again.html"
     ok(run_vmafx("report", str(tmp_path / "results.jsonl"), "-o", str(again)))

@@ -40,6 +40,8 @@ class Pair:
     frames_source: str | None = None
     #: frame rate given on the command line for frames files without a result
     fps_override: float | None = None
+    #: pooled here, once, for frames files without a result
+    pooled_here: Mapping[str, Mapping[str, float]] | None = None
 
     @property
     def fps(self) -> float | None:
@@ -65,11 +67,13 @@ class Pair:
         """Pooled values: the result's, or pooled here from the frames of a frames file alone."""
         if self.result is not None:
             return self.result["metrics"]
-        from vmafx_core.result import pool
+        if self.pooled_here is None:
+            from vmafx_core.result import pool
 
-        assert self.frames is not None
-        names = list(dict.fromkeys(k for f in self.frames for k in f))
-        return {n: attrs.asdict(pool([f[n] for f in self.frames if n in f])) for n in names}
+            assert self.frames is not None
+            names = list(dict.fromkeys(k for f in self.frames for k in f))
+            self.pooled_here = {n: attrs.asdict(pool([f[n] for f in self.frames if n in f])) for n in names}
+        return self.pooled_here
 
     @property
     def encode(self) -> Mapping[str, Any] | None:

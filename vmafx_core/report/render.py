@@ -148,8 +148,9 @@ def page(inputs: Inputs, options: Options) -> str:
             if having:
                 body.append(f'<div class="chart">{_figure_html(frames_figure(having, metric), f"frames-{n}")}</div>')
     else:
-        body.append('<p class="note">No per-frame values: give each result\'s <code>--frames</code> file right '
-                    'after it (<code>vmafx report a.json a.csv</code>), or make the report with '
+        body.append('<p class="note">No per-frame values: results, ladders and batch results hold pooled values '
+                    "only. Give each result's <code>--frames</code> file right after it "
+                    '(<code>vmafx report a.json a.csv</code>), or make the report with '
                     '<code>vmafx run ... --report</code>.</p>')
     body.append(_overview(pairs, metrics))
     for index, pair in enumerate(pairs):
