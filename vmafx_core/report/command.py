@@ -83,7 +83,8 @@ def for_batch(results: Path, output: Path) -> None:
     click.echo(f"vmafx: report in {output}", err=True)
 
 
-@click.command(epilog=REPORT_HELP)
+@click.command(epilog=REPORT_HELP,
+               short_help="One HTML page of results: per-frame charts, worst scenes, rate-quality, BD-rate.")
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
               help="Write the HTML report here (one self-contained file).")
