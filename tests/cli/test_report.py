@@ -348,17 +348,26 @@ def test_run_and_batch_report_shortcuts(media: Media, tmp_path: Path) -> None:
     assert len(find(cells, pair="0", kind="frame")) == 10  # the frames came along: worst frames listed
     jobs = tmp_path / "jobs.jsonl"
     bad_id = "bad</td><script>alert(1)</script>"  # ids and URIs are text on the page, never markup
+    ladder = {"id": "lad", "reference": {"uri": str(media.ref)},
+              "ladder": [{"encoder": "libx264", "crf": crf, "preset": "ultrafast"} for crf in (25, 35)]}
     jobs.write_text("".join(json.dumps({"id": i, "reference": {"uri": str(ref)}, "distorted": {"uri": str(media.dis)}})
-                            + "\n" for i, ref in (("good", media.ref), (bad_id, tmp_path / "missing.mp4"))))
+                            + "\n" for i, ref in (("good", media.ref), (bad_id, tmp_path / "missing.mp4")))
+                    + json.dumps(ladder) + "\n")
     batch_page = tmp_path / "batch.html"
     batch = run_vmafx("batch", str(jobs), "--out", str(tmp_path / "results.jsonl"), "--report", str(batch_page),
                       "--no-progress")
     assert batch.code == 1, batch.stderr  # one job failed; the report is written all the same
     lines = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
-    good = next(r for r in lines if r["id"] == "good")
+    # the page's pairs: ok lines in the file's order (jobs end in any order), a ladder's rungs in place
+    scored_ = [rung for r in lines if r["status"] == "ok" for rung in r.get("rungs", [r])]
+    assert len(scored_) == 3
     cells = cells_of(batch_page)
-    [mean] = find(cells, pair="0", metric="vmaf", stat="mean")[-1:]
-    assert float(mean["value"]) == good["metrics"]["vmaf"]["mean"]
+    for index, one in enumerate(scored_):
+        [mean] = find(cells, pair=str(index), metric="vmaf", stat="mean")[-1:]
+        assert float(mean["value"]) == one["metrics"]["vmaf"]["mean"]
+    rungs = next(r for r in lines if r["id"] == "lad")["rungs"]
+    assert sorted(float(c["value"]) for c in find(cells, stat="quality")) == sorted(
+        r["metrics"]["vmaf"]["mean"] for r in rungs)  # the ladder's rate-quality points
     text = batch_page.read_text()
     assert "Failed jobs" in text and "missing.mp4" in text
     assert bad_id not in text and "bad&lt;/td&gt;&lt;script&gt;alert(1)&lt;/script&gt;" in text
@@ -367,6 +376,19 @@ def test_run_and_batch_report_shortcuts(media: Media, tmp_path: Path) -> None:
     ok(run_vmafx("report", str(tmp_path / "results.jsonl"), "-o", str(again)))
     strip = [(c.get("pair"), c.get("metric"), c.get("stat"), c.get("value")) for c in cells_of(again).cells]
     assert strip == [(c.get("pair"), c.get("metric"), c.get("stat"), c.get("value")) for c in cells.cells]
+
+
+def test_subsampled_frames_are_placed_at_their_source_frame_and_time(media: Media, tmp_path: Path) -> None:
+    result, frames, page = tmp_path / "s.json", tmp_path / "s.csv", tmp_path / "s.html"
+    ok(run_vmafx("run", str(media.ref), str(media.dis), "--n-subsample", "2", "-o", str(result),
+                 "--frames", str(frames), "--no-progress"))
+    ok(run_vmafx("report", str(result), str(frames), "-o", str(page), "--worst", "3"))
+    vmaf = [f["vmaf"] for f in read_csv(frames)]
+    assert len(vmaf) == 24  # frames 0, 2, 4, ... of 48
+    rows = find(cells_of(page), pair="0", kind="frame", _tag="tr")
+    lowest = sorted(range(24), key=lambda i: (vmaf[i], i))[:3]
+    assert [int(r["frame"]) for r in rows] == [2 * i for i in lowest]
+    assert [float(r["start-s"]) for r in rows] == [2 * i / FPS for i in lowest]
 
 
 def test_report_costs_nothing_at_start_up() -> None:
