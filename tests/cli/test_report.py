@@ -162,11 +162,14 @@ def test_the_page_renders_offline_in_chromium_without_console_errors(scored: Sco
     frame_button = "#frames-0 g.updatemenu-button >> nth=1"
     seen = visit(out, wait_for=CHARTS_DRAWN, screenshot=shot, click=frame_button, then="""() => {
         const d = document.getElementById('frames-0');
-        return {title: d._fullLayout.xaxis.title.text, x: d.data.map(t => t.x)};
+        return {title: d._fullLayout.xaxis.title.text, x: d.data.map(t => t.x),
+                shapes: d._fullLayout.shapes.map(s => [s.x0, s.x1])};
     }""", script="""() => {
         const charts = [...document.querySelectorAll('.plotly-graph-div')];
         return charts.map(d => ({id: d.id, title: d._fullLayout.title.text,
             lines: d.querySelectorAll('g.scatterlayer path.js-line').length,
+            shaded: d.querySelectorAll('path[data-index]').length,
+            shapes: (d._fullLayout.shapes || []).map(s => [s.x0, s.x1]),
             traces: d.data.map(t => ({name: t.name, x: t.x, y: t.y}))}));
     }""")
     assert seen.errors == [], seen.console
@@ -174,7 +177,7 @@ def test_the_page_renders_offline_in_chromium_without_console_errors(scored: Sco
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
     charts = {c["title"]: c for c in seen.value}
     # per frame: one chart per shown metric, a drawn line per result that has the metric
-    vmaf = charts["vmaf per frame"]
+    vmaf = charts["vmaf per frame (shaded: the worst 1 s of each)"]
     assert vmaf["lines"] == 2
     assert [t["name"] for t in vmaf["traces"]] == ["dis.mp4", "encode:libx264,crf=40,preset=ultrafast"]
     a_frames = read_csv(scored.a_frames)
@@ -182,8 +185,16 @@ def test_the_page_renders_offline_in_chromium_without_console_errors(scored: Sco
     assert vmaf["traces"][0]["x"] == [i / FPS for i in range(len(a_frames))]  # the time axis
     b_frames = load(scored.b_frames)
     assert vmaf["traces"][1]["y"] == [f["vmaf"] for f in b_frames]
-    # the "frame" button puts frame numbers on the axis
-    assert seen.after == {"title": "frame", "x": [list(range(48)), list(range(48))]}
+    # each encode's worst second (24 frames), found by brute force, is shaded, drawn, on the time axis
+    worst = []
+    for values in ([f["vmaf"] for f in a_frames], [f["vmaf"] for f in b_frames]):
+        worst.append(min(range(48 - 23), key=lambda s: (statistics.fmean(values[s:s + 24]), s)))
+    assert vmaf["shapes"] == [[s / FPS, (s + 23) / FPS] for s in worst]
+    assert vmaf["shaded"] == 2
+    assert "shapes" not in charts["psnr_y per frame"] or charts["psnr_y per frame"]["shapes"] == []
+    # the "frame" button puts frame numbers on the axis, and the shading with them
+    assert seen.after == {"title": "frame", "x": [list(range(48)), list(range(48))],
+                          "shapes": [[s, s + 23] for s in worst]}
     assert charts["psnr_y per frame"]["lines"] == 1  # only the first result has PSNR
     # rate and quality: 4 curves (2 presets x 2 sizes) and 2 convex hulls, every point a rung
     [rq] = [c for t, c in charts.items() if t.startswith("vmaf against bitrate")]

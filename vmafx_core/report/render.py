@@ -20,6 +20,9 @@ from vmafx_core.report import analysis
 from vmafx_core.report.analysis import BdRow, Curve, Spot
 from vmafx_core.report.inputs import Inputs, Pair
 
+#: plotly's own default colours, set explicitly so a shaded scene matches its line
+COLOURS = ("#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a", "#19d3f3", "#ff6692", "#b6e880", "#ff97ff",
+           "#fecb52")
 POOLED_STATS = ("mean", "harmonic_mean", "min", "max", "p1", "p5", "p50", "stdev")
 PLOT_CONFIG = {"displaylogo": False, "responsive": True}
 
@@ -63,14 +66,28 @@ def _figure_html(figure: Any, div_id: str) -> str:
 # ---- per-frame charts -----------------------------------------------------------------------
 
 
-def frames_figure(pairs: Sequence[Pair], metric: str) -> Any:
-    """Every pair's `metric` over time, one trace each; buttons switch the axis: seconds or frame."""
+def frames_figure(pairs: Sequence[Pair], metric: str, window_seconds: float | None = None) -> Any:
+    """Every pair's `metric` over time, one trace each; buttons switch the axis: seconds or frame.
+
+    With `window_seconds`, each pair's worst scene is shaded in the colour of its line.
+    """
     import plotly.graph_objects as go
 
     timed = all(p.fps for p in pairs)
     figure = go.Figure()
     by_time, by_frame = [], []
-    for pair in pairs:
+    shapes_time: list[dict[str, Any]] = []
+    shapes_frame: list[dict[str, Any]] = []
+    for n, pair in enumerate(pairs):
+        colour = COLOURS[n % len(COLOURS)]
+        if window_seconds is not None:
+            for worst in analysis.worst_windows(pair, metric, analysis.window_frames(pair, window_seconds), 1):
+                last = worst.index + worst.count - 1
+                shade = {"type": "rect", "xref": "x", "yref": "paper", "y0": 0, "y1": 1, "fillcolor": colour,
+                         "opacity": 0.15, "line": {"width": 0}, "layer": "below"}
+                shapes_frame.append({**shade, "x0": worst.frame, "x1": analysis.frame_number(pair, last)})
+                if timed:
+                    shapes_time.append({**shade, "x0": worst.start_s, "x1": analysis.seconds(pair, last)})
         points = analysis.series(pair, metric)
         frames = [analysis.frame_number(pair, i) for i, _ in points]
         times = [analysis.seconds(pair, i) for i, _ in points] if timed else None
@@ -79,10 +96,14 @@ def frames_figure(pairs: Sequence[Pair], metric: str) -> Any:
         custom = [[f, analysis.timestamp(analysis.seconds(pair, i))] for (i, _), f in zip(points, frames, strict=True)]
         figure.add_trace(go.Scatter(
             x=times if timed else frames, y=[v for _, v in points], mode="lines", name=pair.label,
-            customdata=custom, hovertemplate="frame %{customdata[0]}<br>%{customdata[1]}<br>"
+            line={"color": colour}, customdata=custom, hovertemplate="frame %{customdata[0]}<br>%{customdata[1]}<br>"
             + f"{metric} " + "%{y:.4f}<extra>%{fullData.name}</extra>"))
+    title = f"{metric} per frame"
+    if window_seconds is not None:
+        title += f" (shaded: the worst {window_seconds:g} s of each)" if timed else " (shaded: the worst scene of each)"
     layout: dict[str, Any] = {
-        "title": {"text": f"{metric} per frame"}, "yaxis": {"title": {"text": metric}},
+        "title": {"text": title}, "yaxis": {"title": {"text": metric}},
+        "shapes": shapes_time if timed else shapes_frame,
         "xaxis": {"title": {"text": "time (s)" if timed else "frame"}}, "hovermode": "x unified",
         "legend": {"orientation": "h", "y": -0.2}, "margin": {"t": 60, "b": 40}, "template": "plotly_white",
     }
@@ -91,9 +112,9 @@ def frames_figure(pairs: Sequence[Pair], metric: str) -> Any:
             "type": "buttons", "direction": "right", "x": 1.0, "xanchor": "right", "y": 1.15, "showactive": True,
             "buttons": [
                 {"label": "time (s)", "method": "update",
-                 "args": [{"x": by_time}, {"xaxis.title.text": "time (s)"}]},
+                 "args": [{"x": by_time}, {"xaxis.title.text": "time (s)", "shapes": shapes_time}]},
                 {"label": "frame", "method": "update",
-                 "args": [{"x": by_frame}, {"xaxis.title.text": "frame"}]},
+                 "args": [{"x": by_frame}, {"xaxis.title.text": "frame", "shapes": shapes_frame}]},
             ]}]
     figure.update_layout(**layout)
     return figure
@@ -146,7 +167,9 @@ def page(inputs: Inputs, options: Options) -> str:
         for n, metric in enumerate(metrics):
             having = [p for p in with_frames if any(metric in f for f in p.frames or ())]
             if having:
-                body.append(f'<div class="chart">{_figure_html(frames_figure(having, metric), f"frames-{n}")}</div>')
+                shade = options.window_seconds if metric == analysis.primary_metric(metrics) else None
+                chart = _figure_html(frames_figure(having, metric, shade), f"frames-{n}")
+                body.append(f'<div class="chart">{chart}</div>')
     else:
         body.append('<p class="note">No per-frame values: results, ladders and batch results hold pooled values '
                     "only. Give each result's <code>--frames</code> file right after it "
