@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs and starts what the integration tests need on a Debian machine, as root:
-# the Docker engine (host networking only: no bridge, no iptables) and fuse3.
+# the Docker engine (host networking only: no bridge, no iptables), fuse3, and chromium for the
+# report's page tests.
 # Idempotent: skips what is already installed or running.
 set -euo pipefail
 
@@ -8,6 +9,7 @@ need_apt=()
 command -v dockerd >/dev/null 2>&1 || need_apt+=(docker.io)
 command -v fusermount3 >/dev/null 2>&1 || need_apt+=(fuse3)
 command -v debootstrap >/dev/null 2>&1 || need_apt+=(debootstrap)
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)  # headless page tests of `vmafx report`
 if [ "${#need_apt[@]}" -gt 0 ]; then
     echo "services: installing ${need_apt[*]}"
     apt-get update -qq

@@ -613,8 +613,11 @@ def run_batch(jobs_file: Path, out: Path, *, jobs: int | None = None, threads_pe
 @click.option("--skip-failed", is_flag=True, help="On resume, keep earlier failures instead of running them again.")
 @click.option("--ffmpeg", "ffmpeg_path", help="ffmpeg binary (on a cluster: its path on the workers).")
 @click.option("--no-progress", is_flag=True, help="No progress bar even on a terminal.")
+@click.option("--report", "report_file", type=click.Path(path_type=Path, dir_okay=False),
+              help="Also write an HTML report of every result in --out (needs the report extra).")
 def batch(jobs_file: Path, out: Path, jobs: int | None, threads_per_job: int | None, summary: Path | None,
-          cluster: str | None, skip_failed: bool, ffmpeg_path: str | None, no_progress: bool) -> None:
+          cluster: str | None, skip_failed: bool, ffmpeg_path: str | None, no_progress: bool,
+          report_file: Path | None) -> None:
     """Score every job of JOBS.jsonl (one `vmafx run --job` object per line) into --out.
 
     Jobs that already have an ok line in --out are skipped, so running the same command again
@@ -623,8 +626,13 @@ def batch(jobs_file: Path, out: Path, jobs: int | None, threads_per_job: int | N
     from vmafx_core.cli import _user_errors
 
     with _user_errors():
+        if report_file is not None:  # before the batch runs, not after
+            from vmafx_core.report.command import for_batch, require_extra
+            require_extra()
         code = run_batch(jobs_file, out, jobs=jobs, threads_per_job=threads_per_job, cluster=cluster,
                          summary=summary, skip_failed=skip_failed, ffmpeg=ffmpeg_path,
                          show_progress=sys.stderr.isatty() and not no_progress)
+        if report_file is not None:
+            for_batch(out, report_file)
     sys.exit(int(code))
 

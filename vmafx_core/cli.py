@@ -111,9 +111,9 @@ def _setup_logging(verbose: int) -> None:
 
 
 class _Commands(click.Group):
-    """The subcommands; `batch` (the largest module) is imported only when it is asked for."""
+    """The subcommands; `batch` and `report` (large modules) are imported only when asked for."""
 
-    LAZY = {"batch": ("vmafx_core.batch", "batch")}
+    LAZY = {"batch": ("vmafx_core.batch", "batch"), "report": ("vmafx_core.report.command", "report")}
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *self.LAZY})
@@ -187,6 +187,8 @@ def _raw_from_flags(width: int | None, height: int | None, pix_fmt: str | None,
 @click.option("--frames", "frames_file", type=click.Path(path_type=Path),
               help="Write per-frame values to this file (.csv or .json).")
 @click.option("--no-progress", is_flag=True, help="No progress bar even on a terminal.")
+@click.option("--report", "report_file", type=click.Path(path_type=Path, dir_okay=False),
+              help="Also write an HTML report with per-frame charts (needs the report extra).")
 def run(reference: str | None, distorted: str | None, job_file: Path | None, model: str | None,
         features: tuple[str, ...], n_subsample: int | None, n_threads: int | None, scale_filter: str | None,
         allow_frame_mismatch: bool | None, width: int | None, height: int | None, pix_fmt: str | None,
@@ -195,7 +197,7 @@ def run(reference: str | None, distorted: str | None, job_file: Path | None, mod
         allow_roots: tuple[str, ...], encoder: str | None, crf: float | None, bitrate: str | None,
         preset: str | None, encode_pix_fmt: str | None, encode_size: str | None, encode_args: tuple[str, ...],
         save_encode: str | None, as_json: bool, output: Path | None, frames_file: Path | None,
-        no_progress: bool) -> None:
+        no_progress: bool, report_file: Path | None) -> None:
     """Score DISTORTED against REFERENCE (paths, file://, s3://..., or rclone remote:path)."""
     with _user_errors():
         plugins = Plugins()
@@ -257,18 +259,22 @@ def run(reference: str | None, distorted: str | None, job_file: Path | None, mod
         if save_encode and job.encode is None and not job.ladder:
             raise BadInput("--save-encode only applies to an encode job")
         _run_and_report(job, options, plugins, ffmpeg_path, as_json, output, frames_file, no_progress,
-                        save_encode)
+                        save_encode, report_file)
 
 
 def _run_and_report(job: Job, options: Any, plugins: Plugins, ffmpeg_path: str | None, as_json: bool,
                     output: Path | None, frames_file: Path | None, no_progress: bool,
-                    save_encode: str | None = None) -> None:
+                    save_encode: str | None = None, report_file: Path | None = None) -> None:
     from vmafx_core.executor import run_job
 
+    if report_file is not None:  # before the job runs, not after
+        from vmafx_core.report.command import require_extra
+        require_extra()
     if frames_file is not None and frames_file.suffix.lower() not in (".csv", ".json"):
         raise BadInput(f"--frames {frames_file}: use a .csv or .json file name")
     if job.ladder:
-        _run_ladder(job, options, plugins, ffmpeg_path, as_json, output, frames_file, no_progress, save_encode)
+        _run_ladder(job, options, plugins, ffmpeg_path, as_json, output, frames_file, no_progress, save_encode,
+                    report_file)
         return
     bar = _Bar() if sys.stderr.isatty() and not no_progress else None
     try:
@@ -283,6 +289,9 @@ def _run_and_report(job: Job, options: Any, plugins: Plugins, ffmpeg_path: str |
         write_atomically(output, text)
     if frames_file is not None:
         write_atomically(frames_file, frames_text(frames, frames_file.suffix.lower().lstrip(".")))
+    if report_file is not None:
+        from vmafx_core.report.command import for_run
+        for_run(data, frames, report_file)
     if as_json:
         click.echo(text, nl=False)
     else:
@@ -290,7 +299,8 @@ def _run_and_report(job: Job, options: Any, plugins: Plugins, ffmpeg_path: str |
 
 
 def _run_ladder(job: Job, options: Any, plugins: Plugins, ffmpeg_path: str | None, as_json: bool,
-                output: Path | None, frames_file: Path | None, no_progress: bool, save_encode: str | None) -> None:
+                output: Path | None, frames_file: Path | None, no_progress: bool, save_encode: str | None,
+                report_file: Path | None = None) -> None:
     """One encode and score per rung, in order; one result per rung."""
     from vmafx_core.executor import ladder_result, ladder_rungs, run_job
 
@@ -314,6 +324,9 @@ def _run_ladder(job: Job, options: Any, plugins: Plugins, ffmpeg_path: str | Non
     text = json.dumps(data, indent=2) + "\n"
     if output is not None:
         write_atomically(output, text)
+    if report_file is not None:
+        from vmafx_core.report.command import for_run
+        for_run(data, None, report_file)
     if as_json:
         click.echo(text, nl=False)
 
