@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from vmafx_rclone_common import (
     RemotePath,
+    canonical_uri,
     group_by_root,
     handles_uri,
     parse_remote_map,
@@ -137,3 +138,15 @@ def test_folder_spec_ends_with_a_slash() -> None:
     specs = [r.folder_spec for r in group_by_root([parse_uri(u) for u in
                                                     ("s3://b/v/ref.mp4", "rr:ref.mp4", "rr:/ref.mp4")])]
     assert specs == ["s3:b/v/", "rr:", "rr:/"]
+
+
+@pytest.mark.parametrize("uri", ["s3://b/ok/../x.mp4", "s3://b/ok/../", "s3:b/./x.mp4", "gs://b/a//x.mp4/"])
+def test_canonical_form_refuses_dot_segments_quoting_what_was_written(uri: str) -> None:
+    with pytest.raises(BadInput) as refused:
+        canonical_uri(uri)
+    assert refused.value.message == f"{uri}: path segments '..', '.' and empty ones are not allowed"
+
+
+def test_canonical_form_of_buckets_and_prefixes() -> None:
+    assert canonical_uri("s3://videos") == canonical_uri("s3://videos/") == "s3:videos"
+    assert canonical_uri("s3://videos/a/") == canonical_uri("s3:videos/a") == "s3:videos/a"

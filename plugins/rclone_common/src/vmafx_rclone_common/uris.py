@@ -363,7 +363,12 @@ def canonical_uri(uri: str, environ: Mapping[str, str] | None = None) -> str:
     trimmed = uri.rstrip("/")
     try:
         return parse_uri(trimmed, mapping).spec
-    except BadInput:
+    except BadInput as first:
         # a bare bucket has no key to map: map it with one, then take the key off again
-        spec = parse_uri(trimmed + "/_", mapping).spec
+        try:
+            spec = parse_uri(trimmed + "/_", mapping).spec
+        except BadInput:  # not a bare bucket: say what is wrong with what the user wrote
+            shown, given = uri_to_display(trimmed), uri_to_display(uri)
+            raise BadInput(given + first.message[len(shown):] if first.message.startswith(shown)
+                           else first.message) from None
         return spec[: -len("/_")]
