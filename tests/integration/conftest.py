@@ -26,12 +26,32 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if str(item.fspath).startswith(here):
             item.add_marker(pytest.mark.integration)
+            if "rclone-mount" in item.nodeid or "rclone_mount" in item.nodeid:
+                item.add_marker(pytest.mark.needs_fuse)
+
+
+def fuse_problem() -> str | None:
+    """Why no FUSE mount can be made here (no /dev/fuse, no fusermount3), or None."""
+    from vmafx_rclone_mount.fuse import FUSERMOUNT, find_fusermount, fuse_device_problem
+
+    if find_fusermount() is None:
+        return f"{FUSERMOUNT} is not installed (Debian: apt-get install fuse3)"
+    return fuse_device_problem()
 
 
 def _unavailable(reason: str) -> None:
     if os.environ.get("CI"):
         pytest.fail(f"CI is set but {reason}", pytrace=False)
     pytest.skip(reason)
+
+
+@pytest.fixture(autouse=True)
+def fuse_when_needed(request: pytest.FixtureRequest) -> None:
+    """Tests of mount mode need FUSE: skipped without it, except under CI, where they must run."""
+    if request.node.get_closest_marker("needs_fuse") is not None:
+        problem = fuse_problem()
+        if problem:
+            _unavailable(problem)
 
 
 @pytest.fixture(scope="session")

@@ -26,7 +26,8 @@ import pytest
 from tests.conftest import Media, cut_mkv, ffmpeg_run, run_vmafx
 from tests.integration import leftovers
 from tests.integration.procwatch import Watcher
-from tests.integration.s3server import RunningServer, S3Server
+from tests.integration.conftest import _unavailable
+from tests.integration.s3server import RunningServer, S3Server, docker_problem
 
 pytestmark = pytest.mark.integration
 
@@ -47,6 +48,9 @@ def long_raw(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def own_server() -> Iterator[RunningServer]:
     """An S3 server for one destructive test."""
+    problem = docker_problem()
+    if problem:
+        _unavailable(problem)
     running = RunningServer()
     running.start()
     try:
@@ -172,6 +176,7 @@ def _named_after(pid: int) -> tuple[list[str], list[str]]:
     return folders, mounts
 
 
+@pytest.mark.needs_fuse
 @pytest.mark.parametrize("cleaner", ["local run", "doctor"])
 def test_what_a_killed_mount_run_left_is_cleaned_by_any_run(s3_server: S3Server, bucket: str, long_raw: Path,
                                                             media: Media, cleaner: str) -> None:

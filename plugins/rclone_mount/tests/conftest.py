@@ -23,6 +23,18 @@ from rclone_mount_helpers import (
 from vmafx_core.process import live_children
 
 
+@pytest.fixture(autouse=True, scope="session")
+def fuse_here() -> None:
+    """These tests make real FUSE mounts: skipped where that cannot work, except under CI (CI=true)."""
+    from vmafx_rclone_mount.plugin import availability
+
+    usable = availability()
+    if not usable.usable:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI is set but rclone-mount is not usable here: {usable.reason}", pytrace=False)
+        pytest.skip(f"rclone-mount is not usable here: {usable.reason}")
+
+
 @pytest.fixture(autouse=True)
 def rclone_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
     """No config file, two local remotes `localt` and `localu`; fail loudly on anything left behind."""
