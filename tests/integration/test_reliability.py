@@ -25,8 +25,8 @@ import pytest
 
 from tests.conftest import Media, cut_mkv, ffmpeg_run, run_vmafx
 from tests.integration import leftovers
-from tests.integration.procwatch import Watcher
 from tests.integration.conftest import _unavailable
+from tests.integration.procwatch import Watcher
 from tests.integration.s3server import RunningServer, S3Server, docker_problem
 
 pytestmark = pytest.mark.integration
