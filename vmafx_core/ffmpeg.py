@@ -23,7 +23,7 @@ import attrs
 from vmafx_core import binfacts
 from vmafx_core.errors import BadInput, EnvironmentMissing, JobFailed
 from vmafx_core.process import Child, child_environment, redact
-from vmafx_core.types import PreparedInput, RawVideo
+from vmafx_core.types import ContainerFacts, PreparedInput, RawVideo
 
 ENV_FFMPEG = "VMAFX_FFMPEG"
 
@@ -331,9 +331,23 @@ def probe(ffmpeg: str, prepared: PreparedInput, raw: RawVideo | None = None, tim
     text = child.tail()
     info = parse_stream_info(text)
     if info is not None:
+        if prepared.url_has_secret and prepared.container_facts is not None:
+            info = _with_facts(info, prepared.container_facts())
         return info
     raise BadInput(f"{prepared.role} {prepared.display}: {_input_problem(text)}",
                    detail=redact(text, prepared.secrets))
+
+
+def _with_facts(info: StreamInfo, facts: ContainerFacts | None) -> StreamInfo:
+    """The duration and declared frame count an ffconcat wrapper hid, from the backend's own read of
+    the header: the same facts, and the same cut-short check, as for a local file."""
+    if facts is None:
+        return info
+    declared = info.declared_frames or _declared_frames(info.fps, facts.video_duration, facts.duration,
+                                                        only_stream=facts.streams == 1,
+                                                        estimated=facts.estimated)
+    return attrs.evolve(info, duration=info.duration if info.duration is not None else facts.duration,
+                        declared_frames=declared)
 
 
 def _input_problem(stderr: str) -> str:

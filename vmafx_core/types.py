@@ -49,6 +49,20 @@ class InputRequest:
 
 
 @attrs.frozen
+class ContainerFacts:
+    """What a container's header says about its length, for inputs ffmpeg cannot be asked directly.
+
+    An input whose URL carries a credential reaches ffmpeg wrapped in an ffconcat script, which
+    hides the file's duration; the backend that made the URL can read the header itself and say.
+    """
+
+    duration: float | None  #: seconds, the whole file
+    video_duration: float | None  #: seconds, the video stream's own (Matroska writes one)
+    streams: int  #: how many streams the file has (with audio, the file's duration is the longer)
+    estimated: bool = False  #: the duration was guessed (from the bitrate), not read from a header
+
+
+@attrs.frozen
 class PreparedInput:
     """What ffmpeg should open for one input, produced by a storage backend.
 
@@ -74,6 +88,8 @@ class PreparedInput:
     stdin_fd: int | None = None
     #: the video's geometry when known in advance (an input on a pipe cannot be probed first)
     stream_hint: RawVideo | None = None
+    #: for a URL with a secret: reads the container's duration facts, or None when it cannot
+    container_facts: Callable[[], ContainerFacts | None] | None = attrs.field(default=None, eq=False)
 
 
 @attrs.frozen

@@ -196,3 +196,35 @@ def test_one_gib_source_streams_without_writing_to_disk(s3_server: Any, bucket: 
     assert not {n for n in new_temp if n.startswith(("vmafx", "rclone"))}
     cache_after = set(os.listdir(rclone_cache)) if rclone_cache.exists() else set()
     assert cache_after == cache_before
+
+
+CONTAINERS = {
+    "mp4": ["-c:v", "libx264", "-preset", "ultrafast"],
+    "mp4-faststart": ["-c:v", "libx264", "-preset", "ultrafast", "-movflags", "+faststart"],
+    "mp4-with-audio": ["-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", "-shortest"],
+    "mkv": ["-c:v", "libx264", "-preset", "ultrafast"],
+    "webm": ["-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8"],
+    "ts": ["-c:v", "libx264", "-preset", "ultrafast"],
+}
+
+
+@pytest.mark.parametrize("kind", list(CONTAINERS))
+def test_container_facts_over_http_equal_the_local_ones(s3_server: Any, bucket: str, tmp_path: Path,
+                                                        kind: str) -> None:
+    """Duration and declared frame count (what the cut-short check compares with) are the same
+    whether the file is read locally or through rclone serve http."""
+    ext = kind.split("-")[0]
+    path = tmp_path / f"clip.{ext}"
+    audio = ["-f", "lavfi", "-i", "sine=duration=3"] if "audio" in kind else []
+    ffmpeg_run("-f", "lavfi", "-i", "testsrc2=size=160x90:rate=30000/1001:duration=2", *audio,
+               *CONTAINERS[kind], str(path))
+    s3_server.put_file(bucket, path.name, path)
+    local = run_vmafx("run", str(path), str(path), "--json")
+    remote = run_vmafx("run", f"s3://{bucket}/{path.name}", f"s3://{bucket}/{path.name}", "--json",
+                       env=s3_server.rclone_env())
+    assert local.code == 0 and remote.code == 0, local.stderr + remote.stderr
+    facts = [{k: out.json()["provenance"]["reference_stream"][k] for k in ("duration", "declared_frames")}
+             for out in (local, remote)]
+    assert facts[0] == facts[1], facts
+    if kind in ("mp4", "mp4-faststart", "mkv", "webm"):
+        assert facts[1]["declared_frames"] == 60, facts  # a count the check can use

@@ -34,7 +34,7 @@ from vmafx_rclone_common import (
 )
 
 from vmafx_core.errors import BadInput, JobFailed, Unreachable, VmafxError
-from vmafx_core.types import InputRequest, PrepareContext, PreparedInput
+from vmafx_core.types import ContainerFacts, InputRequest, PrepareContext, PreparedInput
 
 log = logging.getLogger(__name__)
 
@@ -186,10 +186,17 @@ def check_input(settings: RcloneSettings, server: Server, request: InputRequest,
     if status == 200:
         length = response.getheader("Content-Length")
         url = f"http://{credentials.user}:{credentials.password}@{HOST}:{server.port}{path}"
+
+        def container_facts() -> ContainerFacts | None:
+            from vmafx_rclone_http.facts import read_container_facts
+
+            return read_container_facts(f"http://{HOST}:{server.port}{path}", credentials.authorization(),
+                                        options.rw_timeout)
+
         return PreparedInput(role=request.role, url=url, display=display,
                              size=int(length) if length and length.isdigit() else None, url_has_secret=True,
                              input_options=options.ffmpeg_input_options(), secrets=(credentials.password,),
-                             health=server.process.problem)
+                             health=server.process.problem, container_facts=container_facts)
     if status == 404:
         if _is_folder(server, path, credentials, timeout):
             raise BadInput(f"{subject}: is a folder, not a video file")
