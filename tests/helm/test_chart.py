@@ -201,7 +201,7 @@ def test_every_mode_but_mount_runs_with_all_capabilities_dropped(mode: str) -> N
         _scratch(pod, c)
         _no_fuse(pod, c)
     text = "\n".join(r.files.values())
-    assert "SYS_ADMIN" not in text and "fuse" not in text.lower()
+    assert "SYS_ADMIN" not in text and "DAC_" not in text and "fuse" not in text.lower()
 
 
 def test_mount_mode_adds_the_fuse_device_and_sys_admin_to_the_nodes_only() -> None:
@@ -209,7 +209,8 @@ def test_mount_mode_adds_the_fuse_device_and_sys_admin_to_the_nodes_only() -> No
     pod = r.pod("node")
     node = container(pod)
     ctx = node["securityContext"]
-    assert ctx["capabilities"] == {"drop": ["ALL"], "add": ["SYS_ADMIN"]}
+    # DAC_READ_SEARCH: fusermount3 (setuid root, no other capability) must look up the user's 0700 folder
+    assert ctx["capabilities"] == {"drop": ["ALL"], "add": ["SYS_ADMIN", "DAC_READ_SEARCH"]}
     # the image's fusermount3 is setuid root: no_new_privs (allowPrivilegeEscalation false) would disable it
     assert ctx["allowPrivilegeEscalation"] is True
     assert ctx["readOnlyRootFilesystem"] is True and ctx["runAsNonRoot"] is True and ctx["runAsUser"] == UID
@@ -238,7 +239,7 @@ def test_mount_mode_with_the_hostpath_device() -> None:
     assert volume(pod, mount["name"])["hostPath"] == {"path": "/dev/fuse", "type": "CharDevice"}
     assert not any("fuse" in k for k in node["resources"].get("limits", {}))
     assert "appArmorProfile" not in node["securityContext"]
-    assert node["securityContext"]["capabilities"]["add"] == ["SYS_ADMIN"]
+    assert node["securityContext"]["capabilities"]["add"] == ["SYS_ADMIN", "DAC_READ_SEARCH"]
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import uuid
@@ -111,3 +112,20 @@ class Containers:
     def remove(self) -> None:
         if self.names:
             subprocess.run(["docker", "rm", "-f", *self.names], capture_output=True, stdin=subprocess.DEVNULL)
+
+
+def fuse_device_for_the_node_user(tmp_path: Path) -> Path | None:
+    """A /dev/fuse the container's non-root user can open: the host's when it is 0666 (what udev sets
+    on an ordinary host), else, as root, a 0666 node of the same device in tmp_path."""
+    host = Path("/dev/fuse")
+    if not host.exists():
+        return None
+    st = host.stat()
+    if stat.S_IMODE(st.st_mode) & 0o666 == 0o666:
+        return host
+    if os.geteuid() != 0:
+        return None
+    node = tmp_path / "fuse"
+    os.mknod(node, stat.S_IFCHR | 0o666, st.st_rdev)
+    node.chmod(0o666)
+    return node

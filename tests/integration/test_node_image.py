@@ -9,8 +9,6 @@ they fail.
 from __future__ import annotations
 
 import json
-import os
-import stat
 import subprocess
 import time
 import tomllib
@@ -23,6 +21,7 @@ from tests.conftest import Media, run_vmafx
 from tests.integration.nodeimage import CONFIG_PATH, NODE_UID, REPO, docker_run
 from tests.integration.nodeimage import Containers as _Containers
 from tests.integration.nodeimage import explain as _explain
+from tests.integration.nodeimage import fuse_device_for_the_node_user as _fuse_device_for_the_node_user
 
 pytestmark = pytest.mark.docker_image
 
@@ -105,23 +104,6 @@ def test_demo_in_the_image_scores_like_the_local_install(node_image: str, tmp_pa
     if same_build:
         for metric, values in outside["metrics"].items():
             assert inside["metrics"][metric]["mean"] == pytest.approx(values["mean"], abs=1e-6), metric
-
-
-def _fuse_device_for_the_node_user(tmp_path: Path) -> Path | None:
-    """A /dev/fuse the container's non-root user can open: the host's when it is 0666 (what udev sets
-    on an ordinary host), else, as root, a 0666 node of the same device in tmp_path."""
-    host = Path("/dev/fuse")
-    if not host.exists():
-        return None
-    st = host.stat()
-    if stat.S_IMODE(st.st_mode) & 0o666 == 0o666:
-        return host
-    if os.geteuid() != 0:
-        return None
-    node = tmp_path / "fuse"
-    os.mknod(node, stat.S_IFCHR | 0o666, st.st_rdev)
-    node.chmod(0o666)
-    return node
 
 
 _MOUNT_SCRIPT = r"""

@@ -109,9 +109,11 @@ capabilities:
   drop: [ALL]
 {{- end -}}
 
-{{/* Container security context of the nodes in rclone-mount mode: SYS_ADMIN for the mount(2) of
-the image's setuid-root fusermount3, which also needs privilege escalation allowed (it is the
-no_new_privs flag, which disables setuid). */}}
+{{/* Container security context of the nodes in rclone-mount mode, for the image's setuid-root
+fusermount3: SYS_ADMIN for its mount(2) and umount(2), DAC_READ_SEARCH to look up the private (0700)
+mount folder of the job's user (with every other capability dropped, root cannot), and privilege
+escalation allowed (no_new_privs would disable the setuid bit). The added capabilities are only in
+the bounding set: vmafx, rclone and ffmpeg (uid 10001, not setuid) run without any. */}}
 {{- define "vmafx.mountSecurityContext" -}}
 runAsNonRoot: true
 runAsUser: {{ include "vmafx.uid" . }}
@@ -121,7 +123,7 @@ allowPrivilegeEscalation: true
 privileged: false
 capabilities:
   drop: [ALL]
-  add: [SYS_ADMIN]
+  add: [SYS_ADMIN, DAC_READ_SEARCH]
 {{- if .Values.storage.fuse.appArmorUnconfined }}
 appArmorProfile:
   type: Unconfined
