@@ -387,3 +387,12 @@ def test_notes_say_how_to_reach_the_scheduler_and_rerun_the_batch() -> None:
     assert "job/vmafx-batch-4" in r.notes
     assert "rclone config from the Secret vmafx-rclone, at /etc/vmafx/rclone.conf" in r.notes
     assert isinstance(r, Rendered)
+
+
+def test_notes_say_what_mount_mode_needs_from_the_cluster() -> None:
+    plugin = render(_values("rclone-mount")).notes
+    assert "each node requests one smarter-devices/fuse" in plugin and "stay Pending" in plugin
+    values = _values("rclone-mount")
+    values["storage"]["fuse"] = {"device": "hostPath"}
+    assert "the host's /dev/fuse (hostPath); it must be 0666" in render(values).notes
+    assert "Mount mode" not in render(_values("rclone-http")).notes
