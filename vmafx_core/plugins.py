@@ -3,7 +3,8 @@
 `Plugins` is the typed facade the rest of vmafx uses: it loads each entry point of the group
 ``vmafx`` on its own (a plugin that fails to import is recorded, not fatal), honours
 `VMAFX_PLUGINS` (a comma-separated allow-list of plugin names), and refuses two plugins that claim
-one backend or scorer name, naming both packages.
+one backend or scorer name, naming both packages. `VMAFX_STORAGE_MODE` is this machine's storage
+mode: what a job that says ``auto`` uses (a Helm chart's `storage.mode` on its nodes).
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "vmafx"
 ENV_ALLOW = "VMAFX_PLUGINS"
+#: this machine's storage mode: a job that says "auto" uses it (unset or "auto": chosen per input)
+ENV_STORAGE_MODE = "VMAFX_STORAGE_MODE"
 BUILTINS: dict[str, str] = {"libvmaf": "vmafx_core.scorers.libvmaf"}
 CORE_PACKAGE = "vmafx"
 #: what to install for each storage mode, for messages when none is present
@@ -168,19 +171,23 @@ class Plugins:
         if not backends:
             raise EnvironmentMissing("no storage plugin is installed; install vmafx-local "
                                      "(and vmafx-rclone-http for remote storage)")
+        node_mode = _node_storage_mode(backends)  # checked on every job: a wrong value is never ignored
+        via = ""
+        if mode == "auto" and node_mode != "auto":
+            mode, via = node_mode, f" (the {ENV_STORAGE_MODE} of this machine)"
         if mode != "auto":
             if mode not in backends:
                 hint = SUGGESTED_PACKAGES.get(mode)
                 known = ", ".join(["auto", *sorted(backends)])
                 if hint:
-                    raise EnvironmentMissing(f"storage {mode!r} is not installed; install {hint} "
+                    raise EnvironmentMissing(f"storage {mode!r}{via} is not installed; install {hint} "
                                              f"(installed: {known})")
                 raise BadInput(f"unknown storage {mode!r}; choose one of {known}")
             backend = backends[mode]
-            _require_usable(backend, options)
+            _require_usable(backend, options, via)
             for uri in uris:
                 if not backend.handles(uri):
-                    raise BadInput(f"storage {mode!r} cannot read {uri!r}")
+                    raise BadInput(f"storage {mode!r}{via} cannot read {uri!r}")
             return [backend] * len(uris)
         chosen: list[StorageBackend] = []
         answers: dict[str, Availability] = {}  # asked once per job, not once per input
@@ -202,10 +209,22 @@ class Plugins:
         return chosen
 
 
-def _require_usable(backend: StorageBackend, options: Mapping[str, Any] | None) -> None:
+def _require_usable(backend: StorageBackend, options: Mapping[str, Any] | None, via: str = "") -> None:
     availability = backend.availability_for(options)
     if not availability.usable:
-        raise EnvironmentMissing(f"storage {backend.name!r} is not usable here: {availability.reason}")
+        raise EnvironmentMissing(f"storage {backend.name!r}{via} is not usable here: {availability.reason}")
+
+
+def _node_storage_mode(backends: Mapping[str, Any]) -> str:
+    """`$VMAFX_STORAGE_MODE`: "auto" when unset or empty, else a storage mode vmafx knows (exit 3 if not)."""
+    value = os.environ.get(ENV_STORAGE_MODE, "").strip()
+    if not value:
+        return "auto"
+    if value == "auto" or value in backends or value in SUGGESTED_PACKAGES:
+        return value
+    known = ", ".join(["auto", *sorted({*SUGGESTED_PACKAGES, *backends})])
+    raise EnvironmentMissing(f"{ENV_STORAGE_MODE}={value!r} is not a storage mode; set it to one of {known}, "
+                             "or unset it")
 
 
 def _install_hint(uri: str) -> str:

@@ -1,7 +1,8 @@
 """The integration harness shared by every integration test.
 
-A session-scoped S3 server in a container (see s3server.py), a fresh bucket per test, and an
-autouse check that each test leaves no rclone process, no FUSE mount and no vmafx temp folder.
+A session-scoped S3 server in a container (see s3server.py), the scoring-node image built once per
+session (see nodeimage.py), a fresh bucket per test, and an autouse check that each test leaves no
+rclone process, no FUSE mount and no vmafx temp folder.
 Without a Docker engine these tests are skipped, except under CI (CI=true), where they must run.
 """
 
@@ -64,6 +65,13 @@ def s3_server() -> Iterator[S3Server]:
         yield running.start()
     finally:
         running.stop()
+
+
+@pytest.fixture(scope="session")
+def node_image() -> str:
+    """The scoring-node image, built once per session from this work tree by `bash docker/build.sh`."""
+    from tests.integration.nodeimage import build_node_image
+    return build_node_image()
 
 
 @pytest.fixture
