@@ -6,6 +6,7 @@ Every test ends by checking that this process left no mount, no mount folder and
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -35,9 +36,20 @@ def fuse_here() -> None:
         pytest.skip(f"rclone-mount is not usable here: {usable.reason}")
 
 
+@pytest.fixture(scope="session")
+def private_temp(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return os.path.realpath(tmp_path_factory.mktemp("tmpdir"))
+
+
 @pytest.fixture(autouse=True)
-def rclone_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    """No config file, two local remotes `localt` and `localu`; fail loudly on anything left behind."""
+def rclone_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, private_temp: str) -> Iterator[None]:
+    """No config file, two local remotes `localt` and `localu`; fail loudly on anything left behind.
+
+    Mount folders go to a temp dir of this session's own: every vmafx run on the machine sweeps
+    the shared one of folders whose owner is gone, and these tests make such folders on purpose.
+    """
+    monkeypatch.setenv("TMPDIR", private_temp)
+    monkeypatch.setattr(tempfile, "tempdir", private_temp)
     for name in ("VMAFX_RCLONE_CONFIG", "RCLONE_CONFIG", "VMAFX_REMOTE_MAP", "VMAFX_RCLONE"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))

@@ -53,19 +53,11 @@ def clean_leftovers(fusermount: str, folder: str | None = None) -> list[str]:
     Each problem is logged with the command that would fix it; nothing here raises, so a leftover
     never stops a new job (its own folder has a fresh name).
     """
-    base = folder or temp_root()
-    try:
-        names = sorted(n for n in os.listdir(base) if n.startswith(PREFIX))
-    except OSError as exc:
-        log.debug("cannot list %s for leftover mounts: %s", base, exc)
-        return []
+    dead = [(path, owner) for path, owner in tempdirs.stale(folder)
+            if os.path.basename(path).startswith(PREFIX)]
     removed = []
-    table = mount_table() if names else {}
-    for name in names:
-        owner = Owner.from_name(name)
-        if owner is None or owner.alive() is not False:
-            continue
-        path = os.path.join(base, name)
+    table = mount_table() if dead else {}
+    for path, owner in dead:
         entry = table.get(path)
         uid = _uid_of(path, entry.user_id if entry else None)
         if os.geteuid() != 0 and uid is not None and uid != os.geteuid():
@@ -76,7 +68,7 @@ def clean_leftovers(fusermount: str, folder: str | None = None) -> list[str]:
     return removed
 
 
-def _clean(path: str, owner: Owner, fusermount: str, *, mounted: bool) -> bool:
+def _clean(path: str, owner: tempdirs.Owner, fusermount: str, *, mounted: bool) -> bool:
     if mounted:
         problem = unmount(path, fusermount, lazy=True)
         if problem is not None:
