@@ -107,7 +107,11 @@ class Plan:
         if role == "distorted" and self.scale:
             chain.append(self.scale)
         if side.resample_to is not None:
-            chain += ["setpts=PTS-STARTPTS", f"fps={side.resample_to.numerator}/{side.resample_to.denominator}"]
+            if side.vfr or side.rate is None:  # the timestamps are all there is to go by
+                chain.append("setpts=PTS-STARTPTS")
+            else:  # constant rate: exact times from the frame number, not the container's rounded ones
+                chain += [f"settb={side.rate.denominator}/{side.rate.numerator}", "setpts=N"]
+            chain.append(f"fps={side.resample_to.numerator}/{side.resample_to.denominator}")
         if side.offset or self.frames:
             end = f":end_frame={side.offset + self.frames}" if self.frames else ""
             chain.append(f"trim=start_frame={side.offset}{end}")

@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 
 from tests.alignment_media import (
+    FRAME_BYTES,
     RATES,
+    Clip,
     assert_matches,
     bare_raw_vmaf,
     decode_raw,
@@ -20,6 +22,7 @@ from tests.alignment_media import (
     make_reference,
     run_job,
 )
+from tests.conftest import run_vmafx
 
 #: (reference container, distorted container, rate): every container on both sides, every rate
 MATRIX = [
@@ -55,3 +58,64 @@ def test_pairing_matches_hand_paired_truth(tmp_path: Path, ref_ext: str, dis_ext
     decided = result["provenance"]["alignment"]
     assert decided["pairing"] == "frame index" and decided["rate"] == rate
     assert "setpts=N" in result["provenance"]["filter_graph"]
+
+
+def _frames(path: Path) -> list[bytes]:
+    data = path.read_bytes()
+    return [data[i:i + FRAME_BYTES] for i in range(0, len(data), FRAME_BYTES)]
+
+
+def test_different_rates_are_refused_with_the_option_to_use(tmp_path: Path) -> None:
+    ref = make_reference(tmp_path, ".mp4", "50", frames=48)
+    dis = make_distorted(tmp_path, ref, ".mkv", vf="fps=25")
+    out, _ = run_job(tmp_path, ref, dis)
+    assert out.code == 2 and out.stdout == ""
+    line = out.stderr.strip().splitlines()[0]
+    assert line.startswith("vmafx: error: frame rates differ: reference 50 fps, distorted 25 fps")
+    assert "--frame-rate reference" in line
+
+
+def test_slower_distorted_scored_at_the_reference_rate(tmp_path: Path) -> None:
+    """50 against 25: each distorted frame shown for two reference frames, as a player does."""
+    ref = make_reference(tmp_path, ".mp4", "50", frames=48)
+    dis = make_distorted(tmp_path, ref, ".mkv", vf="fps=25")
+    ref_yuv, dis_yuv, held = tmp_path / "r.yuv", tmp_path / "d.yuv", tmp_path / "held.yuv"
+    assert decode_raw(ref, ref_yuv) == 48 and decode_raw(dis, dis_yuv) == 24
+    held.write_bytes(b"".join(frame * 2 for frame in _frames(dis_yuv)))  # by hand: each frame twice
+    truth = bare_raw_vmaf(ref_yuv, held, tmp_path / "truth.json")
+    out, per_frame = run_job(tmp_path, ref, dis, "--frame-rate", "reference")
+    result = assert_matches(out, per_frame, truth)
+    decided = result["provenance"]["alignment"]
+    assert decided["rate"] == "50" and decided["distorted"]["resampled_to"] == "50"
+    assert decided["reference"]["resampled_to"] is None
+    assert result["frames_scored"] == 48
+    summary = run_job(tmp_path, ref, dis, alignment={"fps": "reference"}, name="again")[0]
+    assert summary.code == 0 and summary.json()["metrics"] == result["metrics"]  # the job file's field
+
+
+def test_faster_reference_scored_at_the_distorted_rate(tmp_path: Path) -> None:
+    """59.94 against 29.97 at the distorted's rate: every other reference frame."""
+    ref = make_reference(tmp_path, ".mkv", RATES["59.94"], frames=48)  # 1 ms timestamps: rounded
+    ref_yuv, dis_yuv, even = tmp_path / "r.yuv", tmp_path / "d.yuv", tmp_path / "even.yuv"
+    assert decode_raw(ref, ref_yuv) == 48
+    even.write_bytes(b"".join(_frames(ref_yuv)[::2]))  # by hand: frames 0, 2, 4, ...
+    dis = make_distorted(tmp_path, Clip(even, RATES["29.97"]), ".mp4")
+    assert decode_raw(dis, dis_yuv) == 24
+    truth = bare_raw_vmaf(even, dis_yuv, tmp_path / "truth.json")
+    out, per_frame = run_job(tmp_path, ref, dis, "--frame-rate", "distorted")
+    result = assert_matches(out, per_frame, truth)
+    assert result["provenance"]["alignment"]["reference"]["resampled_to"] == "29.97"
+
+
+def test_sixty_against_twenty_four_at_a_given_rate(tmp_path: Path) -> None:
+    """60 against 24 (a 3:2-like cadence) at 24: the reference resampled by ffmpeg's fps filter by hand."""
+    ref = make_reference(tmp_path, ".mp4", "60", frames=60)
+    dis = make_distorted(tmp_path, ref, ".webm", vf="fps=24")
+    ref_yuv, dis_yuv = tmp_path / "r.yuv", tmp_path / "d.yuv"
+    assert decode_raw(ref, ref_yuv, vf="fps=24") == decode_raw(dis, dis_yuv) == 24
+    truth = bare_raw_vmaf(ref_yuv, dis_yuv, tmp_path / "truth.json")
+    out, per_frame = run_job(tmp_path, ref, dis, alignment={"fps": 24})
+    result = assert_matches(out, per_frame, truth)
+    assert result["provenance"]["alignment"]["reference"]["resampled_to"] == "24"
+    text = run_vmafx("run", "--job", str(tmp_path / "job.json"))
+    assert text.code == 0 and "alignment  reference resampled 60 -> 24 fps" in text.stderr, text.stderr
