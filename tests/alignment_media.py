@@ -28,12 +28,14 @@ RATES = {"23.976": "24000/1001", "24": "24", "25": "25", "29.97": "30000/1001", 
 
 
 def _codec(ext: str, quality: str) -> list[str]:
-    ref = quality == "ref"
+    # "dis": heavy, so that a neighbour's frame scores differently; "mid": an ordinary encode
+    x264 = {"ref": "6", "mid": "30", "dis": "44"}[quality]
+    vp9 = {"ref": "8", "mid": "40", "dis": "60"}[quality]
     if ext in (".mp4", ".mkv", ".ts", ".mov"):
-        return ["-c:v", "libx264", "-preset", "veryfast", "-crf", "6" if ref else "44", "-pix_fmt", "yuv420p"]
+        return ["-c:v", "libx264", "-preset", "veryfast", "-crf", x264, "-pix_fmt", "yuv420p"]
     if ext in (".webm", ".ivf"):
         return ["-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "0",
-                "-crf", "8" if ref else "60", "-pix_fmt", "yuv420p"]
+                "-crf", vp9, "-pix_fmt", "yuv420p"]
     if ext == ".y4m":
         return ["-pix_fmt", "yuv420p"]
     if ext == ".yuv":
@@ -142,3 +144,20 @@ def assert_matches(out: CliRun, per_frame: list[float], truth: dict[str, Any]) -
     worst = max(abs(a - b) for a, b in zip(per_frame, expected, strict=True))
     assert worst < 1e-4, f"a frame differs by {worst}"
     return result
+
+
+def encode_clip(src: Clip, path: Path, quality: str = "ref", vf: str | None = None) -> Clip:
+    """`src` encoded into `path` (its extension picks the codec), nearly lossless or heavily lossy."""
+    filters = ["-vf", vf] if vf else []
+    ffmpeg_run(*src.input_args(), *filters, *_codec(path.suffix, quality), str(path))
+    return Clip(path, src.rate)
+
+
+def raw_frames(path: Path) -> list[bytes]:
+    data = path.read_bytes()
+    return [data[i:i + FRAME_BYTES] for i in range(0, len(data), FRAME_BYTES)]
+
+
+def write_raw(path: Path, frames: Sequence[bytes], rate: str) -> Clip:
+    path.write_bytes(b"".join(frames))
+    return Clip(path, rate)

@@ -269,7 +269,7 @@ def offset_costs(ref: Sequence[bytes], dis: Sequence[bytes], window: int, min_ov
 
 
 #: the best offset must be this many times better than the next best to be trusted
-SYNC_MARGIN = 1.5
+SYNC_MARGIN = 1.15
 
 
 def choose_offset(costs: dict[int, float]) -> tuple[int, float]:
@@ -280,7 +280,7 @@ def choose_offset(costs: dict[int, float]) -> tuple[int, float]:
     ranked = sorted(costs.items(), key=lambda kv: kv[1])
     (best, best_cost), (second, second_cost) = ranked[0], ranked[1]
     margin = second_cost / best_cost if best_cost > 0 else float("inf")
-    if margin < SYNC_MARGIN:
+    if margin < SYNC_MARGIN or second_cost - best_cost < 0.5:  # half a grey level: static content ties
         raise BadInput(f"sync: no offset stands out (best {best:+d} frames, next best {second:+d} only "
                        f"{margin:.2f}x worse; {SYNC_MARGIN}x needed): the content may be static or different; "
                        "give --distorted-offset or --reference-offset instead")
@@ -315,7 +315,7 @@ def check_pairing(ref: Sequence[bytes], dis: Sequence[bytes], reach: int = 3, ru
     """The first frame from which the paired frames are clearly not the same picture, or None.
 
     For each pair n, the distorted frames n-reach..n+reach are compared with reference frame n; when
-    another one is clearly closer (half the cost and at least 2 grey levels) for `run` frames in a
+    another one is clearly closer (2/3 of the cost and a grey level less) for `run` frames in a
     row (or to the end), pairing broke at the first of them.
     """
     n_pairs = min(len(ref), len(dis))
@@ -328,7 +328,7 @@ def check_pairing(ref: Sequence[bytes], dis: Sequence[bytes], reach: int = 3, ru
                 cost = frame_cost(ref[n], dis[n + d])
                 if cost < best:
                     best_d, best = d, cost
-        if best_d and best < here / 2 and here - best > 2.0:
+        if best_d and best < here / 1.5 and here - best > 1.0:
             streak.append((n, best_d))
             if len(streak) >= run or n == n_pairs - 1:
                 return PairingBreak(frame=streak[0][0], shift=streak[0][1])
