@@ -90,14 +90,14 @@ def make_distorted(folder: Path, ref: Clip, ext: str, *, vf: str | None = None, 
     return Clip(path, rate or ref.rate)
 
 
-def decode_raw(clip: Clip, out: Path, vf: str | None = None) -> int:
+def decode_raw(clip: Clip, out: Path, vf: str | None = None, frame_bytes: int = FRAME_BYTES) -> int:
     """Every frame ffmpeg decodes from `clip`, in order, as raw yuv420p; returns the frame count."""
     filters = ["-vf", vf] if vf else []
     ffmpeg_run(*clip.input_args(), "-map", "0:v:0", *filters, "-fps_mode", "passthrough", "-f", "rawvideo",
                "-pix_fmt", "yuv420p", str(out))
     size = out.stat().st_size
-    assert size % FRAME_BYTES == 0
-    return size // FRAME_BYTES
+    assert size % frame_bytes == 0
+    return size // frame_bytes
 
 
 def trim_raw(path: Path, out: Path, start: int, count: int | None = None) -> None:
@@ -108,9 +108,9 @@ def trim_raw(path: Path, out: Path, start: int, count: int | None = None) -> Non
     out.write_bytes(data)
 
 
-def bare_raw_vmaf(ref_yuv: Path, dis_yuv: Path, log: Path) -> dict[str, Any]:
+def bare_raw_vmaf(ref_yuv: Path, dis_yuv: Path, log: Path, size: str = f"{W}x{H}") -> dict[str, Any]:
     """A bare libvmaf run on two raw files: it can only pair frame n with frame n."""
-    raw = ["-f", "rawvideo", "-video_size", f"{W}x{H}", "-pixel_format", "yuv420p", "-framerate", "25"]
+    raw = ["-f", "rawvideo", "-video_size", size, "-pixel_format", "yuv420p", "-framerate", "25"]
     ffmpeg_run(*raw, "-i", str(dis_yuv), *raw, "-i", str(ref_yuv), "-lavfi",
                f"[0:v][1:v]libvmaf=model=version=vmaf_v0.6.1:log_fmt=json:log_path={log}:n_threads=2",
                "-f", "null", "-")
