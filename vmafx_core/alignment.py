@@ -136,9 +136,24 @@ def _deinterlacer(info: StreamInfo, choice: str, double: bool) -> str | None:
     return f"{choice}=mode={'send_field' if double else 'send_frame'}"
 
 
+_STANDARD_RATES = tuple(Fraction(r) for r in ("24000/1001", "24", "25", "30000/1001", "30", "48", "50",
+                                                "60000/1001", "60", "100", "120"))
+
+
 def _own_rate(info: StreamInfo) -> Fraction | None:
-    # a VFR file's average rate is not its nominal one; the timestamps' rate is
-    return nominal_rate(info.tbr if is_vfr(info) else (info.fps or info.tbr))
+    """An input's nominal rate: a VFR file's average is not it."""
+    if not is_vfr(info):
+        return nominal_rate(info.fps or info.tbr)
+    assert info.fps and info.tbr
+    if abs(info.tbr - info.fps) <= 0.1 * info.fps:  # frames dropped: the timestamps' rate is the nominal one
+        return nominal_rate(info.tbr)
+    # jittered timestamps in a fine time base (tbr 90k): the standard rate nearest the average
+    nearest = min(_STANDARD_RATES, key=lambda r: abs(float(r) - info.fps))  # type: ignore[operator]
+    return nearest if abs(float(nearest) - info.fps) <= 0.03 * info.fps else nominal_rate(info.fps)
+
+
+def _close(a: Fraction | None, b: Fraction | None) -> bool:
+    return bool(a and b and abs(a / b - 1) < 0.03)
 
 
 def _offset_frames(text: str, rate: Fraction | None, role: str) -> int:
@@ -165,6 +180,11 @@ def make_plan(ref: StreamInfo, dis: StreamInfo, alignment: Any, *, sync_offset: 
     if dis_deint and dis_double and dis_rate:
         dis_rate *= 2
     vfr = {"reference": is_vfr(ref), "distorted": is_vfr(dis)}
+    # a variable-rate input near the other's rate is shown at that rate (29.8 on average against 30)
+    if vfr["distorted"] and not vfr["reference"] and _close(dis_rate, ref_rate):
+        dis_rate = ref_rate
+    elif vfr["reference"] and not vfr["distorted"] and _close(ref_rate, dis_rate):
+        ref_rate = dis_rate
     if any(vfr.values()) and alignment.vfr == "error":
         which = " and ".join(role for role, v in vfr.items() if v)
         raise BadInput(f"{which} has a variable frame rate (average {ref.fps if vfr['reference'] else dis.fps:g} fps "
