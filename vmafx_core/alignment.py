@@ -12,6 +12,7 @@ here, before scoring, and described in `Plan.decisions`, which goes into the res
 
 from __future__ import annotations
 
+import re
 import subprocess
 from collections.abc import Sequence
 from fractions import Fraction
@@ -130,10 +131,47 @@ class Plan:
                    for s in (self.reference, self.distorted)) or self.frames is not None
 
 
-def _deinterlacer(info: StreamInfo, choice: str, double: bool) -> str | None:
+def _deinterlacer(info: StreamInfo, choice: str, double: bool, detected: bool) -> str | None:
     if choice == "off" or not is_interlaced(info):
         return None
-    return f"{choice}=mode={'send_field' if double else 'send_frame'}"
+    # frames of an input found interlaced by looking carry no field flags: say which field is first
+    parity = ("setfield=tff," if info.field_order in ("tt", "bt") else "setfield=bff,") if detected else ""
+    return f"{parity}{choice}=mode={'send_field' if double else 'send_frame'}"
+
+
+_IDET_RE = re.compile(r"Multi frame detection: TFF:\s*(\d+) BFF:\s*(\d+) Progressive:\s*(\d+) Undetermined:\s*(\d+)")
+
+
+def parse_idet(stderr: str) -> dict[str, int] | None:
+    """The last multi-frame summary of ffmpeg's idet filter."""
+    found = _IDET_RE.findall(stderr)
+    if not found:
+        return None
+    tff, bff, progressive, undetermined = map(int, found[-1])
+    return {"tff": tff, "bff": bff, "progressive": progressive, "undetermined": undetermined}
+
+
+def idet_field_order(counts: dict[str, int]) -> str:
+    """"tt", "bb" or "progressive": interlaced only when most decided frames clearly are."""
+    fields = counts["tff"] + counts["bff"]
+    if fields >= 4 and fields > 3 * counts["progressive"]:
+        return "tt" if counts["tff"] >= counts["bff"] else "bb"
+    return "progressive"
+
+
+def check_interlace(ffmpeg: str, prepared: PreparedInput, raw: RawVideo | None, frames: int,
+                    timeout: float) -> dict[str, int] | None:
+    """idet's counts over the first `frames` frames (a bounded prefix), or None when it said nothing."""
+    with InputArgs(prepared, raw) as inp:
+        argv = [ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "info", *inp.args, "-map", "0:v:0",
+                "-vf", "idet", "-frames:v", str(frames), "-f", "null", "-"]
+        child = Child(argv, name="ffmpeg-idet", pass_fds=inp.pass_fds, secrets=prepared.secrets, tail_lines=40)
+    with child:
+        code = child.wait(timeout)
+    if code != 0:
+        raise JobFailed(f"{prepared.role} {prepared.display}: could not read its first frames to check for "
+                        "interlacing", detail=child.tail())
+    return parse_idet(child.tail())
 
 
 _STANDARD_RATES = tuple(Fraction(r) for r in ("24000/1001", "24", "25", "30000/1001", "30", "48", "50",
@@ -165,16 +203,30 @@ def _offset_frames(text: str, rate: Fraction | None, role: str) -> int:
 
 
 def make_plan(ref: StreamInfo, dis: StreamInfo, alignment: Any, *, sync_offset: int | None = None,
-              sync_report: dict[str, Any] | None = None) -> Plan:
-    """Decide how the two inputs are paired; BadInput when they cannot be without the user's say."""
+              sync_report: dict[str, Any] | None = None,
+              idet: dict[str, dict[str, int]] | None = None, act_on_idet: bool = False) -> Plan:
+    """Decide how the two inputs are paired; BadInput when they cannot be without the user's say.
+
+    `idet` holds, per role, the counts of a content check for interlacing of an input that states
+    no field order; with `act_on_idet` its verdict is taken as the field order, otherwise an input
+    it finds interlaced is only named in the summary.
+    """
+    seen = idet or {}
+    stated = {"reference": ref.field_order, "distorted": dis.field_order}
+    looks_interlaced = [role for role, counts in seen.items() if idet_field_order(counts) != "progressive"]
+    idet = seen if act_on_idet else {}
+    if "reference" in idet:
+        ref = attrs.evolve(ref, field_order=idet_field_order(idet["reference"]))
+    if "distorted" in idet:
+        dis = attrs.evolve(dis, field_order=idet_field_order(idet["distorted"]))
     ref_rate, dis_rate = _own_rate(ref), _own_rate(dis)
     # an interlaced input against one at twice its rate: one picture per field, as a TV shows it
     ref_double = bool(is_interlaced(ref) and ref_rate and dis_rate and dis_rate == 2 * ref_rate
                       and not is_interlaced(dis))
     dis_double = bool(is_interlaced(dis) and ref_rate and dis_rate and ref_rate == 2 * dis_rate
                       and not is_interlaced(ref))
-    ref_deint = _deinterlacer(ref, alignment.deinterlace, ref_double)
-    dis_deint = _deinterlacer(dis, alignment.deinterlace, dis_double)
+    ref_deint = _deinterlacer(ref, alignment.deinterlace, ref_double, "reference" in idet)
+    dis_deint = _deinterlacer(dis, alignment.deinterlace, dis_double, "distorted" in idet)
     if ref_deint and ref_double and ref_rate:
         ref_rate *= 2
     if dis_deint and dis_double and dis_rate:
@@ -230,9 +282,11 @@ def make_plan(ref: StreamInfo, dis: StreamInfo, alignment: Any, *, sync_offset: 
         "rate": rate_text(target),
         "rate_exact": f"{target.numerator}/{target.denominator}" if target else None,
         "reference": {**sides[0].describe(), "displayed_size": list(ref_size), "rotation": ref.rotation,
-                      "field_order": ref.field_order},
+                      "field_order": ref.field_order, "field_order_stated": stated["reference"],
+                      "interlace_check": seen.get("reference")},
         "distorted": {**sides[1].describe(), "displayed_size": list(dis_size), "rotation": dis.rotation,
-                      "field_order": dis.field_order,
+                      "field_order": dis.field_order, "field_order_stated": stated["distorted"],
+                      "interlace_check": seen.get("distorted"),
                       "scaled": f"{dis_size[0]}x{dis_size[1]} -> {ref_size[0]}x{ref_size[1]} "
                                 f"({alignment.scale_filter})" if scale else None},
         "frames_limit": alignment.frames,
@@ -244,7 +298,8 @@ def make_plan(ref: StreamInfo, dis: StreamInfo, alignment: Any, *, sync_offset: 
             summary.append(f"{side.role} resampled {rate_text(side.rate)}{' (variable)' if side.vfr else ''}"
                            f" -> {rate_text(side.resample_to)} fps{f' ({how})' if how else ''}")
         if side.deinterlace:
-            summary.append(f"{side.role} deinterlaced ({side.deinterlace})")
+            why = " found interlaced by idet" if side.role in idet else ""
+            summary.append(f"{side.role}{why} deinterlaced ({side.deinterlace})")
         if side.offset:
             summary.append(f"{side.role} starts at its frame {side.offset}")
         info = ref if side.role == "reference" else dis
@@ -252,6 +307,12 @@ def make_plan(ref: StreamInfo, dis: StreamInfo, alignment: Any, *, sync_offset: 
             summary.append(f"{side.role} rotated {info.rotation:g} degrees as displayed")
         if is_interlaced(info) and not side.deinterlace:
             summary.append(f"{side.role} is interlaced and scored as it is (deinterlace off)")
+    if not act_on_idet:
+        for role in looks_interlaced:
+            c = seen[role]
+            summary.append(f"{role} states no field order and looks interlaced to idet (TFF {c['tff']}, BFF "
+                           f"{c['bff']}, progressive {c['progressive']}); scored as progressive: pass "
+                           "--interlace-check deinterlace to deinterlace it")
     if scale:
         summary.append(f"distorted scaled {decisions['distorted']['scaled']}")
     if sync_report:
@@ -375,14 +436,16 @@ def explain_break(broken: PairingBreak) -> str:
 
 def cli_alignment(table: dict[str, Any], frame_rate: str | None, reference_offset: str | None,
                   distorted_offset: str | None, frame_count: int | None, sync: str | None,
-                  sync_window: int | None, deinterlace: str | None, vfr: str | None) -> bool:
+                  sync_window: int | None, deinterlace: str | None, vfr: str | None,
+                  interlace_check: str | None = None) -> bool:
     """Put `vmafx run`'s alignment flags into the job's `alignment` table; True for `--sync report`.
 
     `--sync report` finds the offset as `auto` does and scores only the first paired frame (which
     checks the offset end to end without reading the inputs further); only the offset is printed.
     """
     flags = {"fps": frame_rate, "reference_offset": reference_offset, "distorted_offset": distorted_offset,
-             "frames": frame_count, "sync_window": sync_window, "deinterlace": deinterlace, "vfr": vfr}
+             "frames": frame_count, "sync_window": sync_window, "deinterlace": deinterlace, "vfr": vfr,
+             "interlace_check": interlace_check}
     for key, value in flags.items():
         if value is not None:
             table[key] = value

@@ -166,6 +166,9 @@ def _raw_from_flags(width: int | None, height: int | None, pix_fmt: str | None,
 @click.option("--sync-window", type=int, help="Frames either way the sync search tries (default 30).")
 @click.option("--deinterlace", type=click.Choice(["bwdif", "yadif", "off"]),
               help="Filter for an input whose stream is interlaced (default bwdif).")
+@click.option("--interlace-check", type=click.Choice(["note", "deinterlace", "off"]),
+              help="An input stating no field order: look at its first frames (idet) and say if it looks "
+                   "interlaced (note, default), deinterlace what idet finds, or do not look (off).")
 @click.option("--vfr", type=click.Choice(["resample", "error"]),
               help="A variable-rate input: resample to the reference's nominal rate (default) or refuse.")
 @click.option("--width", type=int, help="Raw YUV inputs: frame width.")
@@ -208,7 +211,8 @@ def run(reference: str | None, distorted: str | None, job_file: Path | None, mod
         save_encode: str | None, as_json: bool, output: Path | None, frames_file: Path | None,
         no_progress: bool, frame_rate: str | None = None, reference_offset: str | None = None,
         distorted_offset: str | None = None, frame_count: int | None = None, sync: str | None = None,
-        sync_window: int | None = None, deinterlace: str | None = None, vfr: str | None = None) -> None:
+        sync_window: int | None = None, deinterlace: str | None = None, vfr: str | None = None,
+        interlace_check: str | None = None) -> None:
     """Score DISTORTED against REFERENCE (paths, file://, s3://..., or rclone remote:path)."""
     with _user_errors():
         plugins = Plugins()
@@ -252,7 +256,7 @@ def run(reference: str | None, distorted: str | None, job_file: Path | None, mod
             alignment["allow_frame_mismatch"] = allow_frame_mismatch
         from vmafx_core.alignment import cli_alignment
         sync_only = cli_alignment(alignment, frame_rate, reference_offset, distorted_offset, frame_count, sync,
-                                  sync_window, deinterlace, vfr)
+                                  sync_window, deinterlace, vfr, interlace_check)
         if storage is not None:
             data["storage"] = storage
         limits = data.setdefault("limits", {}) if isinstance(data.get("limits", {}), dict) else {}

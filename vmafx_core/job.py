@@ -57,6 +57,7 @@ FrameRate = NewType("FrameRate", str)
 Offset = NewType("Offset", str)
 Deinterlace = Literal["bwdif", "yadif", "off"]
 Sync = Literal["off", "auto"]
+InterlaceCheck = Literal["note", "deinterlace", "off"]
 VfrPolicy = Literal["resample", "error"]
 
 
@@ -102,6 +103,12 @@ class Alignment:
     sync_window: PositiveInt = PositiveInt(30)
     #: filter for an input whose stream says it is interlaced; "off" scores the fields as they are
     deinterlace: Deinterlace = "bwdif"
+    #: an input whose stream states no field order (raw YUV, some containers) is looked at with
+    #: ffmpeg's idet on its first `interlace_check_frames` frames: "note" says in the result and
+    #: summary when it looks interlaced (idet can be fooled by synthetic patterns, so it is not acted
+    #: on), "deinterlace" deinterlaces what idet finds, "off" does not look
+    interlace_check: InterlaceCheck = "note"
+    interlace_check_frames: PositiveInt = PositiveInt(24)
     #: a variable-rate input (its timestamps are not evenly spaced): "resample" converts it to the
     #: reference's nominal rate by timestamp (held frames repeated, as a player shows them); "error" refuses
     vfr: VfrPolicy = "resample"

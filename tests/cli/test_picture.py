@@ -92,3 +92,28 @@ def test_rotated_metadata_against_rotation_baked_in(tmp_path: Path) -> None:
     out, per_frame = run_job(tmp_path, ref, small, name="small")
     result = assert_matches(out, per_frame, truth)
     assert result["provenance"]["alignment"]["distorted"]["scaled"] == f"46x80 -> {H}x{W} (bicubic)"
+
+
+def test_unflagged_interlaced_raw_is_found_by_looking(interlaced: Clip, tmp_path: Path) -> None:
+    """Raw YUV states no field order: idet on the first frames finds the weave; said, or deinterlaced."""
+    raw = tmp_path / "woven.yuv"
+    decode_raw(interlaced, raw)  # the same fields, without any flag
+    ref = Clip(raw, "25")
+    dis = encode_clip(ref, tmp_path / "dis25p.mp4", "mid", vf="setfield=tff,bwdif=mode=send_frame")
+    ref_yuv, dis_yuv = tmp_path / "r.yuv", tmp_path / "d.yuv"
+    assert decode_raw(ref, ref_yuv, vf="setfield=tff,bwdif=mode=send_frame") == decode_raw(dis, dis_yuv) == 24
+    truth = bare_raw_vmaf(ref_yuv, dis_yuv, tmp_path / "truth.json")
+    out, per_frame = run_job(tmp_path, ref, dis, "--interlace-check", "deinterlace")
+    result = assert_matches(out, per_frame, truth)
+    decided = result["provenance"]["alignment"]["reference"]
+    assert decided["field_order_stated"] is None and decided["field_order"] == "tt"
+    assert decided["interlace_check"]["tff"] > decided["interlace_check"]["progressive"]
+    assert decided["deinterlaced"] == "setfield=tff,bwdif=mode=send_frame"
+    noted = run_job(tmp_path, ref, dis, name="noted")[0]  # the default: said, not acted on
+    said = noted.json()["provenance"]["alignment"]
+    assert said["reference"]["deinterlaced"] is None
+    assert any("looks interlaced to idet" in line for line in said["summary"])
+    text = run_vmafx("run", "--job", str(tmp_path / "noted.json"))
+    assert "--interlace-check deinterlace" in text.stderr
+    unchecked = run_job(tmp_path, ref, dis, "--interlace-check", "off", name="unchecked")[0]
+    assert unchecked.json()["provenance"]["alignment"]["reference"]["interlace_check"] is None

@@ -263,7 +263,15 @@ def score(request: ScoreRequest) -> ScoreOutput:
 def _plan(ffmpeg: str, request: ScoreRequest, ref: StreamInfo, dis: StreamInfo) -> Plan:
     """The pairing plan; with `sync = "auto"`, the distorted's offset found on a prefix of both first."""
     settings = request.alignment
-    plan = alignment.make_plan(ref, dis, settings)
+    idet: dict[str, dict[str, int]] = {}
+    for role, info, prepared, raw in (("reference", ref, request.reference, request.reference_raw),
+                                      ("distorted", dis, request.distorted, request.distorted_raw)):
+        if settings.interlace_check != "off" and info.field_order is None and prepared.stdin_fd is None:
+            counts = alignment.check_interlace(ffmpeg, prepared, raw, settings.interlace_check_frames,
+                                               request.stall_timeout)
+            if counts is not None:
+                idet[role] = counts
+    plan = alignment.make_plan(ref, dis, settings, idet=idet, act_on_idet=settings.interlace_check == "deinterlace")
     if settings.sync != "auto":
         return plan
     if request.distorted.stdin_fd is not None or request.reference.stdin_fd is not None:
@@ -282,7 +290,8 @@ def _plan(ffmpeg: str, request: ScoreRequest, ref: StreamInfo, dis: StreamInfo) 
     best, margin = alignment.choose_offset(costs)
     report = {"offset": best, "margin": round(margin, 3), "window": window, "frames_compared": min(map(len, thumbs)),
               "cost": round(costs[best], 4)}
-    return alignment.make_plan(ref, dis, settings, sync_offset=best, sync_report=report)
+    return alignment.make_plan(ref, dis, settings, sync_offset=best, sync_report=report, idet=idet,
+                               act_on_idet=settings.interlace_check == "deinterlace")
 
 
 def _check_declared_frames(request: ScoreRequest, infos: tuple[StreamInfo, StreamInfo],
