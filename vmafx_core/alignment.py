@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import threading
 from collections.abc import Sequence
 from fractions import Fraction
 from typing import Any
@@ -167,7 +168,7 @@ def check_interlace(ffmpeg: str, prepared: PreparedInput, raw: RawVideo | None, 
                 "-vf", "idet", "-frames:v", str(frames), "-f", "null", "-"]
         child = Child(argv, name="ffmpeg-idet", pass_fds=inp.pass_fds, secrets=prepared.secrets, tail_lines=40)
     with child:
-        code = child.wait(timeout)
+        code = _wait_bounded(child, prepared, timeout, "to check for interlacing")
     if code != 0:
         raise JobFailed(f"{prepared.role} {prepared.display}: could not read its first frames to check for "
                         "interlacing", detail=child.tail())
@@ -376,14 +377,27 @@ def thumbnails(ffmpeg: str, prepared: PreparedInput, raw: RawVideo | None, chain
                 "-vf", ",".join([*chain, SIGNATURE_FILTER]), "-frames:v", str(count), "-f", "rawvideo", "pipe:1"]
         child = Child(argv, name="ffmpeg-sync", pass_fds=inp.pass_fds, stdout=subprocess.PIPE,
                       secrets=prepared.secrets, tail_lines=20)
+    chunks: list[bytes] = []
     with child:
-        assert child.proc.stdout is not None
-        data = child.proc.stdout.read()
-        code = child.wait(timeout)
+        out = child.proc.stdout
+        assert out is not None
+        reader = threading.Thread(target=lambda: chunks.append(out.read()), name="ffmpeg-sync-out", daemon=True)
+        reader.start()
+        code = _wait_bounded(child, prepared, timeout, "for sync")
+        reader.join(timeout=5)
     if code != 0:
         raise JobFailed(f"{prepared.role} {prepared.display}: could not read its first frames for sync",
                         detail=child.tail())
-    return split_signatures(data)
+    return split_signatures(b"".join(chunks))
+
+
+def _wait_bounded(child: Child, prepared: PreparedInput, timeout: float, what: str) -> int:
+    try:
+        return child.wait(timeout)
+    except subprocess.TimeoutExpired:
+        child.stop(timeout=1.0)
+        raise JobFailed(f"{prepared.role} {prepared.display}: reading its first frames {what} took over "
+                        f"{timeout:g}s; raise --stall-timeout if the storage is just slow") from None
 
 
 @attrs.frozen

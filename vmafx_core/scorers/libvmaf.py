@@ -9,6 +9,7 @@ frame-count mismatch or a short read is caught instead of being scored.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -92,7 +93,7 @@ def build_filter_graph(ref: StreamInfo, dis: StreamInfo, options: LibvmafOptions
     """The -filter_complex graph and its outputs: both inputs through their alignment chain into libvmaf.
 
     When the plan changes how many frames are paired (a rate conversion, an offset, a frame limit),
-    or the pairing is to be checked (`signatures`: files for each side's luma thumbnails), each
+    or the pairing is to be checked (`signatures`: where each side's luma thumbnails go), each
     chain also feeds a second output, so ffmpeg's exit statistics count the frames that reached
     libvmaf from each side.
     """
@@ -123,7 +124,7 @@ def build_filter_graph(ref: StreamInfo, dis: StreamInfo, options: LibvmafOptions
     outputs = ["-map", "[scored]", "-f", "null", "-"]
     for label, path in (("ref_count", signatures[0] if signatures else None),
                         ("dis_count", signatures[1] if signatures else None)):
-        outputs += ["-map", f"[{label}]", *(["-f", "rawvideo", "-y", path] if path else ["-f", "null", "-"])]
+        outputs += ["-map", f"[{label}]", *(["-f", "rawvideo", path] if path else ["-f", "null", "-"])]
     return graph, outputs
 
 
@@ -171,10 +172,14 @@ def score(request: ScoreRequest) -> ScoreOutput:
     ref_info, dis_info = _probe_both(ffmpeg, request)
     plan = _plan(ffmpeg, request, ref_info, dis_info)
     workdir = tempdirs.make("libvmaf")
+    stack = contextlib.ExitStack()
     try:
         log_path = os.path.join(workdir, "vmaf.json")
-        signatures = ((os.path.join(workdir, "ref.sig"), os.path.join(workdir, "dis.sig"))
-                      if request.alignment.allow_frame_mismatch else None)
+        # the pairing check's thumbnails come back on pipes: no media is written to disk
+        thumbs = _Thumbnails() if request.alignment.allow_frame_mismatch else None
+        if thumbs is not None:
+            stack.callback(thumbs.close)
+        signatures = thumbs.urls if thumbs is not None else None
         graph, outputs = build_filter_graph(ref_info, dis_info, options, plan, log_path, signatures)
         decoded: dict[int, int] = {}
         encoded: dict[int, int] = {}
@@ -204,12 +209,15 @@ def score(request: ScoreRequest) -> ScoreOutput:
                     "-progress", "pipe:1", *ref_in.args, *dis_in.args,
                     "-filter_complex", graph, *outputs]
             started = time.monotonic()
-            child = Child(argv, name="ffmpeg", pass_fds=[*ref_in.pass_fds, *dis_in.pass_fds],
+            child = Child(argv, name="ffmpeg", pass_fds=[*ref_in.pass_fds, *dis_in.pass_fds,
+                                                         *(thumbs.child_fds if thumbs is not None else [])],
                           stdout=subprocess.PIPE,
                           stdin=request.distorted.stdin_fd if request.distorted.stdin_fd is not None
                           else subprocess.DEVNULL,
                           secrets=[*request.reference.secrets, *request.distorted.secrets],
                           on_stderr_line=on_line, tail_lines=60)
+            if thumbs is not None:
+                thumbs.started()
         with child:
             assert child.proc.stdout is not None
             pump = threading.Thread(target=progress.pump, args=(child.proc.stdout,), daemon=True)
@@ -228,8 +236,8 @@ def score(request: ScoreRequest) -> ScoreOutput:
         notes = [] if plan.frames else _check_declared_frames(request, (ref_info, dis_info), decoded)
         log = _read_log(log_path, child.tail(15))
         compared = (encoded[1], encoded[2]) if 1 in encoded and 2 in encoded else None
-        if signatures is not None:
-            ref_sigs, dis_sigs = (alignment.split_signatures(Path(p).read_bytes()) for p in signatures)
+        if thumbs is not None:
+            ref_sigs, dis_sigs = thumbs.collected()
             compared = (len(ref_sigs), len(dis_sigs))
             if compared[0] != compared[1]:
                 # scoring an overlap is only honest when its frames are the same pictures, pair by pair
@@ -239,6 +247,7 @@ def score(request: ScoreRequest) -> ScoreOutput:
         if plan.frames and compared is not None and min(compared) < plan.frames:
             notes.append(f"asked for {plan.frames} frames; the inputs have {min(compared)} after alignment")
     finally:
+        stack.close()
         shutil.rmtree(workdir, ignore_errors=True)
     frames = [f["metrics"] for f in log.get("frames", [])]
     provenance = {
@@ -292,6 +301,49 @@ def _plan(ffmpeg: str, request: ScoreRequest, ref: StreamInfo, dis: StreamInfo) 
               "cost": round(costs[best], 4)}
     return alignment.make_plan(ref, dis, settings, sync_offset=best, sync_report=report, idet=idet,
                                act_on_idet=settings.interlace_check == "deinterlace")
+
+
+class _Thumbnails:
+    """Two pipes ffmpeg writes each side's luma thumbnails into, and the threads that drain them."""
+
+    def __init__(self) -> None:
+        self._pipes = [os.pipe(), os.pipe()]
+        self._data = [bytearray(), bytearray()]
+        self._readers: list[threading.Thread] = []
+        self.child_fds = [w for _, w in self._pipes]
+        self.urls = (f"pipe:{self._pipes[0][1]}", f"pipe:{self._pipes[1][1]}")
+
+    def started(self) -> None:
+        """The child holds the write ends now: close ours, so its exit ends the reads."""
+        for _, w in self._pipes:
+            os.close(w)
+        self._pipes = [(r, -1) for r, _ in self._pipes]
+        for (r, _), buf in zip(self._pipes, self._data, strict=True):
+            reader = threading.Thread(target=self._drain, args=(r, buf), name="ffmpeg-thumbnails", daemon=True)
+            reader.start()
+            self._readers.append(reader)
+
+    @staticmethod
+    def _drain(fd: int, buf: bytearray) -> None:
+        while chunk := os.read(fd, 1 << 16):
+            buf.extend(chunk)
+
+    def collected(self) -> tuple[list[bytes], list[bytes]]:
+        for reader in self._readers:
+            reader.join(timeout=5)
+        return (alignment.split_signatures(bytes(self._data[0])), alignment.split_signatures(bytes(self._data[1])))
+
+    def close(self) -> None:
+        for reader in self._readers:  # they end when ffmpeg (reaped by now) closed its ends
+            reader.join(timeout=5)
+        for r, w in self._pipes:
+            for fd in (r, w):
+                if fd >= 0:
+                    try:
+                        os.close(fd)
+                    except OSError:
+                        pass
+        self._pipes = []
 
 
 def _check_declared_frames(request: ScoreRequest, infos: tuple[StreamInfo, StreamInfo],
