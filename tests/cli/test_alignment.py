@@ -119,3 +119,22 @@ def test_sixty_against_twenty_four_at_a_given_rate(tmp_path: Path) -> None:
     assert result["provenance"]["alignment"]["reference"]["resampled_to"] == "24"
     text = run_vmafx("run", "--job", str(tmp_path / "job.json"))
     assert text.code == 0 and "alignment  reference resampled 60 -> 24 fps" in text.stderr, text.stderr
+
+
+def test_alignment_table_in_a_toml_job_file(tmp_path: Path) -> None:
+    """A batch's jobs get the same treatment: every alignment setting is a job-file field, checked."""
+    ref = make_reference(tmp_path, ".mp4", "50", frames=48)
+    dis = make_distorted(tmp_path, ref, ".mkv", vf="fps=25")
+    job = tmp_path / "job.toml"
+    job.write_text(f'[reference]\nuri = "{ref.path}"\n[distorted]\nuri = "{dis.path}"\n'
+                   '[alignment]\nfps = "reference"\ndeinterlace = "yadif"\nvfr = "error"\n')
+    out = run_vmafx("run", "--job", str(job), "--json")
+    assert out.code == 0, out.stderr
+    assert out.json()["provenance"]["alignment"]["distorted"]["resampled_to"] == "50"
+    job.write_text(f'[reference]\nuri = "{ref.path}"\n[distorted]\nuri = "{dis.path}"\n'
+                   '[alignment]\nfps = "fast"\nreference_offset = -3\nsync = "maybe"\n')
+    bad = run_vmafx("run", "--job", str(job))
+    assert bad.code == 2
+    assert "job.alignment.fps: must be reference, distorted or a frame rate" in bad.stderr
+    assert "job.alignment.reference_offset: must be a frame count >= 0 or seconds" in bad.stderr
+    assert "job.alignment.sync: must be one of off, auto" in bad.stderr

@@ -272,6 +272,9 @@ def score(request: ScoreRequest) -> ScoreOutput:
 def _plan(ffmpeg: str, request: ScoreRequest, ref: StreamInfo, dis: StreamInfo) -> Plan:
     """The pairing plan; with `sync = "auto"`, the distorted's offset found on a prefix of both first."""
     settings = request.alignment
+    if request.distorted.stdin_fd is not None and dis.field_order is None:
+        # an encode of the reference streamed in: it carries the reference's fields as they were woven
+        dis = attrs.evolve(dis, field_order=ref.field_order)
     idet: dict[str, dict[str, int]] = {}
     for role, info, prepared, raw in (("reference", ref, request.reference, request.reference_raw),
                                       ("distorted", dis, request.distorted, request.distorted_raw)):
