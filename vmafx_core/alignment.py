@@ -318,7 +318,7 @@ def make_plan(ref: StreamInfo, dis: StreamInfo, alignment: Any, *, sync_offset: 
         summary.append(f"distorted scaled {decisions['distorted']['scaled']}")
     if sync_report:
         summary.append(f"sync found distorted offset {sync_report['offset']:+d} frames "
-                       f"(next best {sync_report['margin']:.1f}x worse)")
+                       f"({_margin_text(sync_report.get('margin'))})")
     if alignment.frames:
         summary.append(f"at most {alignment.frames} frames")
     if target is None:
@@ -470,6 +470,10 @@ def cli_alignment(table: dict[str, Any], frame_rate: str | None, reference_offse
     return sync == "report"
 
 
+def _margin_text(margin: float | None) -> str:
+    return "an exact match" if margin is None else f"next best {margin:.2f}x worse"
+
+
 def report_sync(result: dict[str, Any], as_json: bool) -> None:
     """Print what `--sync report` found: the distorted's offset and how clearly it won."""
     import json
@@ -483,5 +487,5 @@ def report_sync(result: dict[str, Any], as_json: bool) -> None:
     offset = int(found.get("offset", 0))
     hint = (f"--distorted-offset {offset}" if offset > 0 else f"--reference-offset {-offset}" if offset < 0
             else "no offset needed")
-    click.echo(f"distorted offset {offset:+d} frames (next best {found.get('margin', 0):.2f}x worse, "
+    click.echo(f"distorted offset {offset:+d} frames ({_margin_text(found.get('margin'))}, "
                f"searched +-{found.get('window')} frames): {hint}")

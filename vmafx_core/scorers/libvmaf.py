@@ -300,8 +300,9 @@ def _plan(ffmpeg: str, request: ScoreRequest, ref: StreamInfo, dis: StreamInfo) 
                                           ("distorted", request.distorted, request.distorted_raw))]
     costs = alignment.offset_costs(thumbs[0], thumbs[1], window, min_overlap=max(8, min(map(len, thumbs)) - window))
     best, margin = alignment.choose_offset(costs)
-    report = {"offset": best, "margin": round(margin, 3), "window": window, "frames_compared": min(map(len, thumbs)),
-              "cost": round(costs[best], 4)}
+    # margin: the next best offset's cost over the best's; None when the best matched exactly
+    report = {"offset": best, "margin": round(margin, 3) if margin != float("inf") else None,
+              "window": window, "frames_compared": min(map(len, thumbs)), "cost": round(costs[best], 4)}
     return alignment.make_plan(ref, dis, settings, sync_offset=best, sync_report=report, idet=idet,
                                act_on_idet=settings.interlace_check == "deinterlace")
 
