@@ -203,6 +203,16 @@ def _offset_frames(text: str, rate: Fraction | None, role: str) -> int:
     return int(text)
 
 
+def _display_aspect(info: StreamInfo) -> float:
+    """Width over height of the picture as shown: the pixel grid, its sample aspect ratio, the rotation."""
+    num, den = (int(x) for x in (info.sar or "1:1").split(":"))
+    if num <= 0 or den <= 0:
+        num = den = 1
+    width, height = info.display_size
+    sar = num / den if width == info.width else den / num  # turned by 90 degrees: the pixels too
+    return width * sar / height
+
+
 def make_plan(ref: StreamInfo, dis: StreamInfo, alignment: Any, *, sync_offset: int | None = None,
               sync_report: dict[str, Any] | None = None,
               idet: dict[str, dict[str, int]] | None = None, act_on_idet: bool = False) -> Plan:
@@ -277,6 +287,7 @@ def make_plan(ref: StreamInfo, dis: StreamInfo, alignment: Any, *, sync_offset: 
             raise BadInput(f"distorted is {dis_size[0]}x{dis_size[1]} but reference is {ref_size[0]}x{ref_size[1]} "
                            "(as displayed); allow scaling with --scale-filter bicubic (or another scaler)")
         scale = f"scale={ref_size[0]}:{ref_size[1]}:flags={alignment.scale_filter}"
+    ref_dar, dis_dar = _display_aspect(ref), _display_aspect(dis)
     pairing = "frame index" if target is not None else "frame index (frame rates unknown)"
     decisions: dict[str, Any] = {
         "pairing": pairing,
@@ -290,6 +301,7 @@ def make_plan(ref: StreamInfo, dis: StreamInfo, alignment: Any, *, sync_offset: 
                       "interlace_check": seen.get("distorted"),
                       "scaled": f"{dis_size[0]}x{dis_size[1]} -> {ref_size[0]}x{ref_size[1]} "
                                 f"({alignment.scale_filter})" if scale else None},
+        "display_aspect": {"reference": round(ref_dar, 4), "distorted": round(dis_dar, 4)},
         "frames_limit": alignment.frames,
         "sync": sync_report,
     }
@@ -316,6 +328,9 @@ def make_plan(ref: StreamInfo, dis: StreamInfo, alignment: Any, *, sync_offset: 
                            "--interlace-check deinterlace to deinterlace it")
     if scale:
         summary.append(f"distorted scaled {decisions['distorted']['scaled']}")
+    if abs(ref_dar / dis_dar - 1) > 0.01:
+        summary.append(f"display aspect ratios differ (reference {ref_dar:.3f}, distorted {dis_dar:.3f}): the "
+                       "distorted is stretched to the reference's picture; check for cropping or letterboxing")
     if sync_report:
         summary.append(f"sync found distorted offset {sync_report['offset']:+d} frames "
                        f"({_margin_text(sync_report.get('margin'))})")

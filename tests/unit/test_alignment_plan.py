@@ -50,3 +50,13 @@ def test_plans() -> None:
     plan = make_plan(fast, b, Alignment(fps="distorted"))  # type: ignore[arg-type]
     assert plan.reference.resample_to == Fraction(30000, 1001) and plan.distorted.resample_to is None
     assert "fps=30000/1001" in plan.chain("reference", "yuv420p") and plan.changes_counts
+
+
+def test_display_aspect_is_compared_on_the_shown_picture() -> None:
+    pal = _info("mpeg2video, yuv420p(tv, progressive), 720x576 [SAR 16:15 DAR 4:3], 25 fps, 25 tbr, 1k tbn")
+    square = _info("h264, yuv420p(progressive), 768x576 [SAR 1:1 DAR 4:3], 25 fps, 25 tbr, 1k tbn")
+    plan = make_plan(pal, square, Alignment())
+    assert plan.scale == "scale=720:576:flags=bicubic"
+    assert not any("aspect" in line for line in plan.summary)
+    wide = _info("h264, yuv420p(progressive), 1024x576 [SAR 1:1 DAR 16:9], 25 fps, 25 tbr, 1k tbn")
+    assert any("display aspect ratios differ" in line for line in make_plan(pal, wide, Alignment()).summary)

@@ -1,10 +1,12 @@
 """The builtin scorer: ffmpeg's libvmaf filter.
 
-One ffmpeg process decodes both inputs and scores them. The distorted is scaled to the reference's
-size and both get timestamps reset, so containers with different start times still pair frame by
-frame. libvmaf writes its per-frame scores to a JSON log in a private temp folder (scores only,
-never media); ffmpeg's exit statistics say how many frames each input decoded, which is how a
-frame-count mismatch or a short read is caught instead of being scored.
+One ffmpeg process decodes both inputs and scores them. Each input first goes through the chain
+`vmafx_core.alignment` plans (deinterlacing, the distorted scaled to the reference's displayed
+size, a rate conversion, offsets) and ends with timestamps that are its frame numbers, so libvmaf
+pairs frame n with frame n whatever the containers' time bases. libvmaf writes its per-frame
+scores to a JSON log in a private temp folder (scores only, never media); ffmpeg's exit statistics
+say how many frames each input decoded, which is how a frame-count mismatch or a short read is
+caught instead of being scored.
 """
 
 from __future__ import annotations
