@@ -12,6 +12,7 @@ here, before scoring, and described in `Plan.decisions`, which goes into the res
 
 from __future__ import annotations
 
+import operator
 import re
 import subprocess
 import threading
@@ -348,7 +349,7 @@ def make_plan(ref: StreamInfo, dis: StreamInfo, alignment: Any, *, sync_offset: 
 
 def frame_cost(a: bytes, b: bytes) -> float:
     """Mean absolute luma difference of two thumbnails (0..255)."""
-    return sum(abs(x - y) for x, y in zip(a, b, strict=True)) / len(a)
+    return sum(map(abs, map(operator.sub, a, b))) / len(a)
 
 
 def split_signatures(data: bytes) -> list[bytes]:
@@ -433,7 +434,7 @@ def check_pairing(ref: Sequence[bytes], dis: Sequence[bytes], reach: int = 3, ru
     for n in range(n_pairs):
         here = frame_cost(ref[n], dis[n])
         best_d, best = 0, here
-        for d in range(-reach, reach + 1):
+        for d in range(-reach, reach + 1) if here > 1.0 else ():  # closer than a grey level: paired
             if d and 0 <= n + d < len(dis):
                 cost = frame_cost(ref[n], dis[n + d])
                 if cost < best:
