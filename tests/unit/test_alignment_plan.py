@@ -60,3 +60,16 @@ def test_display_aspect_is_compared_on_the_shown_picture() -> None:
     assert not any("aspect" in line for line in plan.summary)
     wide = _info("h264, yuv420p(progressive), 1024x576 [SAR 1:1 DAR 16:9], 25 fps, 25 tbr, 1k tbn")
     assert any("display aspect ratios differ" in line for line in make_plan(pal, wide, Alignment()).summary)
+
+
+def test_idet_counts_and_verdict() -> None:
+    from vmafx_core.alignment import idet_field_order, parse_idet
+
+    text = ("[idet] Single frame detection: TFF:    20 BFF:     0 Progressive:     1 Undetermined:     3\n"
+            "[idet] Multi frame detection: TFF:    22 BFF:     0 Progressive:     0 Undetermined:     2\n")
+    counts = parse_idet(text)
+    assert counts == {"tff": 22, "bff": 0, "progressive": 0, "undetermined": 2}
+    assert idet_field_order(counts) == "tt"
+    assert idet_field_order({"tff": 3, "bff": 2, "progressive": 19, "undetermined": 0}) == "progressive"
+    assert idet_field_order({"tff": 0, "bff": 0, "progressive": 0, "undetermined": 24}) == "progressive"
+    assert parse_idet("nothing") is None
