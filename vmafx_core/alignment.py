@@ -83,11 +83,13 @@ class Side:
     deinterlace: str | None  #: "bwdif=mode=send_frame" etc., or None
     resample_to: Fraction | None
     offset: int  #: frames skipped at the start, at the paired rate
+    #: resampled by its own timestamps even though it looks constant-rate (`vfr = "always"`)
+    by_timestamp: bool = False
 
     def describe(self) -> dict[str, Any]:
         return {"rate": rate_text(self.rate), "variable_rate": self.vfr, "deinterlaced": self.deinterlace,
                 "resampled_to": rate_text(self.resample_to) if self.resample_to else None,
-                "offset_frames": self.offset}
+                "offset_frames": self.offset, "resampled_by_timestamp": self.by_timestamp or self.vfr}
 
 
 @attrs.frozen
@@ -110,7 +112,7 @@ class Plan:
         if role == "distorted" and self.scale:
             chain.append(self.scale)
         if side.resample_to is not None:
-            if side.vfr or side.rate is None:  # the timestamps are all there is to go by
+            if side.vfr or side.by_timestamp or side.rate is None:  # the timestamps are all there is to go by
                 chain.append("setpts=PTS-STARTPTS")
             else:  # constant rate: exact times from the frame number, not the container's rounded ones
                 chain += [f"settb={side.rate.denominator}/{side.rate.numerator}", "setpts=N"]
@@ -253,7 +255,7 @@ def make_plan(ref: StreamInfo, dis: StreamInfo, alignment: Any, *, sync_offset: 
         which = " and ".join(role for role, v in vfr.items() if v)
         raise BadInput(f"{which} has a variable frame rate (average {ref.fps if vfr['reference'] else dis.fps:g} fps "
                        f"against {ref.tbr if vfr['reference'] else dis.tbr:g} by its timestamps); "
-                       "score it resampled to a constant rate with alignment.vfr = \"resample\"")
+                       "score it resampled to a constant rate with --vfr resample (alignment.vfr)")
     target: Fraction | None
     if alignment.fps is not None:
         target = {"reference": ref_rate, "distorted": dis_rate}.get(alignment.fps) or parse_rate(alignment.fps)
@@ -267,20 +269,23 @@ def make_plan(ref: StreamInfo, dis: StreamInfo, alignment: Any, *, sync_offset: 
     else:
         target = ref_rate or dis_rate
         how = "variable rate resampled to the reference's nominal rate" if any(vfr.values()) else ""
+    by_timestamp = alignment.vfr == "always"
+    if by_timestamp:
+        how = "--vfr always: shown by timestamp at one rate"
 
     def resample(rate: Fraction | None, is_var: bool) -> Fraction | None:
         if target is None:
             return None
-        return target if (rate != target or is_var) else None
+        return target if (rate != target or is_var or by_timestamp) else None
 
     ref_offset = _offset_frames(alignment.reference_offset, target, "reference")
     dis_offset = _offset_frames(alignment.distorted_offset, target, "distorted")
     if sync_offset is not None:
         ref_offset, dis_offset = (0, sync_offset) if sync_offset >= 0 else (-sync_offset, 0)
     sides = (Side("reference", ref_rate, vfr["reference"], ref_deint, resample(ref_rate, vfr["reference"]),
-                  ref_offset),
+                  ref_offset, by_timestamp),
              Side("distorted", dis_rate, vfr["distorted"], dis_deint, resample(dis_rate, vfr["distorted"]),
-                  dis_offset))
+                  dis_offset, by_timestamp))
     scale = None
     ref_size, dis_size = ref.display_size, dis.display_size
     if dis_size != ref_size:

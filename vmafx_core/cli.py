@@ -169,8 +169,9 @@ def _raw_from_flags(width: int | None, height: int | None, pix_fmt: str | None,
 @click.option("--interlace-check", type=click.Choice(["note", "deinterlace", "off"]),
               help="An input stating no field order: look at its first frames (idet) and say if it looks "
                    "interlaced (note, default), deinterlace what idet finds, or do not look (off).")
-@click.option("--vfr", type=click.Choice(["resample", "error"]),
-              help="A variable-rate input: resample to the reference's nominal rate (default) or refuse.")
+@click.option("--vfr", type=click.Choice(["resample", "error", "always"]),
+              help="A variable-rate input: resample to the reference's nominal rate by timestamp (default) "
+                   "or refuse; always: resample both by timestamp even if they look constant-rate.")
 @click.option("--width", type=int, help="Raw YUV inputs: frame width.")
 @click.option("--height", type=int, help="Raw YUV inputs: frame height.")
 @click.option("--pix-fmt", type=click.Choice(list(RAW_PIX_FMTS)), help="Raw YUV inputs: pixel format.")

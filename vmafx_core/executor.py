@@ -96,7 +96,8 @@ def run_job(job: Job, options: Any, plugins: Plugins, *, ffmpeg: str | None = No
         if not job.alignment.allow_frame_mismatch:
             raise BadInput(f"frame counts differ{aligned}: reference has {cmp_ref} frames, distorted {cmp_dis}; "
                            "pass --allow-frame-mismatch to score only the frames both have (checked to be "
-                           "the same pictures), or align them (README: Alignment)")
+                           "the same pictures), --vfr always if frames were dropped, or align them (README: "
+                           "Alignment)")
         notes.append(f"frame counts differ{aligned} (reference {cmp_ref}, distorted {cmp_dis}); scored the overlap, "
                      "checked to pair the same pictures")
     expected = min(cmp_ref, cmp_dis)

@@ -58,7 +58,7 @@ Offset = NewType("Offset", str)
 Deinterlace = Literal["bwdif", "yadif", "off"]
 Sync = Literal["off", "auto"]
 InterlaceCheck = Literal["note", "deinterlace", "off"]
-VfrPolicy = Literal["resample", "error"]
+VfrPolicy = Literal["resample", "error", "always"]
 
 
 def _frame_rate(value: Any, _: type) -> str:
@@ -110,7 +110,8 @@ class Alignment:
     interlace_check: InterlaceCheck = "note"
     interlace_check_frames: PositiveInt = PositiveInt(24)
     #: a variable-rate input (its timestamps are not evenly spaced): "resample" converts it to the
-    #: reference's nominal rate by timestamp (held frames repeated, as a player shows them); "error" refuses
+    #: reference's nominal rate by timestamp (held frames repeated, as a player shows them); "error" refuses;
+    #: "always" does so for both inputs even when they look constant-rate (a drop Matroska does not show)
     vfr: VfrPolicy = "resample"
 
 

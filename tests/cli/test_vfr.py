@@ -62,11 +62,21 @@ def test_jittered_timestamps_pair_each_frame_with_its_own(tmp_path: Path) -> Non
 
 
 def test_a_drop_the_header_hides_is_an_error_not_a_score(tmp_path: Path) -> None:
-    """Matroska states no average rate: the drop shows in the counts, and the pairing check names it."""
+    """Matroska states no average rate: the drop shows in the counts, the pairing check names it, and
+    `--vfr always` shows both inputs by their timestamps."""
     master = make_reference(tmp_path, ".yuv", "25", frames=50, name="master")
     ref = encode_clip(master, tmp_path / "ref.mp4")
     dis = _vfr_encode(ref, tmp_path / "dropped.mkv", r"select=not(eq(n\,20))")
     out = run_vmafx("run", str(ref.path), str(dis.path))
     assert out.code == 2 and "frame counts differ" in out.stderr and out.stdout == ""
+    assert "--vfr always" in out.stderr
     checked = run_vmafx("run", str(ref.path), str(dis.path), "--allow-frame-mismatch")
     assert checked.code == 2 and "pairing breaks at reference frame 2" in checked.stderr, checked.stderr
+    ref_yuv, dis_yuv = tmp_path / "r.yuv", tmp_path / "d.yuv"
+    assert decode_raw(ref, ref_yuv) == 50 and decode_raw(dis, dis_yuv) == 49
+    shown = raw_frames(dis_yuv)
+    held = write_raw(tmp_path / "held.yuv", shown[:20] + [shown[19]] + shown[20:], "25")
+    truth = bare_raw_vmaf(ref_yuv, held.path, tmp_path / "truth.json")
+    out, per_frame = run_job(tmp_path, ref, dis, "--vfr", "always")  # both shown by their timestamps
+    result = assert_matches(out, per_frame, truth)
+    assert result["provenance"]["alignment"]["distorted"]["resampled_by_timestamp"]
