@@ -70,6 +70,8 @@ def is_vfr(info: StreamInfo) -> bool:
     """The average rate differs from the timestamps' rate: frames were dropped or timestamps jitter."""
     if not info.fps or not info.tbr or info.codec == "rawvideo":
         return False
+    if is_interlaced(info) and abs(info.tbr - 2 * info.fps) <= _VFR_TOLERANCE * info.tbr:
+        return False  # the timestamps count fields
     return abs(info.fps - info.tbr) > _VFR_TOLERANCE * info.tbr
 
 
@@ -185,7 +187,10 @@ _STANDARD_RATES = tuple(Fraction(r) for r in ("24000/1001", "24", "25", "30000/1
 def _own_rate(info: StreamInfo) -> Fraction | None:
     """An input's nominal rate: a VFR file's average is not it."""
     if not is_vfr(info):
-        return nominal_rate(info.fps or info.tbr)
+        # the average is off by a little where the last frame's duration is missing (24.02 for 24);
+        # the timestamps' rate is not, except where it counts fields
+        fields = is_interlaced(info) and info.tbr and info.fps and info.tbr > 1.5 * info.fps
+        return nominal_rate(info.fps if fields or not info.tbr else info.tbr)
     assert info.fps and info.tbr
     if abs(info.tbr - info.fps) <= 0.1 * info.fps:  # frames dropped: the timestamps' rate is the nominal one
         return nominal_rate(info.tbr)

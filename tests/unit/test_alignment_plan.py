@@ -73,3 +73,12 @@ def test_idet_counts_and_verdict() -> None:
     assert idet_field_order({"tff": 3, "bff": 2, "progressive": 19, "undetermined": 0}) == "progressive"
     assert idet_field_order({"tff": 0, "bff": 0, "progressive": 0, "undetermined": 24}) == "progressive"
     assert parse_idet("nothing") is None
+
+
+def test_rates_from_the_timestamps_where_the_average_is_a_little_off() -> None:
+    edit_listed = _info("h264, yuv420p(progressive), 160x90, 24.02 fps, 24 tbr, 12288 tbn")
+    plain = _info("h264, yuv420p(tv, progressive), 160x90, 24 fps, 24 tbr, 1k tbn")
+    assert make_plan(edit_listed, plain, Alignment()).rate == 24
+    fields = _info("h264, yuv420p(tv, top first), 1920x1080, 25 fps, 50 tbr, 90k tbn")
+    plan = make_plan(fields, _info("h264, yuv420p(progressive), 1920x1080, 25 fps, 25 tbr, 12800 tbn"), Alignment())
+    assert plan.rate == 25 and not plan.reference.vfr and plan.reference.deinterlace == "bwdif=mode=send_frame"
