@@ -36,6 +36,9 @@ def _codec(ext: str, quality: str) -> list[str]:
     if ext in (".webm", ".ivf"):
         return ["-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "0",
                 "-crf", vp9, "-pix_fmt", "yuv420p"]
+    if ext == ".obu":
+        return ["-c:v", "libsvtav1", "-preset", "12", "-crf", "4" if quality == "ref" else "55",
+                "-pix_fmt", "yuv420p"]
     if ext == ".y4m":
         return ["-pix_fmt", "yuv420p"]
     if ext == ".yuv":

@@ -262,15 +262,24 @@ def make_plan(ref: StreamInfo, dis: StreamInfo, alignment: Any, *, sync_offset: 
                        f"against {ref.tbr if vfr['reference'] else dis.tbr:g} by its timestamps); "
                        "score it resampled to a constant rate with --vfr resample (alignment.vfr)")
     target: Fraction | None
-    if alignment.fps is not None:
-        target = {"reference": ref_rate, "distorted": dis_rate}.get(alignment.fps) or parse_rate(alignment.fps)
+    as_they_are = alignment.fps == "index"  # timing ignored: frame n against frame n as decoded
+    if as_they_are:
+        target = ref_rate or dis_rate
+        how = "--frame-rate index"
+        vfr = {"reference": False, "distorted": False} if alignment.vfr != "always" else vfr
+    elif alignment.fps is not None:
+        if alignment.fps in ("reference", "distorted"):
+            target = ref_rate if alignment.fps == "reference" else dis_rate
+        else:
+            target = parse_rate(alignment.fps)
         if target is None:
             raise BadInput(f"--frame-rate {alignment.fps}: that input's frame rate is unknown; give a number")
         how = f"--frame-rate {alignment.fps}"
     elif ref_rate is not None and dis_rate is not None and ref_rate != dis_rate:
         raise BadInput(f"frame rates differ: reference {rate_text(ref_rate)} fps, distorted {rate_text(dis_rate)} "
                        "fps; score both at one rate with --frame-rate reference (or distorted, or a number): "
-                       "the other input is then resampled by timestamp, as a player would show it")
+                       "the other input is then resampled by timestamp, as a player would show it "
+                       "(--frame-rate index pairs the frames as decoded, for a stream without timing such as OBU)")
     else:
         target = ref_rate or dis_rate
         how = "variable rate resampled to the reference's nominal rate" if any(vfr.values()) else ""
@@ -280,6 +289,8 @@ def make_plan(ref: StreamInfo, dis: StreamInfo, alignment: Any, *, sync_offset: 
 
     def resample(rate: Fraction | None, is_var: bool) -> Fraction | None:
         if target is None:
+            return None
+        if as_they_are and not by_timestamp:
             return None
         return target if (rate != target or is_var or by_timestamp) else None
 
@@ -299,7 +310,8 @@ def make_plan(ref: StreamInfo, dis: StreamInfo, alignment: Any, *, sync_offset: 
                            "(as displayed); allow scaling with --scale-filter bicubic (or another scaler)")
         scale = f"scale={ref_size[0]}:{ref_size[1]}:flags={alignment.scale_filter}"
     ref_dar, dis_dar = _display_aspect(ref), _display_aspect(dis)
-    pairing = "frame index" if target is not None else "frame index (frame rates unknown)"
+    pairing = ("frame index (rates ignored: --frame-rate index)" if as_they_are else
+               "frame index" if target is not None else "frame index (frame rates unknown)")
     decisions: dict[str, Any] = {
         "pairing": pairing,
         "rate": rate_text(target),
@@ -349,6 +361,9 @@ def make_plan(ref: StreamInfo, dis: StreamInfo, alignment: Any, *, sync_offset: 
         summary.append(f"at most {alignment.frames} frames")
     if target is None:
         summary.append("frame rates unknown: paired by frame index")
+    if as_they_are and ref_rate != dis_rate:
+        summary.append(f"rates ignored ({rate_text(ref_rate)} and {rate_text(dis_rate)} fps): "
+                       "paired frame by frame as decoded (--frame-rate index)")
     decisions["summary"] = summary
     return Plan(reference=sides[0], distorted=sides[1], rate=target, frames=alignment.frames, scale=scale,
                 decisions=decisions, summary=tuple(summary))

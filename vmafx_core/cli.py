@@ -157,7 +157,8 @@ def _raw_from_flags(width: int | None, height: int | None, pix_fmt: str | None,
               help="Score only the frames both inputs have when their counts differ.")
 @click.option("--frame-rate", "frame_rate",
               help="Inputs at different rates: score both at the reference's, the distorted's or this rate "
-                   "(reference, distorted, 25, 30000/1001, ...); the other is resampled by timestamp.")
+                   "(reference, distorted, 25, 30000/1001, ...); the other is resampled by timestamp. "
+                   "index: pair frame by frame as decoded, ignoring timing.")
 @click.option("--reference-offset", help="Skip this many reference frames (or seconds: 1.5s) before pairing.")
 @click.option("--distorted-offset", help="Skip this many distorted frames (or seconds: 1.5s) before pairing.")
 @click.option("--frame-count", type=int, help="Score at most this many paired frames.")

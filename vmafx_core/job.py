@@ -62,13 +62,14 @@ VfrPolicy = Literal["resample", "error", "always"]
 
 
 def _frame_rate(value: Any, _: type) -> str:
-    """"reference", "distorted", or a rate: 25, 29.97, "30000/1001"."""
-    if isinstance(value, str) and value in ("reference", "distorted"):
+    """"reference", "distorted", "index" (pair as decoded, ignore timing), or a rate: 25, 29.97, "30000/1001"."""
+    if isinstance(value, str) and value in ("reference", "distorted", "index"):
         return value
     text = str(value) if isinstance(value, (int, float, str)) and not isinstance(value, bool) else ""
     match = re.fullmatch(r"(\d+(?:\.\d+)?)(?:/(\d+))?", text)
     if not match or float(match.group(1)) <= 0 or match.group(2) == "0":
-        raise ValueError(f"must be reference, distorted or a frame rate like 25, 29.97 or 30000/1001; got {value!r}")
+        raise ValueError("must be reference, distorted, index or a frame rate like 25, 29.97 or 30000/1001; "
+                         f"got {value!r}")
     return text
 
 
@@ -91,7 +92,8 @@ class Alignment:
     #: the overlap is checked to be paired frame for frame before a score is reported
     allow_frame_mismatch: bool = False
     #: when the rates differ: score both at "reference"'s, "distorted"'s or this rate (the other
-    #: resampled by timestamp, as a player shows it); None refuses different rates
+    #: resampled by timestamp, as a player shows it); "index": frame n against frame n as decoded,
+    #: whatever the rates say (a stream without timing, such as OBU); None refuses different rates
     fps: FrameRate | None = None
     #: frames (or "1.5s") skipped at the start of each input before frame 0 is paired
     reference_offset: Offset = Offset("0")

@@ -40,6 +40,8 @@ MATRIX = [
     (".webm", ".mkv", "24"),
     (".mp4", ".webm", "60"),
     (".mp4", ".mp4", "30"),
+    (".obu", ".mkv", "25"),  # a raw AV1 bitstream has no timing: ffmpeg reads it at 25 fps
+    (".mp4", ".obu", "25"),
 ]
 
 
@@ -135,6 +137,22 @@ def test_alignment_table_in_a_toml_job_file(tmp_path: Path) -> None:
                    '[alignment]\nfps = "fast"\nreference_offset = -3\nsync = "maybe"\n')
     bad = run_vmafx("run", "--job", str(job))
     assert bad.code == 2
-    assert "job.alignment.fps: must be reference, distorted or a frame rate" in bad.stderr
+    assert "job.alignment.fps: must be reference, distorted, index or a frame rate" in bad.stderr
     assert "job.alignment.reference_offset: must be a frame count >= 0 or seconds" in bad.stderr
     assert "job.alignment.sync: must be one of off, auto" in bad.stderr
+
+
+def test_stream_without_timing_paired_as_decoded(tmp_path: Path) -> None:
+    """An OBU stream of 30 fps content reads as 25 fps: refused, then paired as decoded with --frame-rate index."""
+    ref = make_reference(tmp_path, ".mp4", "30")
+    dis = make_distorted(tmp_path, ref, ".obu")
+    refused, _ = run_job(tmp_path, ref, dis, name="refused")
+    assert refused.code == 2 and "--frame-rate index" in refused.stderr
+    ref_yuv, dis_yuv = tmp_path / "r.yuv", tmp_path / "d.yuv"
+    assert decode_raw(ref, ref_yuv) == decode_raw(dis, dis_yuv) == 24
+    truth = bare_raw_vmaf(ref_yuv, dis_yuv, tmp_path / "truth.json")
+    out, per_frame = run_job(tmp_path, ref, dis, "--frame-rate", "index")
+    result = assert_matches(out, per_frame, truth)
+    decided = result["provenance"]["alignment"]
+    assert decided["pairing"].startswith("frame index (rates ignored")
+    assert decided["reference"]["resampled_to"] is None and decided["distorted"]["resampled_to"] is None
