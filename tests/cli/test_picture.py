@@ -6,6 +6,7 @@ the decoder's own rotation), then scores raw against raw.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -117,3 +118,21 @@ def test_unflagged_interlaced_raw_is_found_by_looking(interlaced: Clip, tmp_path
     assert "--interlace-check deinterlace" in text.stderr
     unchecked = run_job(tmp_path, ref, dis, "--interlace-check", "off", name="unchecked")[0]
     assert unchecked.json()["provenance"]["alignment"]["reference"]["interlace_check"] is None
+
+
+def test_encode_of_a_rotated_reference_is_scored_as_displayed(tmp_path: Path) -> None:
+    stored = tmp_path / "stored.mp4"
+    ffmpeg_run("-f", "lavfi", "-i", f"testsrc2=size={W}x{H}:rate=30", "-frames:v", "24", "-c:v", "libx264",
+               "-crf", "6", "-pix_fmt", "yuv420p", str(stored))
+    phone = tmp_path / "phone.mp4"
+    ffmpeg_run("-display_rotation", "90", "-i", str(stored), "-c", "copy", str(phone))
+    saved = tmp_path / "enc.nut"
+    out = run_vmafx("run", str(phone), "--encode", "libx264", "--crf", "34", "--n-threads", "2", "--json",
+                    "--save-encode", str(saved), "--frames", str(tmp_path / "frames.json"))
+    assert out.code == 0, out.stderr
+    ref_yuv, dis_yuv = tmp_path / "r.yuv", tmp_path / "d.yuv"
+    assert decode_raw(Clip(phone, "30"), ref_yuv) == decode_raw(Clip(saved, "30"), dis_yuv) == 24
+    truth = bare_raw_vmaf(ref_yuv, dis_yuv, tmp_path / "truth.json", size=f"{H}x{W}")
+    per_frame = [row["vmaf"] for row in json.loads((tmp_path / "frames.json").read_text())]
+    result = assert_matches(out, per_frame, truth)
+    assert result["provenance"]["alignment"]["distorted"]["scaled"] is None
