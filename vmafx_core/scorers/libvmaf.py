@@ -288,6 +288,8 @@ def _plan(ffmpeg: str, request: ScoreRequest, ref: StreamInfo, dis: StreamInfo) 
     plan = alignment.make_plan(ref, dis, settings, idet=idet, act_on_idet=settings.interlace_check == "deinterlace")
     if settings.sync != "auto":
         return plan
+    if settings.reference_offset != "0" or settings.distorted_offset != "0":
+        raise BadInput("give --sync auto or an offset (--reference-offset/--distorted-offset), not both")
     if request.distorted.stdin_fd is not None or request.reference.stdin_fd is not None:
         raise BadInput("--sync auto needs both inputs as files: an encode streamed into the scorer has no "
                        "prefix to search; give --distorted-offset instead")
