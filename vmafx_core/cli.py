@@ -289,6 +289,8 @@ def _run_and_report(job: Job, options: Any, plugins: Plugins, ffmpeg_path: str |
 
     if frames_file is not None and frames_file.suffix.lower() not in (".csv", ".json"):
         raise BadInput(f"--frames {frames_file}: use a .csv or .json file name")
+    if sync_only and (output is not None or frames_file is not None or job.ladder):
+        raise BadInput("--sync report only prints the offset: it takes no -o, --frames or ladder")
     if job.ladder:
         _run_ladder(job, options, plugins, ffmpeg_path, as_json, output, frames_file, no_progress, save_encode)
         return
