@@ -131,3 +131,8 @@ def test_frame_count_limits_the_pairs(cuts: Cuts, tmp_path: Path) -> None:
     result = assert_matches(out, per_frame, truth)
     assert result["frames_scored"] == 10 and result["provenance"]["alignment"]["frames_limit"] == 10
     json.dumps(result)
+
+
+def test_sync_refuses_an_offset_at_the_edge_of_its_window(cuts: Cuts) -> None:
+    out = run_vmafx("run", str(cuts.ref.path), str(cuts.early.path), "--sync", "auto", "--sync-window", "2")
+    assert out.code == 2 and "edge of the search window" in out.stderr and "--sync-window" in out.stderr

@@ -304,6 +304,9 @@ def _plan(ffmpeg: str, request: ScoreRequest, ref: StreamInfo, dis: StreamInfo) 
                                           ("distorted", request.distorted, request.distorted_raw))]
     costs = alignment.offset_costs(thumbs[0], thumbs[1], window, min_overlap=max(8, min(map(len, thumbs)) - window))
     best, margin = alignment.choose_offset(costs)
+    if abs(best) == window:
+        raise BadInput(f"sync: the best offset ({best:+d} frames) is at the edge of the search window; "
+                       "the true one may lie beyond it: widen --sync-window")
     # margin: the next best offset's cost over the best's; None when the best matched exactly
     report = {"offset": best, "margin": round(margin, 3) if margin != float("inf") else None,
               "window": window, "frames_compared": min(map(len, thumbs)), "cost": round(costs[best], 4)}
