@@ -157,6 +157,24 @@ def _raw_from_flags(width: int | None, height: int | None, pix_fmt: str | None,
 @click.option("--scale-filter", help="Scaler for the distorted (bicubic, bilinear, lanczos, ..., none).")
 @click.option("--allow-frame-mismatch", is_flag=True, default=None,
               help="Score only the frames both inputs have when their counts differ.")
+@click.option("--frame-rate", "frame_rate",
+              help="Inputs at different rates: score both at the reference's, the distorted's or this rate "
+                   "(reference, distorted, 25, 30000/1001, ...); the other is resampled by timestamp. "
+                   "index: pair frame by frame as decoded, ignoring timing.")
+@click.option("--reference-offset", help="Skip this many reference frames (or seconds: 1.5s) before pairing.")
+@click.option("--distorted-offset", help="Skip this many distorted frames (or seconds: 1.5s) before pairing.")
+@click.option("--frame-count", type=int, help="Score at most this many paired frames.")
+@click.option("--sync", type=click.Choice(["off", "auto", "report"]),
+              help="auto: find the distorted's offset by comparing frames, then score; report: only print it.")
+@click.option("--sync-window", type=int, help="Frames either way the sync search tries (default 30).")
+@click.option("--deinterlace", type=click.Choice(["bwdif", "yadif", "off"]),
+              help="Filter for an input whose stream is interlaced (default bwdif).")
+@click.option("--interlace-check", type=click.Choice(["note", "deinterlace", "off"]),
+              help="An input stating no field order: look at its first frames (idet) and say if it looks "
+                   "interlaced (note, default), deinterlace what idet finds, or do not look (off).")
+@click.option("--vfr", type=click.Choice(["resample", "error", "always"]),
+              help="A variable-rate input: resample to the reference's nominal rate by timestamp (default) "
+                   "or refuse; always: resample both by timestamp even if they look constant-rate.")
 @click.option("--width", type=int, help="Raw YUV inputs: frame width.")
 @click.option("--height", type=int, help="Raw YUV inputs: frame height.")
 @click.option("--pix-fmt", type=click.Choice(list(RAW_PIX_FMTS)), help="Raw YUV inputs: pixel format.")
@@ -197,7 +215,10 @@ def run(reference: str | None, distorted: str | None, job_file: Path | None, mod
         allow_roots: tuple[str, ...], encoder: str | None, crf: float | None, bitrate: str | None,
         preset: str | None, encode_pix_fmt: str | None, encode_size: str | None, encode_args: tuple[str, ...],
         save_encode: str | None, as_json: bool, output: Path | None, frames_file: Path | None,
-        no_progress: bool, report_file: Path | None) -> None:
+        no_progress: bool, report_file: Path | None, frame_rate: str | None = None,
+        reference_offset: str | None = None, distorted_offset: str | None = None, frame_count: int | None = None,
+        sync: str | None = None, sync_window: int | None = None, deinterlace: str | None = None,
+        vfr: str | None = None, interlace_check: str | None = None) -> None:
     """Score DISTORTED against REFERENCE (paths, file://, s3://..., or rclone remote:path)."""
     with _user_errors():
         plugins = Plugins()
@@ -239,6 +260,9 @@ def run(reference: str | None, distorted: str | None, job_file: Path | None, mod
             alignment["scale_filter"] = scale_filter
         if allow_frame_mismatch is not None:
             alignment["allow_frame_mismatch"] = allow_frame_mismatch
+        from vmafx_core.alignment import cli_alignment
+        sync_only = cli_alignment(alignment, frame_rate, reference_offset, distorted_offset, frame_count, sync,
+                                  sync_window, deinterlace, vfr, interlace_check)
         if storage is not None:
             data["storage"] = storage
         limits = data.setdefault("limits", {}) if isinstance(data.get("limits", {}), dict) else {}
@@ -259,12 +283,13 @@ def run(reference: str | None, distorted: str | None, job_file: Path | None, mod
         if save_encode and job.encode is None and not job.ladder:
             raise BadInput("--save-encode only applies to an encode job")
         _run_and_report(job, options, plugins, ffmpeg_path, as_json, output, frames_file, no_progress,
-                        save_encode, report_file)
+                        save_encode, report_file, sync_only)
 
 
 def _run_and_report(job: Job, options: Any, plugins: Plugins, ffmpeg_path: str | None, as_json: bool,
                     output: Path | None, frames_file: Path | None, no_progress: bool,
-                    save_encode: str | None = None, report_file: Path | None = None) -> None:
+                    save_encode: str | None = None, report_file: Path | None = None,
+                    sync_only: bool = False) -> None:
     from vmafx_core.executor import run_job
 
     if report_file is not None:  # before the job runs, not after
@@ -272,6 +297,8 @@ def _run_and_report(job: Job, options: Any, plugins: Plugins, ffmpeg_path: str |
         require_extra()
     if frames_file is not None and frames_file.suffix.lower() not in (".csv", ".json"):
         raise BadInput(f"--frames {frames_file}: use a .csv or .json file name")
+    if sync_only and (output is not None or frames_file is not None or job.ladder):
+        raise BadInput("--sync report only prints the offset: it takes no -o, --frames or ladder")
     if job.ladder:
         _run_ladder(job, options, plugins, ffmpeg_path, as_json, output, frames_file, no_progress, save_encode,
                     report_file)
@@ -284,6 +311,10 @@ def _run_and_report(job: Job, options: Any, plugins: Plugins, ffmpeg_path: str |
             bar.close()
     interrupts.check()  # a score that finished after Ctrl-C is not reported
     data = result.to_dict()
+    if sync_only:
+        from vmafx_core.alignment import report_sync
+        report_sync(data, as_json)
+        return
     text = json.dumps(data, indent=2) + "\n"
     if output is not None:
         write_atomically(output, text)
@@ -336,6 +367,9 @@ def _summary(data: dict[str, Any]) -> None:
     click.echo(f"reference  {ref['uri']}  [{ref['storage']}]", err=True)
     click.echo(f"distorted  {dis['uri']}  [{dis['storage']}]", err=True)
     click.echo(f"frames     {data['frames_scored']}   model {data['provenance'].get('model', '-')}", err=True)
+    decided = (data["provenance"].get("alignment") or {}).get("summary")
+    if decided:  # anything but frame n against frame n as decoded
+        click.echo(f"alignment  {'; '.join(decided)}", err=True)
     for name, p in data["metrics"].items():
         if name == "vmaf" or name.startswith(("psnr", "float_", "ciede", "cambi")):
             click.echo(f"{name:<14} mean {p['mean']:9.4f}  hmean {p['harmonic_mean']:9.4f}  "

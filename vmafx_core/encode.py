@@ -158,7 +158,8 @@ def start(ffmpeg: str, reference: PreparedInput, reference_raw: RawVideo | None,
     """Run the encoder; yield the distorted input (a pipe) for the scorer. Always stops the encoder."""
     read_fd, write_fd = os.pipe()
     sink = _Sink(save, storage_options) if save else None
-    width, height = (map(int, spec.size.split("x")) if spec.size else (ref_info.width, ref_info.height))
+    # the encoder gets the decoded picture, turned by any display matrix
+    width, height = (map(int, spec.size.split("x")) if spec.size else ref_info.display_size)
     hint = RawVideo(width=width, height=height, pix_fmt=spec.pix_fmt or ref_info.pix_fmt or "yuv420p",
                     fps=ref_info.fps or 25.0)
     run = EncodeRun(prepared=PreparedInput(role="distorted", url="pipe:0", display=describe(spec),

@@ -93,12 +93,18 @@ def run_job(job: Job, options: Any, plugins: Plugins, *, ffmpeg: str | None = No
         if raw is not None and size is not None and n >= 0 and n != size // raw.frame_bytes:
             raise JobFailed(f"{role} {prepared[role].display}: read {n} frames but the file holds "
                             f"{size // raw.frame_bytes}; the stream was cut short")
-    if ref_n != dis_n:
+    # after alignment (a rate conversion, an offset) the counts to compare are those paired
+    cmp_ref, cmp_dis = output.compared_frames or (ref_n, dis_n)
+    aligned = "" if (cmp_ref, cmp_dis) == (ref_n, dis_n) else " after alignment"
+    if cmp_ref != cmp_dis:
         if not job.alignment.allow_frame_mismatch:
-            raise BadInput(f"frame counts differ: reference has {ref_n} frames, distorted {dis_n}; "
-                           "pass --allow-frame-mismatch to score only the frames both have")
-        notes.append(f"frame counts differ (reference {ref_n}, distorted {dis_n}); scored the overlap")
-    expected = min(ref_n, dis_n)
+            raise BadInput(f"frame counts differ{aligned}: reference has {cmp_ref} frames, distorted {cmp_dis}; "
+                           "pass --allow-frame-mismatch to score only the frames both have (checked to be "
+                           "the same pictures), --vfr always if frames were dropped, or align them (README: "
+                           "Alignment)")
+        notes.append(f"frame counts differ{aligned} (reference {cmp_ref}, distorted {cmp_dis}); scored the overlap, "
+                     "checked to pair the same pictures")
+    expected = min(cmp_ref, cmp_dis)
     if not frames:
         raise JobFailed("the scorer produced no frames")
     subsample = max(int(getattr(options, "n_subsample", 1) or 1), 1)

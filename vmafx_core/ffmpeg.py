@@ -125,6 +125,21 @@ class StreamInfo:
     #: frames the container says the video has, where that can be trusted (see `_declared_frames`);
     #: fewer decoded means the input was cut short
     declared_frames: int | None = None
+    #: the rate ffmpeg guesses from the timestamps ("tbr"); differs from `fps` (the average) in a VFR file
+    tbr: float | None = None
+    #: "progressive", "tt" (top first), "bb", "tb", "bt", or None when the stream does not say
+    field_order: str | None = None
+    #: degrees of the display matrix (ffmpeg turns the picture this way when decoding)
+    rotation: float = 0.0
+    #: sample aspect ratio "N:M" when the stream states one
+    sar: str | None = None
+
+    @property
+    def display_size(self) -> tuple[int, int]:
+        """Width and height of the picture as decoded: ffmpeg applies the rotation by default."""
+        if round(abs(self.rotation)) % 180 == 90:
+            return self.height, self.width
+        return self.width, self.height
 
     @property
     def expected_frames(self) -> int | None:
@@ -256,6 +271,9 @@ def parse_stream_info(stderr: str) -> StreamInfo | None:
         if _ANY_STREAM_RE.match(line):
             streams += 1
             in_video_metadata = False
+        turn = _ROTATION_RE.match(line)
+        if turn and in_video_metadata and video is not None and not video.rotation:
+            video = attrs.evolve(video, rotation=float(turn.group(1)))
         tag = _STREAM_DURATION_RE.match(line)
         if tag and in_video_metadata and stream_duration is None:
             stream_duration = _seconds(tag.group(1), tag.group(2), tag.group(3))
@@ -264,8 +282,16 @@ def parse_stream_info(stderr: str) -> StreamInfo | None:
             continue
         parts = _split_top(m.group("rest"))
         codec = parts[0].split(" ")[0]
-        pix_fmt, size, fps = "", None, None
+        pix_fmt, size, fps, tbr, field_order, sar = "", None, None, None, None, None
         for part in parts[1:]:
+            sar_match = re.search(r"\[SAR (\d+:\d+) DAR", part)
+            if sar_match:
+                sar = sar_match.group(1)
+            if re.match(r"^[a-z][a-z0-9_]*\(", part) and size is None:
+                field_order = _field_order(part)
+            r = re.match(r"^([\d.]+)(k?) tbr$", part)
+            if r:
+                tbr = float(r.group(1)) * (1000 if r.group(2) else 1)
             s = re.match(r"^(\d+)x(\d+)", part)
             if s and size is None:
                 size = (int(s.group(1)), int(s.group(2)))
@@ -277,7 +303,7 @@ def parse_stream_info(stderr: str) -> StreamInfo | None:
         if size is None:
             continue
         video = StreamInfo(codec=codec, width=size[0], height=size[1], pix_fmt=pix_fmt, fps=fps,
-                           duration=duration, bitrate_kbps=bitrate)
+                           duration=duration, bitrate_kbps=bitrate, tbr=tbr, field_order=field_order, sar=sar)
         in_video_metadata = True
         start = _STREAM_START_RE.search(line)  # a stream that starts late: its tag counts from 0
         video_start = float(start.group(1)) if start else 0.0
@@ -288,6 +314,20 @@ def parse_stream_info(stderr: str) -> StreamInfo | None:
     return attrs.evolve(video, declared_frames=_declared_frames(
         video.fps, stream_duration, duration, only_stream=streams == 1,
         estimated="Estimating duration from bitrate" in stderr))
+
+
+_ROTATION_RE = re.compile(r"^\s+display ?matrix: rotation of (-?\d+(?:\.\d+)?) degrees", re.IGNORECASE)
+_FIELD_ORDERS = {"progressive": "progressive", "top first": "tt", "bottom first": "bb",
+                 "top coded first (swapped)": "tb", "bottom coded first (swapped)": "bt"}
+
+
+def _field_order(pix_fmt_part: str) -> str | None:
+    """The field order in `yuv420p(tv, bt709, top first)`, as ffmpeg's field_order names it."""
+    inner = pix_fmt_part[pix_fmt_part.index("(") + 1:].removesuffix(")")
+    for word in _split_top(inner.replace(",", ", ")):
+        if word.strip() in _FIELD_ORDERS:
+            return _FIELD_ORDERS[word.strip()]
+    return None
 
 
 def _seconds(hours: str, minutes: str, seconds: str) -> float:

@@ -53,14 +53,68 @@ class Source:
     raw: RawSpec | None = None
 
 
+FrameRate = NewType("FrameRate", str)
+Offset = NewType("Offset", str)
+Deinterlace = Literal["bwdif", "yadif", "off"]
+Sync = Literal["off", "auto"]
+InterlaceCheck = Literal["note", "deinterlace", "off"]
+VfrPolicy = Literal["resample", "error", "always"]
+
+
+def _frame_rate(value: Any, _: type) -> str:
+    """"reference", "distorted", "index" (pair as decoded, ignore timing), or a rate: 25, 29.97, "30000/1001"."""
+    if isinstance(value, str) and value in ("reference", "distorted", "index"):
+        return value
+    text = str(value) if isinstance(value, (int, float, str)) and not isinstance(value, bool) else ""
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)(?:/(\d+))?", text)
+    if not match or float(match.group(1)) <= 0 or match.group(2) == "0":
+        raise ValueError("must be reference, distorted, index or a frame rate like 25, 29.97 or 30000/1001; "
+                         f"got {value!r}")
+    return text
+
+
+def _offset(value: Any, _: type) -> str:
+    """Frames (an integer >= 0) or seconds ("1.5s")."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return str(value)
+    if isinstance(value, str) and re.fullmatch(r"\d+(\.\d+)?s|\d+", value.strip()):
+        return value.strip()
+    raise ValueError(f"must be a frame count >= 0 or seconds like 1.5s; got {value!r}")
+
+
 @attrs.frozen
 class Alignment:
-    """How the distorted is matched to the reference before scoring."""
+    """How the distorted is matched to the reference before scoring (README: "Alignment")."""
 
     #: scaler used to bring the distorted to the reference's size; "none" refuses different sizes
     scale_filter: ScaleFilter = "bicubic"
-    #: score only the frames both inputs have when their frame counts differ (otherwise an error)
+    #: score only the frames both inputs have when their frame counts differ (otherwise an error);
+    #: the overlap is checked to be paired frame for frame before a score is reported
     allow_frame_mismatch: bool = False
+    #: when the rates differ: score both at "reference"'s, "distorted"'s or this rate (the other
+    #: resampled by timestamp, as a player shows it); "index": frame n against frame n as decoded,
+    #: whatever the rates say (a stream without timing, such as OBU); None refuses different rates
+    fps: FrameRate | None = None
+    #: frames (or "1.5s") skipped at the start of each input before frame 0 is paired
+    reference_offset: Offset = Offset("0")
+    distorted_offset: Offset = Offset("0")
+    #: score at most this many paired frames
+    frames: PositiveInt | None = None
+    #: "auto": find the distorted's offset (within `sync_window` frames either way) before scoring
+    sync: Sync = "off"
+    sync_window: PositiveInt = PositiveInt(30)
+    #: filter for an input whose stream says it is interlaced; "off" scores the fields as they are
+    deinterlace: Deinterlace = "bwdif"
+    #: an input whose stream states no field order (raw YUV, some containers) is looked at with
+    #: ffmpeg's idet on its first `interlace_check_frames` frames: "note" says in the result and
+    #: summary when it looks interlaced (idet can be fooled by synthetic patterns, so it is not acted
+    #: on), "deinterlace" deinterlaces what idet finds, "off" does not look
+    interlace_check: InterlaceCheck = "note"
+    interlace_check_frames: PositiveInt = PositiveInt(24)
+    #: a variable-rate input (its timestamps are not evenly spaced): "resample" converts it to the
+    #: reference's nominal rate by timestamp (held frames repeated, as a player shows them); "error" refuses;
+    #: "always" does so for both inputs even when they look constant-rate (a drop Matroska does not show)
+    vfr: VfrPolicy = "resample"
 
 
 Size = NewType("Size", str)
@@ -198,6 +252,8 @@ def _make_converter() -> cattrs.Converter:
     conv.register_structure_hook(Uri, _uri)
     conv.register_structure_hook(Size, _size)
     conv.register_structure_hook(Bitrate, _bitrate)
+    conv.register_structure_hook(FrameRate, _frame_rate)
+    conv.register_structure_hook(Offset, _offset)
     conv.register_structure_hook(str, _strict_str)
     conv.register_structure_hook(bool, _strict_bool)
     conv.register_structure_hook(int, _strict_int)

@@ -190,6 +190,9 @@ class ScoreOutput:
     distorted_frames: int  #: frames decoded from the distorted
     provenance: Mapping[str, Any] = attrs.field(factory=dict)
     notes: Sequence[str] = ()
+    #: frames of each input that reached the comparison, when alignment (a rate conversion, an
+    #: offset, a frame limit) makes them differ from the frames decoded; None: the decoded counts
+    compared_frames: tuple[int, int] | None = None
 
 
 @attrs.frozen

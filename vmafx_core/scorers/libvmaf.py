@@ -1,14 +1,17 @@
 """The builtin scorer: ffmpeg's libvmaf filter.
 
-One ffmpeg process decodes both inputs and scores them. The distorted is scaled to the reference's
-size and both get timestamps reset, so containers with different start times still pair frame by
-frame. libvmaf writes its per-frame scores to a JSON log in a private temp folder (scores only,
-never media); ffmpeg's exit statistics say how many frames each input decoded, which is how a
-frame-count mismatch or a short read is caught instead of being scored.
+One ffmpeg process decodes both inputs and scores them. Each input first goes through the chain
+`vmafx_core.alignment` plans (deinterlacing, the distorted scaled to the reference's displayed
+size, a rate conversion, offsets) and ends with timestamps that are its frame numbers, so libvmaf
+pairs frame n with frame n whatever the containers' time bases. libvmaf writes its per-frame
+scores to a JSON log in a private temp folder (scores only, never media); ffmpeg's exit statistics
+say how many frames each input decoded, which is how a frame-count mismatch or a short read is
+caught instead of being scored.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -22,7 +25,8 @@ from typing import IO, Any, Literal, NewType
 
 import attrs
 
-from vmafx_core import hookimpl, tempdirs
+from vmafx_core import alignment, hookimpl, tempdirs
+from vmafx_core.alignment import SIGNATURE_FILTER, Plan
 from vmafx_core.errors import BadInput, Interrupted, JobFailed
 from vmafx_core.ffmpeg import InputArgs, StreamInfo, probe, require_libvmaf
 from vmafx_core.job import NonNegativeInt, PositiveInt, converter
@@ -86,18 +90,18 @@ def _target_pix_fmt(pix_fmt: str) -> str:
     return "yuv420p"
 
 
-def build_filter_graph(ref: StreamInfo, dis: StreamInfo, options: LibvmafOptions, alignment: Any,
-                       log_path: str) -> str:
-    """The -filter_complex graph: [1]=distorted scaled and converted, [0]=reference, into libvmaf."""
+def build_filter_graph(ref: StreamInfo, dis: StreamInfo, options: LibvmafOptions, plan: Plan,
+                       log_path: str, signatures: tuple[str, str] | None = None) -> tuple[str, list[str]]:
+    """The -filter_complex graph and its outputs: both inputs through their alignment chain into libvmaf.
+
+    When the plan changes how many frames are paired (a rate conversion, an offset, a frame limit),
+    or the pairing is to be checked (`signatures`: where each side's luma thumbnails go), each
+    chain also feeds a second output, so ffmpeg's exit statistics count the frames that reached
+    libvmaf from each side.
+    """
     target = _target_pix_fmt(ref.pix_fmt)
-    dis_chain = []
-    if (dis.width, dis.height) != (ref.width, ref.height):
-        if alignment.scale_filter == "none":
-            raise BadInput(f"distorted is {dis.width}x{dis.height} but reference is {ref.width}x{ref.height}; "
-                           "allow scaling with --scale-filter bicubic (or another scaler)")
-        dis_chain.append(f"scale={ref.width}:{ref.height}:flags={alignment.scale_filter}")
-    dis_chain += [f"format={target}", "setpts=PTS-STARTPTS"]
-    ref_chain = [f"format={target}", "setpts=PTS-STARTPTS"]
+    dis_chain = plan.chain("distorted", target)
+    ref_chain = plan.chain("reference", target)
     model = f"path={options.model}" if _is_model_file(options.model) else f"version={options.model}"
     vmaf_args = [
         f"model={model}",
@@ -108,14 +112,26 @@ def build_filter_graph(ref: StreamInfo, dis: StreamInfo, options: LibvmafOptions
     ]
     if options.features:
         vmaf_args.append("feature=" + "\\|".join(f"name={f}" for f in options.features))
-    if alignment.allow_frame_mismatch:
+    counted = signatures is not None or plan.changes_counts
+    if counted:
         vmaf_args += ["shortest=1"]
-    return (f"[1:v:0]{','.join(dis_chain)}[dis];"
-            f"[0:v:0]{','.join(ref_chain)}[ref];"
-            f"[dis][ref]libvmaf={':'.join(vmaf_args)}")
+    if not counted:
+        return (f"[1:v:0]{','.join(dis_chain)}[dis];"
+                f"[0:v:0]{','.join(ref_chain)}[ref];"
+                f"[dis][ref]libvmaf={':'.join(vmaf_args)}"), ["-f", "null", "-"]
+    tap = f",{SIGNATURE_FILTER}" if signatures is not None else ""
+    graph = (f"[1:v:0]{','.join(dis_chain)},split=2[dis][dis_n];[dis_n]null{tap}[dis_count];"
+             f"[0:v:0]{','.join(ref_chain)},split=2[ref][ref_n];[ref_n]null{tap}[ref_count];"
+             f"[dis][ref]libvmaf={':'.join(vmaf_args)}[scored]")
+    outputs = ["-map", "[scored]", "-f", "null", "-"]
+    for label, path in (("ref_count", signatures[0] if signatures else None),
+                        ("dis_count", signatures[1] if signatures else None)):
+        outputs += ["-map", f"[{label}]", *(["-f", "rawvideo", path] if path else ["-f", "null", "-"])]
+    return graph, outputs
 
 
 _DECODED_RE = re.compile(r"Input stream #(\d+):\d+ \(video\): .*?(\d+) frames decoded")
+_ENCODED_RE = re.compile(r"Output stream #(\d+):\d+ \(video\): (\d+) frames encoded")
 #: what ffmpeg says when an input ends before its end: over http, through a mount, or in a file
 _TRUNCATED_RE = re.compile(r"Stream ends prematurely|partial file|Error during demuxing|"
                            r"Transport endpoint is not connected|Input/output error|Connection reset by peer",
@@ -156,17 +172,28 @@ def score(request: ScoreRequest) -> ScoreOutput:
     if _is_model_file(options.model) and not Path(options.model).is_file():
         raise BadInput(f"model file {options.model} does not exist")
     ref_info, dis_info = _probe_both(ffmpeg, request)
+    plan = _plan(ffmpeg, request, ref_info, dis_info)
     workdir = tempdirs.make("libvmaf")
+    stack = contextlib.ExitStack()
     try:
         log_path = os.path.join(workdir, "vmaf.json")
-        graph = build_filter_graph(ref_info, dis_info, options, request.alignment, log_path)
+        # the pairing check's thumbnails come back on pipes: no media is written to disk
+        thumbs = _Thumbnails() if request.alignment.allow_frame_mismatch else None
+        if thumbs is not None:
+            stack.callback(thumbs.close)
+        signatures = thumbs.urls if thumbs is not None else None
+        graph, outputs = build_filter_graph(ref_info, dis_info, options, plan, log_path, signatures)
         decoded: dict[int, int] = {}
+        encoded: dict[int, int] = {}
         cut_short: list[str] = []
 
         def on_line(line: str) -> None:
             m = _DECODED_RE.search(line)
+            e = _ENCODED_RE.search(line)
             if m:
                 decoded[int(m.group(1))] = int(m.group(2))
+            elif e:
+                encoded[int(e.group(1))] = int(e.group(2))
             elif _TRUNCATED_RE.search(line):
                 cut_short.append(line.strip())
 
@@ -182,14 +209,17 @@ def score(request: ScoreRequest) -> ScoreOutput:
                 InputArgs(request.distorted, request.distorted_raw) as dis_in:
             argv = [ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "verbose", "-xerror",
                     "-progress", "pipe:1", *ref_in.args, *dis_in.args,
-                    "-filter_complex", graph, "-f", "null", "-"]
+                    "-filter_complex", graph, *outputs]
             started = time.monotonic()
-            child = Child(argv, name="ffmpeg", pass_fds=[*ref_in.pass_fds, *dis_in.pass_fds],
+            child = Child(argv, name="ffmpeg", pass_fds=[*ref_in.pass_fds, *dis_in.pass_fds,
+                                                         *(thumbs.child_fds if thumbs is not None else [])],
                           stdout=subprocess.PIPE,
                           stdin=request.distorted.stdin_fd if request.distorted.stdin_fd is not None
                           else subprocess.DEVNULL,
                           secrets=[*request.reference.secrets, *request.distorted.secrets],
                           on_stderr_line=on_line, tail_lines=60)
+            if thumbs is not None:
+                thumbs.started()
         with child:
             assert child.proc.stdout is not None
             pump = threading.Thread(target=progress.pump, args=(child.proc.stdout,), daemon=True)
@@ -204,9 +234,22 @@ def score(request: ScoreRequest) -> ScoreOutput:
                             detail=child.tail(15))
         if code != 0:
             raise JobFailed(f"ffmpeg failed (exit {code}): {_last_error(child.tail())}", detail=child.tail(15))
-        notes = _check_declared_frames(request, (ref_info, dis_info), decoded)
+        # with a frame limit ffmpeg stops reading once the pairs are done: fewer decoded is expected
+        notes = [] if plan.frames else _check_declared_frames(request, (ref_info, dis_info), decoded)
         log = _read_log(log_path, child.tail(15))
+        compared = (encoded[1], encoded[2]) if 1 in encoded and 2 in encoded else None
+        if thumbs is not None:
+            ref_sigs, dis_sigs = thumbs.collected()
+            compared = (len(ref_sigs), len(dis_sigs))
+            if compared[0] != compared[1]:
+                # scoring an overlap is only honest when its frames are the same pictures, pair by pair
+                broken = alignment.check_pairing(ref_sigs, dis_sigs)
+                if broken is not None:
+                    raise BadInput(alignment.explain_break(broken))
+        if plan.frames and compared is not None and min(compared) < plan.frames:
+            notes.append(f"asked for {plan.frames} frames; the inputs have {min(compared)} after alignment")
     finally:
+        stack.close()
         shutil.rmtree(workdir, ignore_errors=True)
     frames = [f["metrics"] for f in log.get("frames", [])]
     provenance = {
@@ -218,13 +261,100 @@ def score(request: ScoreRequest) -> ScoreOutput:
         "n_subsample": options.n_subsample,
         "n_threads": options.threads(),
         "filter_graph": graph.replace(log_path, "<log>"),
+        "alignment": plan.decisions,
         "pooled_by_libvmaf": log.get("pooled_metrics", {}),
         "reference_stream": attrs.asdict(ref_info),
         "distorted_stream": attrs.asdict(dis_info),
         "score_seconds": elapsed,
     }
     return ScoreOutput(frames=frames, reference_frames=decoded.get(0, -1), distorted_frames=decoded.get(1, -1),
-                       provenance=provenance, notes=notes)
+                       provenance=provenance, notes=notes, compared_frames=compared)
+
+
+def _plan(ffmpeg: str, request: ScoreRequest, ref: StreamInfo, dis: StreamInfo) -> Plan:
+    """The pairing plan; with `sync = "auto"`, the distorted's offset found on a prefix of both first."""
+    settings = request.alignment
+    if request.distorted.stdin_fd is not None and dis.field_order is None:
+        # an encode of the reference streamed in: it carries the reference's fields as they were woven
+        dis = attrs.evolve(dis, field_order=ref.field_order)
+    idet: dict[str, dict[str, int]] = {}
+    for role, info, prepared, raw in (("reference", ref, request.reference, request.reference_raw),
+                                      ("distorted", dis, request.distorted, request.distorted_raw)):
+        if settings.interlace_check != "off" and info.field_order is None and prepared.stdin_fd is None:
+            counts = alignment.check_interlace(ffmpeg, prepared, raw, settings.interlace_check_frames,
+                                               request.stall_timeout)
+            if counts is not None:
+                idet[role] = counts
+    plan = alignment.make_plan(ref, dis, settings, idet=idet, act_on_idet=settings.interlace_check == "deinterlace")
+    if settings.sync != "auto":
+        return plan
+    if settings.reference_offset != "0" or settings.distorted_offset != "0":
+        raise BadInput("give --sync auto or an offset (--reference-offset/--distorted-offset), not both")
+    if request.distorted.stdin_fd is not None or request.reference.stdin_fd is not None:
+        raise BadInput("--sync auto needs both inputs as files: an encode streamed into the scorer has no "
+                       "prefix to search; give --distorted-offset instead")
+    window = settings.sync_window
+    count = 2 * window + 48
+    target = _target_pix_fmt(ref.pix_fmt)
+    unshifted = attrs.evolve(plan, reference=attrs.evolve(plan.reference, offset=0),
+                             distorted=attrs.evolve(plan.distorted, offset=0), frames=None)
+    thumbs = [alignment.thumbnails(ffmpeg, prepared, raw, unshifted.chain(role, target)[:-1], count,
+                                   request.stall_timeout)
+              for role, prepared, raw in (("reference", request.reference, request.reference_raw),
+                                          ("distorted", request.distorted, request.distorted_raw))]
+    costs = alignment.offset_costs(thumbs[0], thumbs[1], window, min_overlap=max(8, min(map(len, thumbs)) - window))
+    best, margin = alignment.choose_offset(costs)
+    if abs(best) == window:
+        raise BadInput(f"sync: the best offset ({best:+d} frames) is at the edge of the search window; "
+                       "the true one may lie beyond it: widen --sync-window")
+    # margin: the next best offset's cost over the best's; None when the best matched exactly
+    report = {"offset": best, "margin": round(margin, 3) if margin != float("inf") else None,
+              "window": window, "frames_compared": min(map(len, thumbs)), "cost": round(costs[best], 4)}
+    return alignment.make_plan(ref, dis, settings, sync_offset=best, sync_report=report, idet=idet,
+                               act_on_idet=settings.interlace_check == "deinterlace")
+
+
+class _Thumbnails:
+    """Two pipes ffmpeg writes each side's luma thumbnails into, and the threads that drain them."""
+
+    def __init__(self) -> None:
+        self._pipes = [os.pipe(), os.pipe()]
+        self._data = [bytearray(), bytearray()]
+        self._readers: list[threading.Thread] = []
+        self.child_fds = [w for _, w in self._pipes]
+        self.urls = (f"pipe:{self._pipes[0][1]}", f"pipe:{self._pipes[1][1]}")
+
+    def started(self) -> None:
+        """The child holds the write ends now: close ours, so its exit ends the reads."""
+        for _, w in self._pipes:
+            os.close(w)
+        self._pipes = [(r, -1) for r, _ in self._pipes]
+        for (r, _), buf in zip(self._pipes, self._data, strict=True):
+            reader = threading.Thread(target=self._drain, args=(r, buf), name="ffmpeg-thumbnails", daemon=True)
+            reader.start()
+            self._readers.append(reader)
+
+    @staticmethod
+    def _drain(fd: int, buf: bytearray) -> None:
+        while chunk := os.read(fd, 1 << 16):
+            buf.extend(chunk)
+
+    def collected(self) -> tuple[list[bytes], list[bytes]]:
+        for reader in self._readers:
+            reader.join(timeout=5)
+        return (alignment.split_signatures(bytes(self._data[0])), alignment.split_signatures(bytes(self._data[1])))
+
+    def close(self) -> None:
+        for reader in self._readers:  # they end when ffmpeg (reaped by now) closed its ends
+            reader.join(timeout=5)
+        for r, w in self._pipes:
+            for fd in (r, w):
+                if fd >= 0:
+                    try:
+                        os.close(fd)
+                    except OSError:
+                        pass
+        self._pipes = []
 
 
 def _check_declared_frames(request: ScoreRequest, infos: tuple[StreamInfo, StreamInfo],
