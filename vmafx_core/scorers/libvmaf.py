@@ -14,24 +14,31 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import shutil
 import subprocess
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any, Literal, NewType
+from typing import Any, Literal, NewType
 
 import attrs
 
 from vmafx_core import alignment, hookimpl, tempdirs
 from vmafx_core.alignment import SIGNATURE_FILTER, Plan
-from vmafx_core.errors import BadInput, Interrupted, JobFailed
-from vmafx_core.ffmpeg import InputArgs, StreamInfo, probe, require_libvmaf
+from vmafx_core.errors import BadInput, JobFailed
+from vmafx_core.ffmpeg import InputArgs, StreamInfo, require_libvmaf
 from vmafx_core.job import NonNegativeInt, PositiveInt, converter
 from vmafx_core.process import Child
-from vmafx_core.types import PreparedInput, ScoreOutput, Scorer, ScoreRequest
+from vmafx_core.supervise import (
+    DECODED_RE,
+    ENCODED_RE,
+    TRUNCATED_RE,
+    Progress,
+    last_error,
+    probe_both,
+    watch,
+)
+from vmafx_core.types import ScoreOutput, Scorer, ScoreRequest
 
 #: models built into libvmaf (selected by version); anything with a "/" or ".json" is a model file
 BUILTIN_MODELS = ("vmaf_v0.6.1", "vmaf_v0.6.1neg", "vmaf_4k_v0.6.1", "vmaf_4k_v0.6.1neg",
@@ -130,48 +137,13 @@ def build_filter_graph(ref: StreamInfo, dis: StreamInfo, options: LibvmafOptions
     return graph, outputs
 
 
-_DECODED_RE = re.compile(r"Input stream #(\d+):\d+ \(video\): .*?(\d+) frames decoded")
-_ENCODED_RE = re.compile(r"Output stream #(\d+):\d+ \(video\): (\d+) frames encoded")
-#: what ffmpeg says when an input ends before its end: over http, through a mount, or in a file
-_TRUNCATED_RE = re.compile(r"Stream ends prematurely|partial file|Error during demuxing|"
-                           r"Transport endpoint is not connected|Input/output error|Connection reset by peer",
-                           re.IGNORECASE)
-
-
-class _Progress:
-    """Reads ffmpeg's -progress key=value blocks and reports frames and fps."""
-
-    def __init__(self, total: int | None, callback: Callable[[int, int | None, float], None] | None,
-                 estimated: bool = False) -> None:
-        self.total = total
-        self.callback = callback
-        self.estimated = estimated  #: total is a guess: dropped once the count passes it
-        self.frame = 0
-
-    def pump(self, stream: IO[bytes]) -> None:
-        fps = 0.0
-        for raw in stream:
-            key, _, value = raw.decode("ascii", "replace").strip().partition("=")
-            if key == "frame" and value.isdigit():
-                self.frame = int(value)
-            elif key == "fps":
-                try:
-                    fps = float(value)
-                except ValueError:
-                    pass
-            elif key == "progress" and self.callback is not None:
-                if self.estimated and self.total is not None and self.frame >= self.total:
-                    self.total = None  # the guess was low: show a count, not a full bar that stays full
-                self.callback(self.frame, self.total, fps)
-
-
 def score(request: ScoreRequest) -> ScoreOutput:
     options: LibvmafOptions = request.options
     ffmpeg = request.ffmpeg
     info = require_libvmaf(ffmpeg)
     if _is_model_file(options.model) and not Path(options.model).is_file():
         raise BadInput(f"model file {options.model} does not exist")
-    ref_info, dis_info = _probe_both(ffmpeg, request)
+    ref_info, dis_info = probe_both(ffmpeg, request)
     plan = _plan(ffmpeg, request, ref_info, dis_info)
     workdir = tempdirs.make("libvmaf")
     stack = contextlib.ExitStack()
@@ -188,13 +160,13 @@ def score(request: ScoreRequest) -> ScoreOutput:
         cut_short: list[str] = []
 
         def on_line(line: str) -> None:
-            m = _DECODED_RE.search(line)
-            e = _ENCODED_RE.search(line)
+            m = DECODED_RE.search(line)
+            e = ENCODED_RE.search(line)
             if m:
                 decoded[int(m.group(1))] = int(m.group(2))
             elif e:
                 encoded[int(e.group(1))] = int(e.group(2))
-            elif _TRUNCATED_RE.search(line):
+            elif TRUNCATED_RE.search(line):
                 cut_short.append(line.strip())
 
         expected = ref_info.expected_frames
@@ -204,7 +176,7 @@ def score(request: ScoreRequest) -> ScoreOutput:
         elif expected is None:  # through ffconcat ffmpeg reports no duration: size / bitrate, for the ETA
             expected = ref_info.estimated_frames(request.reference.size)
             estimated = expected is not None
-        progress = _Progress(expected, request.progress, estimated)
+        progress = Progress(expected, request.progress, estimated)
         with InputArgs(request.reference, request.reference_raw) as ref_in, \
                 InputArgs(request.distorted, request.distorted_raw) as dis_in:
             argv = [ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "verbose", "-xerror",
@@ -224,7 +196,7 @@ def score(request: ScoreRequest) -> ScoreOutput:
             assert child.proc.stdout is not None
             pump = threading.Thread(target=progress.pump, args=(child.proc.stdout,), daemon=True)
             pump.start()
-            code = _watch(child, progress, request.stall_timeout, request.deadline,
+            code = watch(child, progress, request.stall_timeout, request.deadline,
                           [request.reference, request.distorted], request.cancelled)
             pump.join(timeout=2)
         elapsed = time.monotonic() - started
@@ -233,7 +205,7 @@ def score(request: ScoreRequest) -> ScoreOutput:
             raise JobFailed(f"an input was cut off while reading ({cut_short[0]}); no score is reported",
                             detail=child.tail(15))
         if code != 0:
-            raise JobFailed(f"ffmpeg failed (exit {code}): {_last_error(child.tail())}", detail=child.tail(15))
+            raise JobFailed(f"ffmpeg failed (exit {code}): {last_error(child.tail())}", detail=child.tail(15))
         # with a frame limit ffmpeg stops reading once the pairs are done: fewer decoded is expected
         notes = [] if plan.frames else _check_declared_frames(request, (ref_info, dis_info), decoded)
         log = _read_log(log_path, child.tail(15))
@@ -382,65 +354,6 @@ def _check_declared_frames(request: ScoreRequest, infos: tuple[StreamInfo, Strea
     return notes
 
 
-def _watch(child: Child, progress: _Progress, stall_timeout: float, deadline: float | None,
-           inputs: list[PreparedInput], cancelled: Callable[[], bool] | None = None) -> int:
-    """Wait for ffmpeg, stopping it when no frame advanced for `stall_timeout`, past `deadline`, as
-    soon as the storage behind an input reports it broke, or when the job is cancelled."""
-    last_frame, last_change = -1, time.monotonic()
-    while True:
-        try:
-            return child.wait(timeout=0.2)
-        except subprocess.TimeoutExpired:
-            pass
-        for prepared in inputs:
-            problem = prepared.health() if prepared.health is not None else None
-            if problem:
-                child.stop(timeout=1.0)  # its output is of no use any more
-                raise JobFailed(f"{prepared.role} {prepared.display}: {problem} while scoring "
-                                f"(after frame {max(progress.frame, 0)}); no score is reported",
-                                detail=child.tail(15))
-        if cancelled is not None and cancelled():
-            child.stop(timeout=1.0)
-            raise Interrupted(f"the job was cancelled (at frame {max(progress.frame, 0)}); no score is reported")
-        now = time.monotonic()
-        if progress.frame != last_frame:
-            last_frame, last_change = progress.frame, now
-        if now - last_change > stall_timeout:
-            child.stop(timeout=1.0)
-            raise JobFailed(f"no frame scored for {stall_timeout:g}s (after frame {max(last_frame, 0)}): "
-                            "reading the inputs stalled; raise --stall-timeout if the storage is just slow",
-                            detail=child.tail(15))
-        if deadline is not None and now > deadline:
-            child.stop(timeout=1.0)
-            raise JobFailed(f"the job ran past its --timeout (stopped at frame {max(last_frame, 0)})",
-                            detail=child.tail(15))
-
-
-def _probe_both(ffmpeg: str, request: ScoreRequest) -> tuple[StreamInfo, StreamInfo]:
-    """Probe both inputs at once: each probe is mostly waiting on storage."""
-    results: dict[str, StreamInfo | BaseException] = {}
-
-    def run(role: str) -> None:
-        prepared = request.reference if role == "reference" else request.distorted
-        raw = request.reference_raw if role == "reference" else request.distorted_raw
-        try:
-            # a pipe cannot be probed without eating it: its producer says what it carries
-            results[role] = probe(ffmpeg, prepared, raw or prepared.stream_hint, timeout=request.stall_timeout)
-        except BaseException as exc:  # re-raised in the caller's thread
-            results[role] = exc
-
-    # daemon threads: an interrupt must not wait for a probe; its ffmpeg is stopped by the CLI
-    threads = [threading.Thread(target=run, args=(r,), daemon=True) for r in ("reference", "distorted")]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    for role in ("reference", "distorted"):
-        if isinstance(results[role], BaseException):
-            raise results[role]  # type: ignore[misc]
-    return results["reference"], results["distorted"]  # type: ignore[return-value]
-
-
 def _read_log(path: str, tail: str) -> dict[str, Any]:
     try:
         with open(path, encoding="utf-8") as fh:
@@ -448,31 +361,6 @@ def _read_log(path: str, tail: str) -> dict[str, Any]:
             return data
     except (OSError, json.JSONDecodeError) as exc:
         raise JobFailed(f"libvmaf wrote no readable log ({exc})", detail=tail) from None
-
-
-#: ffmpeg's lines that name a cause; the first of them is usually the root one
-_CAUSE_RE = re.compile(r"corrupt|partial file|ends prematurely|invalid data found|moov atom not found|"
-                       r"no such file|permission denied|connection (?:refused|reset)|input/output error|"
-                       r"invalid nal|error while decoding|end of file", re.IGNORECASE)
-#: lines that look like errors but only say that something failed, or count things
-_NOISE_RE = re.compile(r"Conversion failed|Exiting with exit code|decode errors;|packets read|Statistics:",
-                       re.IGNORECASE)
-_PREFIX_RE = re.compile(r"^(?:\[[^\]]*@ 0x[0-9a-f]+\]\s*)+")
-
-
-def _last_error(stderr: str) -> str:
-    """The line of ffmpeg's stderr that best says why it failed, without its `[demuxer @ 0x...]` prefix."""
-    lines = [_PREFIX_RE.sub("", ln.strip()) for ln in stderr.splitlines()]
-    lines = [ln for ln in lines if ln and not _NOISE_RE.search(ln)]
-    causes = [ln for ln in lines if _CAUSE_RE.search(ln)]
-    if causes:
-        return causes[0]
-    interesting = [ln for ln in lines
-                   if re.search(r"error|fail|invalid|could not|cannot|premature|partial|refused|returned",
-                                ln, re.IGNORECASE)]
-    if interesting:
-        return interesting[-1]
-    return lines[-1] if lines else "no message"
 
 
 SCORER = Scorer(

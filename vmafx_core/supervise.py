@@ -1,0 +1,155 @@
+"""Supervising an ffmpeg that scores (or encodes): the core's one place for it.
+
+Every scorer that runs ffmpeg, the builtin libvmaf one and any plugin's, gets the same care
+through these pieces:
+
+- `probe_both` probes both inputs at once (each probe mostly waits on storage);
+- `Progress` reads ffmpeg's `-progress` blocks into frames done and fps for the progress bar;
+- `watch` waits for the child and stops it when no frame advanced for the stall bound, past the
+  job's deadline, as soon as the storage behind an input says it broke, or when the job is
+  cancelled (Ctrl-C or SIGTERM included: `ScoreRequest.cancelled` sees those);
+- `DECODED_RE`, `ENCODED_RE` and `TRUNCATED_RE` read ffmpeg's own accounting and its short-read
+  markers from stderr: what the frame checks compare;
+- `last_error` picks the line of ffmpeg's stderr that best says why it failed.
+
+Messages name both the flag and the job-file field (a batch has no `--stall-timeout`).
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from typing import IO
+
+from vmafx_core.errors import Interrupted, JobFailed
+from vmafx_core.ffmpeg import StreamInfo, probe
+from vmafx_core.process import Child
+from vmafx_core.types import PreparedInput, ScoreRequest
+
+DECODED_RE = re.compile(r"Input stream #(\d+):\d+ \(video\): .*?(\d+) frames decoded")
+ENCODED_RE = re.compile(r"Output stream #(\d+):\d+ \(video\): (\d+) frames encoded")
+#: what ffmpeg says when an input ends before its end: over http, through a mount, or in a file
+TRUNCATED_RE = re.compile(r"Stream ends prematurely|partial file|Error during demuxing|"
+                           r"Transport endpoint is not connected|Input/output error|Connection reset by peer",
+                           re.IGNORECASE)
+
+
+class Progress:
+    """Reads ffmpeg's -progress key=value blocks and reports frames and fps."""
+
+    def __init__(self, total: int | None, callback: Callable[[int, int | None, float], None] | None,
+                 estimated: bool = False) -> None:
+        self.total = total
+        self.callback = callback
+        self.estimated = estimated  #: total is a guess: dropped once the count passes it
+        self.frame = 0
+
+    def pump(self, stream: IO[bytes]) -> None:
+        fps = 0.0
+        for raw in stream:
+            key, _, value = raw.decode("ascii", "replace").strip().partition("=")
+            if key == "frame" and value.isdigit():
+                self.frame = int(value)
+            elif key == "fps":
+                try:
+                    fps = float(value)
+                except ValueError:
+                    pass
+            elif key == "progress" and self.callback is not None:
+                if self.estimated and self.total is not None and self.frame >= self.total:
+                    self.total = None  # the guess was low: show a count, not a full bar that stays full
+                self.callback(self.frame, self.total, fps)
+
+
+
+def watch(child: Child, progress: Progress, stall_timeout: float, deadline: float | None,
+           inputs: list[PreparedInput], cancelled: Callable[[], bool] | None = None) -> int:
+    """Wait for ffmpeg, stopping it when no frame advanced for `stall_timeout`, past `deadline`, as
+    soon as the storage behind an input reports it broke, or when the job is cancelled."""
+    last_frame, last_change = -1, time.monotonic()
+    while True:
+        try:
+            return child.wait(timeout=0.2)
+        except subprocess.TimeoutExpired:
+            pass
+        for prepared in inputs:
+            problem = prepared.health() if prepared.health is not None else None
+            if problem:
+                child.stop(timeout=1.0)  # its output is of no use any more
+                raise JobFailed(f"{prepared.role} {prepared.display}: {problem} while scoring "
+                                f"(after frame {max(progress.frame, 0)}); no score is reported",
+                                detail=child.tail(15))
+        if cancelled is not None and cancelled():
+            child.stop(timeout=1.0)
+            raise Interrupted(f"the job was cancelled (at frame {max(progress.frame, 0)}); no score is reported")
+        now = time.monotonic()
+        if progress.frame != last_frame:
+            last_frame, last_change = progress.frame, now
+        if now - last_change > stall_timeout:
+            child.stop(timeout=1.0)
+            raise JobFailed(f"no frame scored for {stall_timeout:g}s (after frame {max(last_frame, 0)}): "
+                            "reading the inputs stalled; raise --stall-timeout (limits.stall_timeout in a "
+                            "job file) if the storage is just slow",
+                            detail=child.tail(15))
+        if deadline is not None and now > deadline:
+            child.stop(timeout=1.0)
+            raise JobFailed(f"the job ran past its --timeout (limits.timeout in a job file; stopped at frame "
+                            f"{max(last_frame, 0)})",
+                            detail=child.tail(15))
+
+
+
+def probe_both(ffmpeg: str, request: ScoreRequest) -> tuple[StreamInfo, StreamInfo]:
+    """Probe both inputs at once: each probe is mostly waiting on storage."""
+    results: dict[str, StreamInfo | BaseException] = {}
+
+    def run(role: str) -> None:
+        prepared = request.reference if role == "reference" else request.distorted
+        raw = request.reference_raw if role == "reference" else request.distorted_raw
+        try:
+            # a pipe cannot be probed without eating it: its producer says what it carries
+            results[role] = probe(ffmpeg, prepared, raw or prepared.stream_hint, timeout=request.stall_timeout)
+        except BaseException as exc:  # re-raised in the caller's thread
+            results[role] = exc
+
+    # daemon threads: an interrupt must not wait for a probe; its ffmpeg is stopped by the CLI
+    threads = [threading.Thread(target=run, args=(r,), daemon=True) for r in ("reference", "distorted")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for role in ("reference", "distorted"):
+        if isinstance(results[role], BaseException):
+            raise results[role]  # type: ignore[misc]
+    return results["reference"], results["distorted"]  # type: ignore[return-value]
+
+
+
+#: ffmpeg's lines that name a cause; the first of them is usually the root one
+_CAUSE_RE = re.compile(r"corrupt|partial file|ends prematurely|invalid data found|moov atom not found|"
+                       r"no such file|permission denied|connection (?:refused|reset)|input/output error|"
+                       r"invalid nal|error while decoding|end of file", re.IGNORECASE)
+#: lines that look like errors but only say that something failed, or count things
+_NOISE_RE = re.compile(r"Conversion failed|Exiting with exit code|decode errors;|packets read|Statistics:",
+                       re.IGNORECASE)
+_PREFIX_RE = re.compile(r"^(?:\[[^\]]*@ 0x[0-9a-f]+\]\s*)+")
+
+
+def last_error(stderr: str) -> str:
+    """The line of ffmpeg's stderr that best says why it failed, without its `[demuxer @ 0x...]` prefix."""
+    lines = [_PREFIX_RE.sub("", ln.strip()) for ln in stderr.splitlines()]
+    lines = [ln for ln in lines if ln and not _NOISE_RE.search(ln)]
+    causes = [ln for ln in lines if _CAUSE_RE.search(ln)]
+    if causes:
+        return causes[0]
+    interesting = [ln for ln in lines
+                   if re.search(r"error|fail|invalid|could not|cannot|premature|partial|refused|returned",
+                                ln, re.IGNORECASE)]
+    if interesting:
+        return interesting[-1]
+    return lines[-1] if lines else "no message"
+
+
