@@ -132,7 +132,9 @@ def test_several_models_in_one_pass_equal_their_separate_bare_runs(clips: Clips,
     for metric, truth in truths.items():
         assert result["metrics"][metric]["mean"] == pytest.approx(truth["pooled_metrics"]["vmaf"]["mean"], abs=1e-6)
         assert [f[metric] for f in frames] == pytest.approx(per_frame(truth, "vmaf"), abs=1e-6)
-    assert result["provenance"]["filter_graph"].count("libvmaf=") == 2  # one pass: 8-bit and 10-bit instances
+    graph = result["provenance"]["filter_graph"]
+    assert graph.count("libvmaf=") == 2  # one pass: 8-bit and 10-bit instances
+    assert "log_path=<log.1>" in graph and "vmafx-libvmaf" not in graph
     assert [m["metric"] for m in result["provenance"]["models"]] == [
         "vmaf_v0.6.1", "vmaf_v0.6.1neg", "vmaf_v0.6.1_phone", "vmaf_v1.0.16_3d0h"]
 

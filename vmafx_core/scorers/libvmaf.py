@@ -321,7 +321,7 @@ def score(request: ScoreRequest) -> ScoreOutput:
         "features": [f.spec() for f in options.features],
         "n_subsample": options.n_subsample,
         "n_threads": options.threads(),
-        "filter_graph": graph.replace(log_path, "<log>"),
+        "filter_graph": _hide_logs(graph, log_path, len(groups)),
         "alignment": plan.decisions,
         "pooled_by_libvmaf": log.get("pooled_metrics", {}),
         "reference_stream": attrs.asdict(ref_info),
@@ -332,6 +332,13 @@ def score(request: ScoreRequest) -> ScoreOutput:
                        provenance=provenance, notes=notes, compared_frames=compared,
                        frame_numbers=[int(f.get("frameNum", i)) for i, f in enumerate(log.get("frames", []))],
                        frame_rate=rate)
+
+
+def _hide_logs(graph: str, log_path: str, count: int) -> str:
+    """The graph as provenance: the temp log paths as <log>, <log.1>, ..."""
+    for index, path in reversed(list(enumerate(log_paths(log_path, count)))):
+        graph = graph.replace(path, f"<log.{index}>" if index else "<log>")
+    return graph
 
 
 def _merge_logs(logs: list[dict[str, Any]], formats: Sequence[str | None] = ()) -> dict[str, Any]:
