@@ -380,9 +380,12 @@ def _run_ladder(job: Job, options: Any, plugins: Plugins, ffmpeg_path: str | Non
                 bar.close()
         rungs.append(result.to_dict())
         if not as_json:
-            e, vmaf = rungs[-1]["encode"], rungs[-1]["metrics"].get("vmaf", {}).get("mean")
+            e, metrics = rungs[-1]["encode"], rungs[-1]["metrics"]
             rate = f"{e['bitrate_bps'] / 1000:8.0f} kb/s" if e.get("bitrate_bps") else "-"
-            click.echo(f"{rungs[-1]['distorted']['uri']:<48} {rate}  VMAF {vmaf:.4f}", err=True)
+            scores = [f"{m['metric'] if m['metric'] != 'vmaf' else 'VMAF'} {metrics[m['metric']]['mean']:.4f}"
+                      for m in rungs[-1]["provenance"].get("models", []) if m.get("metric") in metrics] or \
+                [f"VMAF {metrics['vmaf']['mean']:.4f}"] * ("vmaf" in metrics)
+            click.echo(f"{rungs[-1]['distorted']['uri']:<48} {rate}  {'  '.join(scores)}", err=True)
     data = ladder_result(job, rungs)
     text = json.dumps(data, indent=2) + "\n"
     if output is not None:

@@ -26,7 +26,6 @@ or a list of either: several models are scored in one pass.
 
 from __future__ import annotations
 
-import concurrent.futures
 import json
 import mmap
 import os
@@ -211,6 +210,8 @@ def describe(name: str) -> dict[str, Any]:
 
 def catalogue(ffmpeg: str) -> dict[str, dict[str, Any]]:
     """The built-in models of the ffmpeg at `ffmpeg`, each described, with whether it loads."""
+    import concurrent.futures  # only `vmafx models` tries them all
+
     names = known_names(ffmpeg)
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
         tried = list(pool.map(lambda n: tried_model(ffmpeg, n), names))
