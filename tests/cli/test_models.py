@@ -110,6 +110,16 @@ def test_v1_model_is_scored_at_10_bits_like_its_documentation_says(clips: Clips,
     assert "format=yuv420p10le" in result["provenance"]["filter_graph"]
 
 
+def test_model_parameters_reach_libvmaf(clips: Clips, tmp_path: Path) -> None:
+    spec = "vmaf_v1.0.16_3d0h:cambi.enc_bitdepth=8:disable_clip=true"
+    result, _ = vmafx(clips, tmp_path, "--model", spec)
+    truth = bare(clips, tmp_path, "model=version=vmaf_v1.0.16_3d0h\\\\:disable_clip=true\\\\:cambi.enc_bitdepth=8",
+                 pre="format=yuv420p10le")
+    assert result["metrics"]["vmaf"]["mean"] == truth["pooled_metrics"]["vmaf"]["mean"]
+    assert "cambi_hrs_1080_cmxv_17_vlt_0.06_encbd_8" in result["metrics"]  # CAMBI took the encode's depth
+    assert result["provenance"]["model"] == "vmaf_v1.0.16_3d0h:disable_clip=true:cambi.enc_bitdepth=8"
+
+
 def test_phone_model(clips: Clips, tmp_path: Path) -> None:
     result, _ = vmafx(clips, tmp_path, "--model", "vmaf_v0.6.1:enable_transform=true")
     truth = bare(clips, tmp_path, "model=version=vmaf_v0.6.1\\\\:enable_transform=true")
@@ -143,13 +153,14 @@ def test_models_as_a_list_in_a_job_file(clips: Clips, tmp_path: Path) -> None:
     job = tmp_path / "job.toml"
     job.write_text(f'[reference]\nuri = "{clips.ref}"\n[distorted]\nuri = "{clips.dis}"\n[scorer]\n'
                    'name = "libvmaf"\nn_threads = 2\n'
-                   'model = ["vmaf_v0.6.1", { name = "vmaf_v0.6.1", enable_transform = true, metric = "phone" }]\n')
+                   'model = ["vmaf_v0.6.1", { name = "vmaf_v0.6.1", enable_transform = true, metric = "phone" }]\n'
+                   'features = [{ name = "psnr", enable_chroma = false }]\n')
     out = run_vmafx("run", "--job", str(job), "--json")
     assert out.code == 0, out.stderr
     metrics = out.json()["metrics"]
     phone = bare(clips, tmp_path, "model=version=vmaf_v0.6.1\\\\:enable_transform=true")
     assert metrics["phone"]["mean"] == pytest.approx(phone["pooled_metrics"]["vmaf"]["mean"], abs=1e-6)
-    assert "vmaf_v0.6.1" in metrics
+    assert "vmaf_v0.6.1" in metrics and "psnr_y" in metrics and "psnr_cb" not in metrics
     clash = tmp_path / "clash.toml"
     clash.write_text(job.read_text().replace('metric = "phone"', 'metric = "vmaf_v0.6.1"'))
     bad = run_vmafx("run", "--job", str(clash))
