@@ -228,3 +228,10 @@ def test_raw_reference_and_mp4_distorted_from_the_command_line(clips: Clips, tmp
     assert neither.code == 2 and "--reference-raw" in neither.stderr
     bad = run_vmafx("run", str(clips.ref_yuv), str(clips.dis), "--reference-raw", "320:180")
     assert bad.code == 2 and "WIDTHxHEIGHT:PIX_FMT:FPS" in bad.stderr
+
+
+def test_a_picture_too_small_for_a_v1_model_is_said_so(clips: Clips) -> None:
+    out = run_vmafx("run", str(clips.ref), str(clips.dis), "--model", "vmaf_v1.0.16_5d0h")
+    assert out.code == 2 and out.stdout == ""
+    line = out.stderr.splitlines()[0]
+    assert f"({W}x{H}) are too small for vmaf_v1.0.16_5d0h" in line and "image too small" in line

@@ -190,6 +190,8 @@ def log_paths(log_path: str, count: int) -> list[str]:
 _DECODED_RE = re.compile(r"Input stream #(\d+):\d+ \(video\): .*?(\d+) frames decoded")
 _ENCODED_RE = re.compile(r"Output stream #(\d+):\d+ \(video\): (\d+) frames encoded")
 #: what ffmpeg says when an input ends before its end: over http, through a mount, or in a file
+#: libvmaf's own complaints: ffmpeg may still exit 0 without a log
+_LIBVMAF_ERROR_RE = re.compile(r"libvmaf ERROR|problem during vmaf|problem flushing libvmaf|could not load libvmaf")
 _TRUNCATED_RE = re.compile(r"Stream ends prematurely|partial file|Error during demuxing|"
                            r"Transport endpoint is not connected|Input/output error|Connection reset by peer",
                            re.IGNORECASE)
@@ -242,6 +244,7 @@ def score(request: ScoreRequest) -> ScoreOutput:
         decoded: dict[int, int] = {}
         encoded: dict[int, int] = {}
         cut_short: list[str] = []
+        vmaf_errors: list[str] = []
 
         def on_line(line: str) -> None:
             m = _DECODED_RE.search(line)
@@ -250,6 +253,8 @@ def score(request: ScoreRequest) -> ScoreOutput:
                 decoded[int(m.group(1))] = int(m.group(2))
             elif e:
                 encoded[int(e.group(1))] = int(e.group(2))
+            elif _LIBVMAF_ERROR_RE.search(line):
+                vmaf_errors.append(_PREFIX_RE.sub("", line.strip()))
             elif _TRUNCATED_RE.search(line):
                 cut_short.append(line.strip())
 
@@ -288,6 +293,8 @@ def score(request: ScoreRequest) -> ScoreOutput:
             # ffmpeg may exit 0 on a stream cut off mid-way: never score what was read of it
             raise JobFailed(f"an input was cut off while reading ({cut_short[0]}); no score is reported",
                             detail=child.tail(15))
+        if vmaf_errors and (code != 0 or not os.path.exists(log_path)):
+            _libvmaf_failed(vmaf_errors, options, ref_info, child.tail(15))
         if code != 0:
             raise JobFailed(f"ffmpeg failed (exit {code}): {_last_error(child.tail())}", detail=child.tail(15))
         # with a frame limit ffmpeg stops reading once the pairs are done: fewer decoded is expected
@@ -382,6 +389,18 @@ def _models_provenance(options: LibvmafOptions, groups: list[Group], ref: Stream
                                     "documented to be measured at 10-bit precision, also for 8-bit video")
             rows.append(row)
     return rows
+
+
+def _libvmaf_failed(errors: list[str], options: LibvmafOptions, ref: StreamInfo, tail: str) -> None:
+    """Raise what libvmaf said first; a picture too small for a model is the user's to change."""
+    small = next((e for e in errors if "too small" in e), None)
+    models = ", ".join(m.spec() for m in options.models)
+    tiny_for_v1 = any(m.is_v1 for m in options.models) and ref.width * ref.height < 320 * 180
+    if small is not None or tiny_for_v1:
+        raise BadInput(f"the pictures ({ref.width}x{ref.height}) are too small for {models} "
+                       f"(libvmaf: {(small or errors[0]).removeprefix('libvmaf ERROR ')}); the v1 models need "
+                       "at least about 320x180, 640x360 for _5d0h: score at a larger size", detail=tail)
+    raise JobFailed(f"libvmaf failed with {models}: {errors[0]}", detail=tail)
 
 
 def _plan(ffmpeg: str, request: ScoreRequest, ref: StreamInfo, dis: StreamInfo) -> Plan:
