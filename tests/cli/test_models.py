@@ -235,3 +235,14 @@ def test_a_picture_too_small_for_a_v1_model_is_said_so(clips: Clips) -> None:
     assert out.code == 2 and out.stdout == ""
     line = out.stderr.splitlines()[0]
     assert f"({W}x{H}) are too small for vmaf_v1.0.16_5d0h" in line and "image too small" in line
+
+
+def test_several_models_with_a_frame_limit_equal_bare_runs_of_those_frames(clips: Clips, tmp_path: Path) -> None:
+    result, frames = vmafx(clips, tmp_path, "--model", "vmaf_v0.6.1", "--model", "vmaf_v1.0.16_3d0h",
+                           "--frame-count", "8")
+    plain = bare(clips, tmp_path, "model=version=vmaf_v0.6.1", pre="trim=end_frame=8")
+    v1 = bare(clips, tmp_path, "model=version=vmaf_v1.0.16_3d0h", pre="trim=end_frame=8,format=yuv420p10le")
+    assert result["frames_scored"] == len(frames) == 8
+    assert result["metrics"]["vmaf_v0.6.1"]["mean"] == pytest.approx(plain["pooled_metrics"]["vmaf"]["mean"], abs=1e-6)
+    assert result["metrics"]["vmaf_v1.0.16_3d0h"]["mean"] == pytest.approx(v1["pooled_metrics"]["vmaf"]["mean"],
+                                                                           abs=1e-6)

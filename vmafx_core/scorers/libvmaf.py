@@ -130,23 +130,27 @@ def build_filter_graph(ref: StreamInfo, dis: StreamInfo, options: LibvmafOptions
                 f"[dis][ref]libvmaf={':'.join(vmaf_args[0])}"), ["-f", "null", "-"]
     tap = f",{SIGNATURE_FILTER}" if signatures is not None else ""
     n = len(groups)
+
+    def tag(i: int) -> str:  # one instance keeps the plain labels: [dis][ref] -> [scored]
+        return "" if n == 1 else str(i)
+
     graph = ""
     for side, chain in (("dis", dis_chain), ("ref", ref_chain)):
         stream = "[1:v:0]" if side == "dis" else "[0:v:0]"
-        labels = "".join(f"[{side}{i}]" for i in range(n)) + (f"[{side}_n]" if counted else "")
+        labels = "".join(f"[{side}{tag(i)}]" for i in range(n)) + (f"[{side}_n]" if counted else "")
         graph += f"{stream}{','.join(chain)},split={n + counted}{labels};"
         if counted:
             graph += f"[{side}_n]null{tap}[{side}_count];"
         for i, (pix_fmt, _, _) in enumerate(groups):
             if pix_fmt is not None:  # this group's models are scored at another precision
-                graph += f"[{side}{i}]format={pix_fmt}[{side}{i}f];"
+                graph += f"[{side}{tag(i)}]format={pix_fmt}[{side}{tag(i)}f];"
     for i, (pix_fmt, _, _) in enumerate(groups):
         suffix = "f" if pix_fmt is not None else ""
-        graph += f"[dis{i}{suffix}][ref{i}{suffix}]libvmaf={':'.join(vmaf_args[i])}[scored{i}];"
+        graph += f"[dis{tag(i)}{suffix}][ref{tag(i)}{suffix}]libvmaf={':'.join(vmaf_args[i])}[scored{tag(i)}];"
     graph = graph.rstrip(";")
     outputs: list[str] = []
     for i in range(n):
-        outputs += ["-map", f"[scored{i}]", "-f", "null", "-"]
+        outputs += ["-map", f"[scored{tag(i)}]", "-f", "null", "-"]
     if counted:
         for label, path in (("ref_count", signatures[0] if signatures else None),
                             ("dis_count", signatures[1] if signatures else None)):
