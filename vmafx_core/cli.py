@@ -113,7 +113,8 @@ def _setup_logging(verbose: int) -> None:
 class _Commands(click.Group):
     """The subcommands; `batch` and `report` (large modules) are imported only when asked for."""
 
-    LAZY = {"batch": ("vmafx_core.batch", "batch"), "report": ("vmafx_core.report.command", "report")}
+    LAZY = {"batch": ("vmafx_core.batch", "batch"), "report": ("vmafx_core.report.command", "report"),
+            "models": ("vmafx_core.models_cli", "models")}
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *self.LAZY})
@@ -145,13 +146,59 @@ def _raw_from_flags(width: int | None, height: int | None, pix_fmt: str | None,
     return given
 
 
+#: extensions of headerless video: the only inputs --width/--height/--pix-fmt/--fps apply to
+RAW_EXTENSIONS = (".yuv", ".raw")
+
+
+def _is_raw_uri(uri: str) -> bool:
+    from urllib.parse import urlsplit
+
+    return urlsplit(uri).path.lower().endswith(RAW_EXTENSIONS) or uri.lower().endswith(RAW_EXTENSIONS)
+
+
+def _raw_from_spec(flag: str, spec: str) -> dict[str, Any]:
+    """`WxH:PIX_FMT:FPS` (e.g. 1920x1080:yuv420p:25) as a job file's raw table."""
+    import re
+
+    match = re.fullmatch(r"(\d+)x(\d+):([a-z0-9]+):(\d+(?:\.\d+)?(?:/\d+)?)", spec.strip())
+    if not match:
+        raise BadInput(f"{flag} {spec!r}: give WIDTHxHEIGHT:PIX_FMT:FPS, e.g. 1920x1080:yuv420p:25")
+    num, _, den = match.group(4).partition("/")
+    fps = float(num) / float(den) if den else float(num)
+    return {"width": int(match.group(1)), "height": int(match.group(2)), "pix_fmt": match.group(3), "fps": fps}
+
+
+def _cli_raw(data: dict[str, Any], shared: dict[str, Any] | None, reference_raw: str | None,
+             distorted_raw: str | None) -> None:
+    """Raw geometry onto the inputs it is for: per-input flags, else the shared flags on .yuv/.raw inputs."""
+    roles = [r for r in ("reference", "distorted") if r in data]
+    per_input = {"reference": reference_raw, "distorted": distorted_raw}
+    for role in roles:
+        if per_input[role]:
+            data[role]["raw"] = _raw_from_spec(f"--{role}-raw", per_input[role] or "")
+    if distorted_raw and "distorted" not in data:
+        raise BadInput("--distorted-raw needs a DISTORTED input")
+    if shared is None:
+        return
+    targets = [r for r in roles if not per_input[r] and _is_raw_uri(data[r]["uri"])]
+    if not targets:
+        raise BadInput("--width/--height/--pix-fmt/--fps apply to .yuv or .raw inputs and none is one; "
+                       "give --reference-raw or --distorted-raw WxH:PIX_FMT:FPS for a raw input named otherwise")
+    for role in targets:
+        data[role]["raw"] = dict(shared)
+
+
 @main.command(epilog=EXIT_CODES_HELP)
 @click.argument("reference", required=False)
 @click.argument("distorted", required=False)
 @click.option("--job", "job_file", type=click.Path(path_type=Path), help="Read the job from a JSON or TOML file.")
-@click.option("--model", help="libvmaf model: vmaf_v0.6.1 (default), vmaf_v0.6.1neg, vmaf_4k_v0.6.1, ... or a file.")
+@click.option("--model", "model", multiple=True,
+              help="libvmaf model (repeatable: several in one pass): vmaf_v0.6.1 (default), vmaf_v1.0.16_3d0h, ... "
+                   "(`vmafx models` lists them) or a file; parameters as NAME:key=value, e.g. "
+                   "vmaf_v0.6.1:enable_transform=true (the phone model).")
 @click.option("--feature", "features", multiple=True,
-              help="Extra libvmaf feature (repeatable): psnr, float_ssim, float_ms_ssim, ciede, cambi, psnr_hvs.")
+              help="Extra libvmaf feature (repeatable): psnr, float_ssim, float_ms_ssim, ciede, cambi, psnr_hvs; "
+                   "options as NAME:option=value, e.g. cambi:full_ref=true, psnr:enable_chroma=false.")
 @click.option("--n-subsample", type=int, help="Score every Nth frame.")
 @click.option("--n-threads", type=int, help="libvmaf threads (0: all cores).")
 @click.option("--scale-filter", help="Scaler for the distorted (bicubic, bilinear, lanczos, ..., none).")
@@ -175,10 +222,12 @@ def _raw_from_flags(width: int | None, height: int | None, pix_fmt: str | None,
 @click.option("--vfr", type=click.Choice(["resample", "error", "always"]),
               help="A variable-rate input: resample to the reference's nominal rate by timestamp (default) "
                    "or refuse; always: resample both by timestamp even if they look constant-rate.")
-@click.option("--width", type=int, help="Raw YUV inputs: frame width.")
-@click.option("--height", type=int, help="Raw YUV inputs: frame height.")
-@click.option("--pix-fmt", type=click.Choice(list(RAW_PIX_FMTS)), help="Raw YUV inputs: pixel format.")
-@click.option("--fps", type=float, help="Raw YUV inputs: frame rate.")
+@click.option("--reference-raw", help="The reference is raw video: WIDTHxHEIGHT:PIX_FMT:FPS (1920x1080:yuv420p:25).")
+@click.option("--distorted-raw", help="The distorted is raw video: WIDTHxHEIGHT:PIX_FMT:FPS.")
+@click.option("--width", type=int, help="Raw YUV inputs (.yuv/.raw): frame width.")
+@click.option("--height", type=int, help="Raw YUV inputs (.yuv/.raw): frame height.")
+@click.option("--pix-fmt", type=click.Choice(list(RAW_PIX_FMTS)), help="Raw YUV inputs (.yuv/.raw): pixel format.")
+@click.option("--fps", type=float, help="Raw YUV inputs (.yuv/.raw): frame rate.")
 @click.option("--storage", help="Storage backend: auto (default), local, rclone-http, rclone-mount, ...")
 @click.option("--rclone-config", type=click.Path(path_type=Path),
               help="rclone config file (default: $VMAFX_RCLONE_CONFIG, then rclone's own).")
@@ -207,7 +256,7 @@ def _raw_from_flags(width: int | None, height: int | None, pix_fmt: str | None,
 @click.option("--no-progress", is_flag=True, help="No progress bar even on a terminal.")
 @click.option("--report", "report_file", type=click.Path(path_type=Path, dir_okay=False),
               help="Also write an HTML report with per-frame charts (needs the report extra).")
-def run(reference: str | None, distorted: str | None, job_file: Path | None, model: str | None,
+def run(reference: str | None, distorted: str | None, job_file: Path | None, model: tuple[str, ...],
         features: tuple[str, ...], n_subsample: int | None, n_threads: int | None, scale_filter: str | None,
         allow_frame_mismatch: bool | None, width: int | None, height: int | None, pix_fmt: str | None,
         fps: float | None, storage: str | None, rclone_config: Path | None, ffmpeg_path: str | None,
@@ -218,7 +267,8 @@ def run(reference: str | None, distorted: str | None, job_file: Path | None, mod
         no_progress: bool, report_file: Path | None, frame_rate: str | None = None,
         reference_offset: str | None = None, distorted_offset: str | None = None, frame_count: int | None = None,
         sync: str | None = None, sync_window: int | None = None, deinterlace: str | None = None,
-        vfr: str | None = None, interlace_check: str | None = None) -> None:
+        vfr: str | None = None, interlace_check: str | None = None, reference_raw: str | None = None,
+        distorted_raw: str | None = None) -> None:
     """Score DISTORTED against REFERENCE (paths, file://, s3://..., or rclone remote:path)."""
     with _user_errors():
         plugins = Plugins()
@@ -226,6 +276,9 @@ def run(reference: str | None, distorted: str | None, job_file: Path | None, mod
         if job_file is not None:
             if reference or distorted:
                 raise BadInput("give either REFERENCE DISTORTED or --job FILE, not both")
+            if reference_raw or distorted_raw:
+                raise BadInput("--reference-raw/--distorted-raw go with REFERENCE DISTORTED; a job file has "
+                               "[reference] raw = { ... }")
             data = load_job_file(job_file)
             origin = str(job_file)
         else:
@@ -238,10 +291,7 @@ def run(reference: str | None, distorted: str | None, job_file: Path | None, mod
             data = {"reference": {"uri": reference}}
             if distorted:
                 data["distorted"] = {"uri": distorted}
-            if raw:
-                data["reference"]["raw"] = raw
-                if distorted:
-                    data["distorted"]["raw"] = dict(raw)
+            _cli_raw(data, raw, reference_raw, distorted_raw)
             origin = "command line"
         encode_flags = {"crf": crf, "bitrate": bitrate, "preset": preset, "pix_fmt": encode_pix_fmt,
                         "size": encode_size, "extra_args": list(encode_args) or None}
@@ -250,7 +300,9 @@ def run(reference: str | None, distorted: str | None, job_file: Path | None, mod
         elif any(v is not None for v in encode_flags.values()):
             raise BadInput("--crf, --bitrate, --preset, --encode-* only apply with --encode ENCODER")
         scorer = data.setdefault("scorer", {"name": "libvmaf"}) if isinstance(data.get("scorer", {}), dict) else {}
-        for key, value in (("model", model), ("n_subsample", n_subsample), ("n_threads", n_threads)):
+        if model:
+            scorer["model"] = list(model) if len(model) > 1 else model[0]
+        for key, value in (("n_subsample", n_subsample), ("n_threads", n_threads)):
             if value is not None:
                 scorer[key] = value
         if features:
@@ -347,9 +399,12 @@ def _run_ladder(job: Job, options: Any, plugins: Plugins, ffmpeg_path: str | Non
                 bar.close()
         rungs.append(result.to_dict())
         if not as_json:
-            e, vmaf = rungs[-1]["encode"], rungs[-1]["metrics"].get("vmaf", {}).get("mean")
+            e, metrics = rungs[-1]["encode"], rungs[-1]["metrics"]
             rate = f"{e['bitrate_bps'] / 1000:8.0f} kb/s" if e.get("bitrate_bps") else "-"
-            click.echo(f"{rungs[-1]['distorted']['uri']:<48} {rate}  VMAF {vmaf:.4f}", err=True)
+            scores = [f"{m['metric'] if m['metric'] != 'vmaf' else 'VMAF'} {metrics[m['metric']]['mean']:.4f}"
+                      for m in rungs[-1]["provenance"].get("models", []) if m.get("metric") in metrics] or \
+                [f"VMAF {metrics['vmaf']['mean']:.4f}"] * ("vmaf" in metrics)
+            click.echo(f"{rungs[-1]['distorted']['uri']:<48} {rate}  {'  '.join(scores)}", err=True)
     interrupts.check()
     data = ladder_result(job, rungs)
     text = json.dumps(data, indent=2) + "\n"
@@ -366,12 +421,15 @@ def _summary(data: dict[str, Any]) -> None:
     ref, dis = data["reference"], data["distorted"]
     click.echo(f"reference  {ref['uri']}  [{ref['storage']}]", err=True)
     click.echo(f"distorted  {dis['uri']}  [{dis['storage']}]", err=True)
-    click.echo(f"frames     {data['frames_scored']}   model {data['provenance'].get('model', '-')}", err=True)
+    model = data["provenance"].get("model", "-")
+    click.echo(f"frames     {data['frames_scored']}   model {', '.join(model) if isinstance(model, list) else model}",
+               err=True)
+    model_metrics = [m.get("metric") for m in data["provenance"].get("models", [])]
     decided = (data["provenance"].get("alignment") or {}).get("summary")
     if decided:  # anything but frame n against frame n as decoded
         click.echo(f"alignment  {'; '.join(decided)}", err=True)
     for name, p in data["metrics"].items():
-        if name == "vmaf" or name.startswith(("psnr", "float_", "ciede", "cambi")):
+        if name == "vmaf" or name in model_metrics or name.startswith(("psnr", "float_", "ciede", "cambi")):
             click.echo(f"{name:<14} mean {p['mean']:9.4f}  hmean {p['harmonic_mean']:9.4f}  "
                        f"min {p['min']:9.4f}  p5 {p['p5']:9.4f}", err=True)
     if data.get("encode"):
@@ -384,6 +442,10 @@ def _summary(data: dict[str, Any]) -> None:
     vmaf = data["metrics"].get("vmaf")
     if vmaf is not None:
         click.echo(f"VMAF {vmaf['mean']:.6f}")
+    else:  # several models: one line each, by metric name
+        for name in model_metrics:
+            if name in data["metrics"]:
+                click.echo(f"{name} {data['metrics'][name]['mean']:.6f}")
 
 
 @main.command()

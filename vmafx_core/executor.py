@@ -44,6 +44,8 @@ def run_job(job: Job, options: Any, plugins: Plugins, *, ffmpeg: str | None = No
         from vmafx_core.errors import EnvironmentMissing
         raise EnvironmentMissing(f"scorer {scorer.name!r} is not usable here: {availability.reason}")
     ffmpeg_path = find_ffmpeg(ffmpeg)
+    if callable(getattr(options, "check", None)):
+        options.check(ffmpeg_path)  # e.g. a model this ffmpeg lacks: before any input is read
     raws = {"reference": job.reference.raw.to_raw() if job.reference.raw else None,
             "distorted": job.distorted.raw.to_raw() if job.distorted and job.distorted.raw else None}
     requests = [InputRequest("reference", job.reference.uri, raws["reference"])]
@@ -118,6 +120,10 @@ def run_job(job: Job, options: Any, plugins: Plugins, *, ffmpeg: str | None = No
     names = list(dict.fromkeys(k for f in frames for k in f))
     metrics = {name: pool([f[name] for f in frames if name in f], libvmaf_pooled.get(name)) for name in names}
     score_s = scored_at - prepared_at
+    numbers = list(output.frame_numbers) or list(range(len(frames)))
+    rate = output.frame_rate
+    frames = [{"frame": n, **values, **({"time_s": round(n / rate, 6)} if rate else {})}
+              for n, values in zip(numbers, frames, strict=True)]
     provenance = {
         "vmafx": __version__,
         "scorer": scorer.name,

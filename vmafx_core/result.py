@@ -122,14 +122,20 @@ def write_atomically(path: Path, text: str) -> None:
 
 
 def frames_text(frames: Sequence[Mapping[str, float]], fmt: str) -> str:
-    """Per-frame values as CSV (one row per frame) or JSON (a list of objects)."""
-    rows = [{"frame": i, **values} for i, values in enumerate(frames)]
+    """Per-frame values as CSV (one row per frame) or JSON (a list of objects).
+
+    `frame` is the scorer's frame number (libvmaf's: 0, 3, 6, ... under n_subsample 3) where the
+    values carry one, and `time_s` (last) the frame's time on the paired timeline: frame / rate.
+    """
+    rows = [{"frame": values.get("frame", i), **{k: v for k, v in values.items() if k != "frame"}}
+            for i, values in enumerate(frames)]
     if fmt == "json":
         return json.dumps(rows, indent=1) + "\n"
-    names = list(dict.fromkeys(k for values in frames for k in values))
+    names = [k for k in dict.fromkeys(k for row in rows for k in row) if k not in ("frame", "time_s")]
+    names += ["time_s"] if any("time_s" in row for row in rows) else []
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["frame", *names])
-    for i, values in enumerate(frames):
-        writer.writerow([i, *(values.get(n, "") for n in names)])
+    for row in rows:
+        writer.writerow([row["frame"], *(row.get(n, "") for n in names)])
     return out.getvalue()

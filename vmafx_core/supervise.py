@@ -138,6 +138,11 @@ _NOISE_RE = re.compile(r"Conversion failed|Exiting with exit code|decode errors;
 _PREFIX_RE = re.compile(r"^(?:\[[^\]]*@ 0x[0-9a-f]+\]\s*)+")
 
 
+def strip_prefix(line: str) -> str:
+    """An ffmpeg log line without its `[demuxer @ 0x...]` prefixes."""
+    return _PREFIX_RE.sub("", line.strip())
+
+
 def last_error(stderr: str) -> str:
     """The line of ffmpeg's stderr that best says why it failed, without its `[demuxer @ 0x...]` prefix."""
     lines = [_PREFIX_RE.sub("", ln.strip()) for ln in stderr.splitlines()]

@@ -193,6 +193,11 @@ class ScoreOutput:
     #: frames of each input that reached the comparison, when alignment (a rate conversion, an
     #: offset, a frame limit) makes them differ from the frames decoded; None: the decoded counts
     compared_frames: tuple[int, int] | None = None
+    #: the scorer's number of each scored frame (libvmaf's frameNum: 0, 3, 6, ... under
+    #: n_subsample 3); empty: 0, 1, 2, ...
+    frame_numbers: Sequence[int] = ()
+    #: the rate frames were paired at: a frame's time is its number over this
+    frame_rate: float | None = None
 
 
 @attrs.frozen

@@ -14,20 +14,23 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import threading
 import time
-from pathlib import Path
-from typing import Any, Literal, NewType
+from collections.abc import Sequence
+from typing import Any, NewType
 
 import attrs
 
 from vmafx_core import alignment, hookimpl, tempdirs
 from vmafx_core.alignment import SIGNATURE_FILTER, Plan
 from vmafx_core.errors import BadInput, JobFailed
+from vmafx_core.features import FEATURES, FeatureChoice, parse_feature
 from vmafx_core.ffmpeg import InputArgs, StreamInfo, require_libvmaf
 from vmafx_core.job import NonNegativeInt, PositiveInt, converter
+from vmafx_core.models import ModelChoice, metric_names, parse_models
 from vmafx_core.process import Child
 from vmafx_core.supervise import (
     DECODED_RE,
@@ -36,55 +39,63 @@ from vmafx_core.supervise import (
     Progress,
     last_error,
     probe_both,
+    strip_prefix,
     watch,
 )
 from vmafx_core.types import ScoreOutput, Scorer, ScoreRequest
 
-#: models built into libvmaf (selected by version); anything with a "/" or ".json" is a model file
-BUILTIN_MODELS = ("vmaf_v0.6.1", "vmaf_v0.6.1neg", "vmaf_4k_v0.6.1", "vmaf_4k_v0.6.1neg",
-                  "vmaf_float_v0.6.1", "vmaf_float_v0.6.1neg")
-FEATURES = ("psnr", "float_ssim", "float_ms_ssim", "ciede", "cambi", "psnr_hvs")
-Feature = Literal["psnr", "float_ssim", "float_ms_ssim", "ciede", "cambi", "psnr_hvs"]
-
 #: formats libvmaf reads; anything else is converted to the nearest of these
 _VMAF_PIX_FMTS = {"yuv420p", "yuv422p", "yuv444p", "yuv420p10le", "yuv422p10le", "yuv444p10le",
                   "yuv420p12le", "yuv422p12le", "yuv444p12le", "yuv420p16le", "yuv422p16le", "yuv444p16le"}
-_UNSAFE_IN_FILTER = set(":|'\\,;[]=\n")
+
+#: one model or several (`vmafx_core.models` has the syntax); built-in names are checked against
+#: the ffmpeg binary when the job runs, since which ffmpeg is only known then
+Models = NewType("Models", tuple)  # type: ignore[type-arg]
+#: extra features, each with its options (`vmafx_core.features`)
+Features = NewType("Features", tuple)  # type: ignore[type-arg]
 
 
-Model = NewType("Model", str)
+def _structure_models(value: Any, _: type) -> tuple[ModelChoice, ...]:
+    chosen = parse_models(value)
+    for model in chosen:
+        if not model.is_file and not model.name.startswith("vmaf"):
+            raise ValueError(f"unknown model {model.name!r}; `vmafx models` lists the models this ffmpeg has")
+    return chosen
 
 
-def _structure_model(value: Any, _: type) -> str:
-    if not isinstance(value, str):
-        raise ValueError(f"must be a string, got {value!r}")
-    if _is_model_file(value):
-        bad = _UNSAFE_IN_FILTER & set(value)
-        if bad:
-            raise ValueError(f"model file path must not contain {' '.join(sorted(bad))}")
-    elif value not in BUILTIN_MODELS:
-        raise ValueError(f"unknown model {value!r}; use one of {', '.join(BUILTIN_MODELS)} or a model file path")
-    return value
+def _structure_features(value: Any, _: type) -> tuple[FeatureChoice, ...]:
+    if not isinstance(value, list | tuple):
+        raise ValueError(f"must be a list of features, got {value!r}")
+    return tuple(parse_feature(v) for v in value)
 
 
-converter.register_structure_hook(Model, _structure_model)
-
-
-def _is_model_file(model: str) -> bool:
-    return "/" in model or model.endswith((".json", ".pkl"))
+converter.register_structure_hook(Models, _structure_models)
+converter.register_structure_hook(Features, _structure_features)
+converter.register_unstructure_hook(ModelChoice, lambda m: m.spec())
+converter.register_unstructure_hook(FeatureChoice, lambda f: f.spec())
 
 
 @attrs.frozen
 class LibvmafOptions:
     """Options of the libvmaf scorer (the job's `scorer` table)."""
 
-    model: Model = Model("vmaf_v0.6.1")
-    features: tuple[Feature, ...] = ()
+    model: Models = Models((ModelChoice("vmaf_v0.6.1"),))
+    features: Features = Features(())
     n_subsample: PositiveInt = PositiveInt(1)
     n_threads: NonNegativeInt = NonNegativeInt(0)  #: 0: all cores
 
     def threads(self) -> int:
         return self.n_threads or (os.cpu_count() or 1)
+
+    @property
+    def models(self) -> tuple[ModelChoice, ...]:
+        return tuple(self.model)
+
+    def check(self, ffmpeg: str) -> None:
+        """Refuse, before any input is read, a model this ffmpeg does not have."""
+        from vmafx_core.models import check
+
+        check(self.models, ffmpeg)
 
 
 def _target_pix_fmt(pix_fmt: str) -> str:
@@ -109,40 +120,96 @@ def build_filter_graph(ref: StreamInfo, dis: StreamInfo, options: LibvmafOptions
     target = _target_pix_fmt(ref.pix_fmt)
     dis_chain = plan.chain("distorted", target)
     ref_chain = plan.chain("reference", target)
-    model = f"path={options.model}" if _is_model_file(options.model) else f"version={options.model}"
-    vmaf_args = [
-        f"model={model}",
-        "log_fmt=json",
-        f"log_path={log_path}",
-        f"n_threads={options.threads()}",
-        f"n_subsample={options.n_subsample}",
-    ]
-    if options.features:
-        vmaf_args.append("feature=" + "\\|".join(f"name={f}" for f in options.features))
+    groups = scoring_groups(options, target)
+    if len(groups) == 1 and groups[0][0] is not None:  # one precision for all: convert in the chains
+        dis_chain, ref_chain = dis_chain + [f"format={groups[0][0]}"], ref_chain + [f"format={groups[0][0]}"]
+        groups = [(None, groups[0][1], groups[0][2])]
+    vmaf_args = [[f"model={'|'.join(m.filter_value(n) for m, n in models)}", "log_fmt=json",
+                  f"log_path={log_paths(log_path, len(groups))[i]}", f"n_threads={options.threads()}",
+                  f"n_subsample={options.n_subsample}"] for i, (_, models, _) in enumerate(groups)]
+    for args, (_, _, with_features) in zip(vmaf_args, groups, strict=True):
+        if with_features and options.features:
+            args.append("feature=" + "\\|".join(f.filter_value() for f in options.features))
     counted = signatures is not None or plan.changes_counts
     if counted:
-        vmaf_args += ["shortest=1"]
-    if not counted:
+        for args in vmaf_args:
+            args += ["shortest=1"]
+    if not counted and len(groups) == 1:
         return (f"[1:v:0]{','.join(dis_chain)}[dis];"
                 f"[0:v:0]{','.join(ref_chain)}[ref];"
-                f"[dis][ref]libvmaf={':'.join(vmaf_args)}"), ["-f", "null", "-"]
+                f"[dis][ref]libvmaf={':'.join(vmaf_args[0])}"), ["-f", "null", "-"]
     tap = f",{SIGNATURE_FILTER}" if signatures is not None else ""
-    graph = (f"[1:v:0]{','.join(dis_chain)},split=2[dis][dis_n];[dis_n]null{tap}[dis_count];"
-             f"[0:v:0]{','.join(ref_chain)},split=2[ref][ref_n];[ref_n]null{tap}[ref_count];"
-             f"[dis][ref]libvmaf={':'.join(vmaf_args)}[scored]")
-    outputs = ["-map", "[scored]", "-f", "null", "-"]
-    for label, path in (("ref_count", signatures[0] if signatures else None),
-                        ("dis_count", signatures[1] if signatures else None)):
-        outputs += ["-map", f"[{label}]", *(["-f", "rawvideo", path] if path else ["-f", "null", "-"])]
+    n = len(groups)
+
+    def tag(i: int) -> str:  # one instance keeps the plain labels: [dis][ref] -> [scored]
+        return "" if n == 1 else str(i)
+
+    graph = ""
+    for side, chain in (("dis", dis_chain), ("ref", ref_chain)):
+        stream = "[1:v:0]" if side == "dis" else "[0:v:0]"
+        labels = "".join(f"[{side}{tag(i)}]" for i in range(n)) + (f"[{side}_n]" if counted else "")
+        graph += f"{stream}{','.join(chain)},split={n + counted}{labels};"
+        if counted:
+            graph += f"[{side}_n]null{tap}[{side}_count];"
+        for i, (pix_fmt, _, _) in enumerate(groups):
+            if pix_fmt is not None:  # this group's models are scored at another precision
+                graph += f"[{side}{tag(i)}]format={pix_fmt}[{side}{tag(i)}f];"
+    for i, (pix_fmt, _, _) in enumerate(groups):
+        suffix = "f" if pix_fmt is not None else ""
+        graph += f"[dis{tag(i)}{suffix}][ref{tag(i)}{suffix}]libvmaf={':'.join(vmaf_args[i])}[scored{tag(i)}];"
+    graph = graph.rstrip(";")
+    outputs: list[str] = []
+    for i in range(n):
+        outputs += ["-map", f"[scored{tag(i)}]", "-f", "null", "-"]
+    if counted:
+        for label, path in (("ref_count", signatures[0] if signatures else None),
+                            ("dis_count", signatures[1] if signatures else None)):
+            outputs += ["-map", f"[{label}]", *(["-f", "rawvideo", path] if path else ["-f", "null", "-"])]
     return graph, outputs
+
+
+#: a group of models one libvmaf instance scores: the format it converts to first (None: as the
+#: chain gives it), its models with their metric names, and whether the extra features go with it
+Group = tuple[str | None, list[tuple[ModelChoice, str | None]], bool]
+
+
+def scoring_groups(options: LibvmafOptions, target: str) -> list[Group]:
+    """The models split by the precision they are scored at: one libvmaf instance each.
+
+    The v1 models are documented to be measured at 10 bits even for 8-bit video; the others are
+    scored as the inputs are. Each group sees the same frames, so one pass scores all of them and
+    each score equals its own separate run. The features go with the first group.
+    """
+    models = options.models
+    names = metric_names(models)
+    single = len(models) == 1 and models[0].metric is None
+    ten_bit = _ten_bit(target)
+    by_format: dict[str | None, list[tuple[ModelChoice, str | None]]] = {}
+    for model, name in zip(models, names, strict=True):
+        key = ten_bit if (model.is_v1 and ten_bit is not None) else None
+        by_format.setdefault(key, []).append((model, None if single else name))
+    return [(fmt, group, i == 0) for i, (fmt, group) in enumerate(by_format.items())]
+
+
+def _ten_bit(target: str) -> str | None:
+    """The 10-bit form of an 8-bit libvmaf format; None when it has 10 bits or more already."""
+    return target + "10le" if target in ("yuv420p", "yuv422p", "yuv444p") else None
+
+
+def log_paths(log_path: str, count: int) -> list[str]:
+    stem, ext = os.path.splitext(log_path)
+    return [log_path, *(f"{stem}.{i}{ext}" for i in range(1, count))]
+
+
+#: what libvmaf itself says when it fails (ffmpeg may still exit 0, with no log written)
+_LIBVMAF_ERROR_RE = re.compile(r"libvmaf ERROR|problem during vmaf|problem flushing libvmaf|could not load libvmaf")
 
 
 def score(request: ScoreRequest) -> ScoreOutput:
     options: LibvmafOptions = request.options
     ffmpeg = request.ffmpeg
     info = require_libvmaf(ffmpeg)
-    if _is_model_file(options.model) and not Path(options.model).is_file():
-        raise BadInput(f"model file {options.model} does not exist")
+    options.check(ffmpeg)
     ref_info, dis_info = probe_both(ffmpeg, request)
     plan = _plan(ffmpeg, request, ref_info, dis_info)
     workdir = tempdirs.make("libvmaf")
@@ -158,6 +225,7 @@ def score(request: ScoreRequest) -> ScoreOutput:
         decoded: dict[int, int] = {}
         encoded: dict[int, int] = {}
         cut_short: list[str] = []
+        vmaf_errors: list[str] = []
 
         def on_line(line: str) -> None:
             m = DECODED_RE.search(line)
@@ -166,6 +234,8 @@ def score(request: ScoreRequest) -> ScoreOutput:
                 decoded[int(m.group(1))] = int(m.group(2))
             elif e:
                 encoded[int(e.group(1))] = int(e.group(2))
+            elif _LIBVMAF_ERROR_RE.search(line):
+                vmaf_errors.append(strip_prefix(line))
             elif TRUNCATED_RE.search(line):
                 cut_short.append(line.strip())
 
@@ -204,12 +274,17 @@ def score(request: ScoreRequest) -> ScoreOutput:
             # ffmpeg may exit 0 on a stream cut off mid-way: never score what was read of it
             raise JobFailed(f"an input was cut off while reading ({cut_short[0]}); no score is reported",
                             detail=child.tail(15))
+        if vmaf_errors and (code != 0 or not os.path.exists(log_path)):
+            _libvmaf_failed(vmaf_errors, options, ref_info, child.tail(15))
         if code != 0:
             raise JobFailed(f"ffmpeg failed (exit {code}): {last_error(child.tail())}", detail=child.tail(15))
         # with a frame limit ffmpeg stops reading once the pairs are done: fewer decoded is expected
         notes = [] if plan.frames else _check_declared_frames(request, (ref_info, dis_info), decoded)
-        log = _read_log(log_path, child.tail(15))
-        compared = (encoded[1], encoded[2]) if 1 in encoded and 2 in encoded else None
+        groups = scoring_groups(options, _target_pix_fmt(ref_info.pix_fmt))
+        log = _merge_logs([_read_log(p, child.tail(15)) for p in log_paths(log_path, len(groups))],
+                          [fmt for fmt, _, _ in groups])
+        n = len(groups)  # the scored outputs come first, then the two counting ones
+        compared = (encoded[n], encoded[n + 1]) if n in encoded and n + 1 in encoded else None
         if thumbs is not None:
             ref_sigs, dis_sigs = thumbs.collected()
             compared = (len(ref_sigs), len(dis_sigs))
@@ -224,15 +299,17 @@ def score(request: ScoreRequest) -> ScoreOutput:
         stack.close()
         shutil.rmtree(workdir, ignore_errors=True)
     frames = [f["metrics"] for f in log.get("frames", [])]
+    rate = float(plan.rate) if plan.rate is not None else ref_info.fps
     provenance = {
         "ffmpeg": info.version,
         "ffmpeg_path": ffmpeg,
         "libvmaf": log.get("version", "unknown"),
-        "model": options.model,
-        "features": list(options.features),
+        "model": options.models[0].spec() if len(options.models) == 1 else [m.spec() for m in options.models],
+        "models": _models_provenance(options, groups, ref_info),
+        "features": [f.spec() for f in options.features],
         "n_subsample": options.n_subsample,
         "n_threads": options.threads(),
-        "filter_graph": graph.replace(log_path, "<log>"),
+        "filter_graph": _hide_logs(graph, log_path, len(groups)),
         "alignment": plan.decisions,
         "pooled_by_libvmaf": log.get("pooled_metrics", {}),
         "reference_stream": attrs.asdict(ref_info),
@@ -240,7 +317,71 @@ def score(request: ScoreRequest) -> ScoreOutput:
         "score_seconds": elapsed,
     }
     return ScoreOutput(frames=frames, reference_frames=decoded.get(0, -1), distorted_frames=decoded.get(1, -1),
-                       provenance=provenance, notes=notes, compared_frames=compared)
+                       provenance=provenance, notes=notes, compared_frames=compared,
+                       frame_numbers=[int(f.get("frameNum", i)) for i, f in enumerate(log.get("frames", []))],
+                       frame_rate=rate)
+
+
+def _hide_logs(graph: str, log_path: str, count: int) -> str:
+    """The graph as provenance: the temp log paths as <log>, <log.1>, ..."""
+    for index, path in reversed(list(enumerate(log_paths(log_path, count)))):
+        graph = graph.replace(path, f"<log.{index}>" if index else "<log>")
+    return graph
+
+
+def _merge_logs(logs: list[dict[str, Any]], formats: Sequence[str | None] = ()) -> dict[str, Any]:
+    """The logs of the libvmaf instances of one pass as one: their frames joined by frame number.
+
+    A feature both instances computed (integer_adm2 at 8 and at 10 bits) keeps the first one's
+    name; the later one's gets its format as a suffix (integer_adm2_yuv420p10le).
+    """
+    first = logs[0]
+    if len(logs) == 1:
+        return first
+    frames = [dict(f, metrics=dict(f.get("metrics", {}))) for f in first.get("frames", [])]
+    by_number = {f.get("frameNum"): f for f in frames}
+    pooled = dict(first.get("pooled_metrics", {}))
+    for index, other in enumerate(logs[1:], start=1):
+        suffix = f"_{formats[index]}" if index < len(formats) and formats[index] else f"_{index}"
+        numbers = [f.get("frameNum") for f in other.get("frames", [])]
+        if numbers != list(by_number):
+            raise JobFailed(f"the libvmaf instances of one pass scored different frames ({len(numbers)} and "
+                            f"{len(by_number)}); no score is reported")
+        for f in other.get("frames", []):
+            into = by_number[f.get("frameNum")]["metrics"]
+            for key, value in f.get("metrics", {}).items():
+                into[key + suffix if key in into else key] = value
+        for key, value in other.get("pooled_metrics", {}).items():
+            pooled[key + suffix if key in pooled else key] = value
+    return {**first, "frames": frames, "pooled_metrics": pooled}
+
+
+def _models_provenance(options: LibvmafOptions, groups: list[Group], ref: StreamInfo) -> list[dict[str, Any]]:
+    """Per model: its metric, parameters, and the precision it was scored at, and why."""
+    target = _target_pix_fmt(ref.pix_fmt)
+    rows = []
+    for fmt, members, _ in groups:
+        for model, name in members:
+            ten_bit = _ten_bit(target) if model.is_v1 else None
+            row: dict[str, Any] = {"model": model.spec(), "metric": name or "vmaf",
+                                   "scored_as": fmt or ten_bit or target}
+            if ten_bit:
+                row["precision"] = (f"converted to 10 bits ({row['scored_as']}) from {target}: VMAF v1 is "
+                                    "documented to be measured at 10-bit precision, also for 8-bit video")
+            rows.append(row)
+    return rows
+
+
+def _libvmaf_failed(errors: list[str], options: LibvmafOptions, ref: StreamInfo, tail: str) -> None:
+    """Raise what libvmaf said first; a picture too small for a model is the user's to change."""
+    small = next((e for e in errors if "too small" in e), None)
+    models = ", ".join(m.spec() for m in options.models)
+    tiny_for_v1 = any(m.is_v1 for m in options.models) and ref.width * ref.height < 320 * 180
+    if small is not None or tiny_for_v1:
+        raise BadInput(f"the pictures ({ref.width}x{ref.height}) are too small for {models} "
+                       f"(libvmaf: {(small or errors[0]).removeprefix('libvmaf ERROR ')}); the v1 models need "
+                       "at least about 320x180, 640x360 for _5d0h: score at a larger size", detail=tail)
+    raise JobFailed(f"libvmaf failed with {models}: {errors[0]}", detail=tail)
 
 
 def _plan(ffmpeg: str, request: ScoreRequest, ref: StreamInfo, dis: StreamInfo) -> Plan:
