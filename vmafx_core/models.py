@@ -32,14 +32,14 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
 
-from vmafx_core import binfacts
+from vmafx_core import binfacts, tempdirs
 from vmafx_core.errors import BadInput, EnvironmentMissing
+from vmafx_core.process import child_environment
 
 #: a model's name as libvmaf's built-in table stores it: a NUL-ended C string
 _NAME_IN_BINARY = re.compile(rb"vmaf_(?:[a-z0-9]+_)*?v\d+\.\d+\.\d+[a-z0-9_]*(?=\x00)")
@@ -227,7 +227,7 @@ def known_names(ffmpeg: str) -> list[str]:
 def tried_model(ffmpeg: str, name: str) -> dict[str, Any]:
     """Whether `name` loads in this ffmpeg, has a score transform, gives a confidence interval (kept)."""
     def ask() -> dict[str, Any]:
-        workdir = tempfile.mkdtemp(prefix="vmafx-models-")
+        workdir = tempdirs.make("models")
         try:
             return _try(ffmpeg, name, workdir)
         finally:
@@ -262,7 +262,7 @@ def _try(ffmpeg: str, name: str, workdir: str) -> dict[str, Any]:
     try:
         done = subprocess.run([ffmpeg, "-hide_banner", "-nostdin", "-v", "error", "-filter_complex", graph,
                                "-f", "null", "-"], capture_output=True, text=True, timeout=60,
-                              stdin=subprocess.DEVNULL)
+                              stdin=subprocess.DEVNULL, env=child_environment())
     except (OSError, subprocess.TimeoutExpired) as exc:
         return {"loads": False, "error": str(exc)}
     if done.returncode != 0:
