@@ -29,9 +29,9 @@ ENTRY_POINT_GROUP = "vmafx"
 ENV_ALLOW = "VMAFX_PLUGINS"
 BUILTINS: dict[str, str] = {"libvmaf": "vmafx_core.scorers.libvmaf"}
 CORE_PACKAGE = "vmafx"
-#: what to install for each storage mode, for messages when none is present
-SUGGESTED_PACKAGES = {"local": "vmafx-local", "rclone-http": "vmafx-rclone-http",
-                      "rclone-mount": "vmafx-rclone-mount"}
+#: the one hint the core gives itself: with no storage plugin at all, no backend can give one
+NO_STORAGE = ("no storage plugin is installed; install vmafx-local "
+              "(and vmafx-rclone-http for remote storage)")
 
 
 @attrs.frozen
@@ -166,15 +166,13 @@ class Plugins:
         """
         backends = {name: p.item for name, p in self.storage_backends().items()}
         if not backends:
-            raise EnvironmentMissing("no storage plugin is installed; install vmafx-local "
-                                     "(and vmafx-rclone-http for remote storage)")
+            raise EnvironmentMissing(NO_STORAGE)
         if mode != "auto":
             if mode not in backends:
-                hint = SUGGESTED_PACKAGES.get(mode)
+                hint = next((b.suggests[mode] for b in backends.values() if mode in b.suggests), None)
                 known = ", ".join(["auto", *sorted(backends)])
                 if hint:
-                    raise EnvironmentMissing(f"storage {mode!r} is not installed; install {hint} "
-                                             f"(installed: {known})")
+                    raise EnvironmentMissing(f"storage {mode!r} is not installed; {hint} (installed: {known})")
                 raise BadInput(f"unknown storage {mode!r}; choose one of {known}")
             backend = backends[mode]
             _require_usable(backend, options)
@@ -188,7 +186,7 @@ class Plugins:
             candidates = sorted((b for b in backends.values() if b.auto_priority is not None and b.handles(uri)),
                                 key=lambda b: -(b.auto_priority or 0))
             if not candidates:
-                raise BadInput(f"no installed storage can read {uri!r}; " + _install_hint(uri))
+                raise BadInput(f"no installed storage can read {uri!r}" + _install_hint(backends.values(), uri))
             refused: list[str] = []
             for backend in candidates:
                 if backend.name not in answers:
@@ -201,6 +199,33 @@ class Plugins:
                 raise EnvironmentMissing(f"no usable storage for {uri!r} ({'; '.join(refused)})")
         return chosen
 
+    def choose_writer(self, destination: str, mode: str, options: Mapping[str, Any] | None = None
+                      ) -> StorageBackend:
+        """The backend that writes a stream to `destination` (`--save-encode`).
+
+        The job's own backend when it names one that handles the destination and can write;
+        otherwise the usable writing backend of highest `auto_priority` that handles it.
+        """
+        backends = {name: p.item for name, p in self.storage_backends().items()}
+        if not backends:
+            raise EnvironmentMissing(NO_STORAGE)
+        writers = [b for b in backends.values() if b.write is not None and b.handles(destination)]
+        named = backends.get(mode)
+        if named is not None and named in writers:
+            _require_usable(named, options)
+            return named
+        if not writers:
+            raise BadInput(f"--save-encode {destination}: no installed storage can write there"
+                           + _install_hint(backends.values(), destination))
+        refused: list[str] = []
+        for backend in sorted(writers, key=lambda b: -(b.auto_priority or 0)):
+            availability = backend.availability_for(options)
+            if availability.usable:
+                return backend
+            refused.append(f"{backend.name}: {availability.reason}")
+        raise EnvironmentMissing(f"--save-encode {destination}: no usable storage can write there "
+                                 f"({'; '.join(refused)})")
+
 
 def _require_usable(backend: StorageBackend, options: Mapping[str, Any] | None) -> None:
     availability = backend.availability_for(options)
@@ -208,7 +233,16 @@ def _require_usable(backend: StorageBackend, options: Mapping[str, Any] | None) 
         raise EnvironmentMissing(f"storage {backend.name!r} is not usable here: {availability.reason}")
 
 
-def _install_hint(uri: str) -> str:
-    if "://" in uri and not uri.startswith("file://") or (":" in uri.split("/")[0] and len(uri.split(":")[0]) > 1):
-        return "for remote storage install vmafx-rclone-http (pip install vmafx-rclone-http)"
-    return "for local files install vmafx-local (pip install vmafx-local)"
+def _install_hint(backends: Iterable[StorageBackend], uri: str) -> str:
+    """"; " and what the installed backends say to install for `uri`, or nothing."""
+    for backend in backends:
+        if backend.install_hint is None:
+            continue
+        try:
+            hint = backend.install_hint(uri)
+        except Exception as exc:  # noqa: BLE001 - a broken hint must not hide the error it explains
+            log.debug("storage %s could not give an install hint: %s", backend.name, exc)
+            continue
+        if hint:
+            return "; " + hint
+    return ""

@@ -10,7 +10,7 @@ import contextlib
 import inspect
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import IO, Any
 
 import attrs
 
@@ -105,6 +105,9 @@ PrepareFn = Callable[
     contextlib.AbstractContextManager[Sequence[PreparedInput]],
 ]
 
+#: `write(destination, context)`: see `StorageBackend.write`
+WriteFn = Callable[[str, PrepareContext], contextlib.AbstractContextManager[IO[bytes]]]
+
 
 @attrs.frozen
 class StorageBackend:
@@ -133,6 +136,39 @@ class StorageBackend:
     #: removed; every vmafx run and `vmafx doctor` call it, whichever backend their job uses. It
     #: must be cheap when there is nothing to clean, and never raise. None: nothing to clean
     clean_stale: Callable[[], Sequence[str]] | None = None
+    #: writes one stream (`--save-encode`) to `destination`, a URI this backend `handles`. It
+    #: returns a context manager that first checks the destination, before anything is encoded
+    #: (BadInput for a user's mistake: an unknown remote, a folder, a missing or unwritable parent
+    #: folder; `Unreachable` for storage that does not answer), then yields a binary file object
+    #: the caller writes to. On a clean exit it commits (the file or object appears whole, under
+    #: its name); on an exception it removes whatever was partly written. A failure while writing
+    #: or committing raises JobFailed. None: this backend cannot write. Example::
+    #:
+    #:     @contextlib.contextmanager
+    #:     def write(destination, context):
+    #:         path = destination.removeprefix("demo:")
+    #:         if os.path.isdir(path):
+    #:             raise BadInput(f"{destination}: is a folder; give a file name")
+    #:         try:
+    #:             out = open(path + ".part", "wb")
+    #:         except OSError as exc:
+    #:             raise BadInput(f"{destination}: cannot be written ({exc.strerror})") from None
+    #:         try:
+    #:             with out:
+    #:                 yield out
+    #:         except BaseException:
+    #:             os.unlink(path + ".part")
+    #:             raise
+    #:         os.replace(path + ".part", path)
+    write: WriteFn | None = None
+    #: what to install for storage this package does not provide: other backend names mapped to
+    #: one line saying which package provides them, used when a job names a backend that is not
+    #: installed, e.g. {"rclone-mount": "install vmafx-rclone-mount (pip install vmafx-rclone-mount)"}
+    suggests: Mapping[str, str] = attrs.field(factory=dict)
+    #: for a URI no installed backend handles: one line saying what to install to read it, or None
+    #: when this backend has no idea, e.g. the local backend, asked about `s3://b/k`, says
+    #: "for remote storage install vmafx-rclone-http (pip install vmafx-rclone-http)"
+    install_hint: Callable[[str], str | None] | None = None
 
     def availability_for(self, options: Mapping[str, Any] | None) -> Availability:
         """`availability`, given the job's storage options when it takes them."""

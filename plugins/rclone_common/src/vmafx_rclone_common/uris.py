@@ -367,3 +367,10 @@ def canonical_uri(uri: str, environ: Mapping[str, str] | None = None) -> str:
         # a bare bucket has no key to map: map it with one, then take the key off again
         spec = parse_uri(trimmed + "/_", mapping).spec
         return spec[: -len("/_")]
+
+
+def install_hint(uri: str) -> str | None:
+    """What to install for a URI the rclone backends do not read (a local path): `StorageBackend.install_hint`."""
+    if not handles_uri(uri):
+        return "for local files install vmafx-local (pip install vmafx-local)"
+    return None
