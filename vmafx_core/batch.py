@@ -200,7 +200,8 @@ def execute(data: Mapping[str, Any], *, origin: str, threads_per_job: int | None
             provided = plugins.scorers().get(name)
             return provided.item.options_type if provided else None
 
-        job, options = parse_job(with_threads(data, threads_per_job), origin, options_type_for)
+        job, options = parse_job(with_threads(data, threads_per_job), origin, options_type_for,
+                                 plugins.storage_option_types)
         if getattr(job, "ladder", ()):
             # as `vmafx run --job` does: one encode and score per rung, one result holding them all
             rungs = [run_job(rung, options, plugins, ffmpeg=ffmpeg, cancelled=cancelled)[0].to_dict()

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import attrs
 import click
 
 from vmafx_core import __version__, interrupts
@@ -163,7 +164,11 @@ def _raw_from_flags(width: int | None, height: int | None, pix_fmt: str | None,
 @click.option("--fps", type=float, help="Raw YUV inputs: frame rate.")
 @click.option("--storage", help="Storage backend: auto (default), local, rclone-http, rclone-mount, ...")
 @click.option("--rclone-config", type=click.Path(path_type=Path),
-              help="rclone config file (default: $VMAFX_RCLONE_CONFIG, then rclone's own).")
+              help="rclone config file (default: $VMAFX_RCLONE_CONFIG, then rclone's own); short for "
+                   "--storage-option rclone_config=FILE.")
+@click.option("--storage-option", "storage_option_pairs", multiple=True, metavar="KEY=VALUE",
+              help="A storage backend option (repeatable), e.g. rclone_buffer_size=8Mi; the job file's "
+                   "storage_options table holds the same keys.")
 @click.option("--ffmpeg", "ffmpeg_path", help="ffmpeg binary to use (default: $VMAFX_FFMPEG, then the wheel's).")
 @click.option("--timeout", type=float, help="Fail the job after this many seconds (default: no limit).")
 @click.option("--stall-timeout", type=float,
@@ -192,7 +197,8 @@ def _raw_from_flags(width: int | None, height: int | None, pix_fmt: str | None,
 def run(reference: str | None, distorted: str | None, job_file: Path | None, model: str | None,
         features: tuple[str, ...], n_subsample: int | None, n_threads: int | None, scale_filter: str | None,
         allow_frame_mismatch: bool | None, width: int | None, height: int | None, pix_fmt: str | None,
-        fps: float | None, storage: str | None, rclone_config: Path | None, ffmpeg_path: str | None,
+        fps: float | None, storage: str | None, rclone_config: Path | None,
+        storage_option_pairs: tuple[str, ...], ffmpeg_path: str | None,
         timeout: float | None, stall_timeout: float | None, prepare_timeout: float | None,
         allow_roots: tuple[str, ...], encoder: str | None, crf: float | None, bitrate: str | None,
         preset: str | None, encode_pix_fmt: str | None, encode_size: str | None, encode_args: tuple[str, ...],
@@ -248,6 +254,8 @@ def run(reference: str | None, distorted: str | None, job_file: Path | None, mod
                 limits[key] = limit
         if allow_roots:  # the operator's flags win over whatever a job file says
             data["allow_roots"] = list(allow_roots)
+        if storage_option_pairs:
+            _storage_options_from_flags(data, storage_option_pairs, plugins)
         if rclone_config is not None:
             data.setdefault("storage_options", {})["rclone_config"] = str(rclone_config)
 
@@ -255,11 +263,27 @@ def run(reference: str | None, distorted: str | None, job_file: Path | None, mod
             provided = plugins.scorers().get(name)
             return provided.item.options_type if provided else None
 
-        job, options = parse_job(data, origin, options_type_for)
+        job, options = parse_job(data, origin, options_type_for, plugins.storage_option_types)
         if save_encode and job.encode is None and not job.ladder:
             raise BadInput("--save-encode only applies to an encode job")
         _run_and_report(job, options, plugins, ffmpeg_path, as_json, output, frames_file, no_progress,
                         save_encode, report_file)
+
+
+def _storage_options_from_flags(data: dict[str, Any], pairs: tuple[str, ...], plugins: Plugins) -> None:
+    """`--storage-option KEY=VALUE` into the job's storage_options, each value read as its option's type."""
+    from vmafx_core.job import option_value
+
+    if not isinstance(data.setdefault("storage_options", {}), dict):
+        return  # the job file's own storage_options is reported as not a table
+    types = plugins.storage_option_types() or {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key.strip():
+            raise BadInput(f"--storage-option {pair!r}: give KEY=VALUE, e.g. rclone_buffer_size=8Mi")
+        key = key.strip()
+        owner = next((t for t in types.values() if key in attrs.fields_dict(t)), None)
+        data["storage_options"][key] = option_value(text, owner, key)
 
 
 def _run_and_report(job: Job, options: Any, plugins: Plugins, ffmpeg_path: str | None, as_json: bool,
@@ -470,6 +494,7 @@ def demo(folder: Path | None, as_json: bool, ffmpeg_path: str | None) -> None:
         click.echo(f"sample: {ref} and {dis}", err=True)
         plugins_ = Plugins()
         job, options = parse_job({"reference": {"uri": str(ref)}, "distorted": {"uri": str(dis)}},
-                                 "demo", lambda n: plugins_.scorers()[n].item.options_type)
+                                 "demo", lambda n: plugins_.scorers()[n].item.options_type,
+                                 plugins_.storage_option_types)
         _run_and_report(job, options, plugins_, ffmpeg_path, as_json, None, None, False)
 

@@ -126,6 +126,15 @@ class Plugins:
     def storage_backends(self) -> dict[str, Provided]:
         return self._collect("vmafx_storage_backends", "storage backend")
 
+    def storage_option_types(self) -> dict[str, type] | None:
+        """Each installed backend's `options_type`, for checking a job's storage options; None when
+        the backends cannot be listed (that error is reported when the job chooses its storage)."""
+        try:
+            backends = self.storage_backends()
+        except VmafxError:
+            return None
+        return {name: p.item.options_type for name, p in backends.items() if p.item.options_type is not None}
+
     def scorers(self) -> dict[str, Provided]:
         return self._collect("vmafx_scorers", "scorer")
 

@@ -81,8 +81,8 @@ class PrepareContext:
     """Settings every backend may read while preparing a job's inputs.
 
     `options` holds storage settings given on the command line or in the job file (for the rclone
-    backends: `rclone_config`, `rclone_binary`, `remote_map`, ...). Backends ignore keys they do not
-    know.
+    backends: `rclone_config`, `rclone_binary`, `remote_map`, ...), checked against the backends'
+    `options_type` before the job runs. A backend ignores keys other backends declare.
     """
 
     options: Mapping[str, Any] = attrs.field(factory=dict)
@@ -161,6 +161,19 @@ class StorageBackend:
     #:             raise
     #:         os.replace(path + ".part", path)
     write: WriteFn | None = None
+    #: the storage options this backend reads: an attrs class whose field names are keys of the
+    #: job's `storage_options`, each with a default. vmafx structures the job's options into it
+    #: with its converter before anything runs, so a key that no installed backend declares, or
+    #: a value of the wrong type, is one line with its path (`job.storage_options.KEY: ...`).
+    #: Backends sharing an option (the rclone ones: `rclone_config`) each declare it. The backend
+    #: still reads `context.options`, now checked. None: it reads no option. Example::
+    #:
+    #:     @attrs.frozen
+    #:     class DemoOptions:
+    #:         demo_root: str = "/srv/videos"
+    #:
+    #:     StorageBackend(name="demo", ..., options_type=DemoOptions)
+    options_type: type | None = None
     #: what to install for storage this package does not provide: other backend names mapped to
     #: one line saying which package provides them, used when a job names a backend that is not
     #: installed, e.g. {"rclone-mount": "install vmafx-rclone-mount (pip install vmafx-rclone-mount)"}

@@ -10,6 +10,7 @@ from vmafx_rclone_common.uris import canonical_uri, handles_uri, install_hint
 
 from vmafx_core import hookimpl
 from vmafx_core.types import Availability, InputRequest, PrepareContext, PreparedInput, StorageBackend
+from vmafx_rclone_http.options import HttpStorageOptions
 
 
 def prepare(inputs: Sequence[InputRequest], context: PrepareContext) -> AbstractContextManager[list[PreparedInput]]:
@@ -43,6 +44,7 @@ BACKEND = StorageBackend(
     prepare=prepare,
     availability=availability,
     write=write,
+    options_type=HttpStorageOptions,
     suggests={"local": "install vmafx-local (pip install vmafx-local)",
               "rclone-mount": "install vmafx-rclone-mount (pip install vmafx-rclone-mount)"},
     install_hint=install_hint,
