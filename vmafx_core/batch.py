@@ -15,7 +15,6 @@ import concurrent.futures
 import contextlib
 import csv
 import fcntl
-import functools
 import hashlib
 import io
 import json
@@ -35,6 +34,7 @@ import click
 from vmafx_core.errors import BadInput, ExitCode, JobFailed, VmafxError
 from vmafx_core.job import parse_job
 from vmafx_core.plugins import Plugins
+from vmafx_core.plugins import shared as shared_plugins
 from vmafx_core.process import stop_all
 from vmafx_core.result import write_atomically
 
@@ -151,10 +151,9 @@ def _parse_line(text: str) -> tuple[dict[str, Any] | None, str | None]:
 # ---- running one job (here, or on a Dask worker) ---------------------------------------------
 
 
-@functools.lru_cache(maxsize=1)
 def _plugins() -> Plugins:
     """One plugin manager per process: loading entry points once, not once per job."""
-    return Plugins()
+    return shared_plugins()
 
 
 def with_threads(data: Mapping[str, Any], threads: int | None) -> Mapping[str, Any]:

@@ -25,6 +25,7 @@ from vmafx_core.errors import BadInput, ExitCode, Interrupted, VmafxError
 from vmafx_core.job import Job, load_job_file, parse_job
 from vmafx_core.pixfmt import RAW_PIX_FMTS
 from vmafx_core.plugins import Plugins
+from vmafx_core.plugins import shared as shared_plugins
 from vmafx_core.process import stop_all
 from vmafx_core.result import frames_text, write_atomically
 
@@ -206,7 +207,7 @@ def run(reference: str | None, distorted: str | None, job_file: Path | None, mod
         no_progress: bool, report_file: Path | None) -> None:
     """Score DISTORTED against REFERENCE (paths, file://, s3://..., or rclone remote:path)."""
     with _user_errors():
-        plugins = Plugins()
+        plugins = shared_plugins()
         data: dict[str, Any]
         if job_file is not None:
             if reference or distorted:
@@ -492,7 +493,7 @@ def demo(folder: Path | None, as_json: bool, ffmpeg_path: str | None) -> None:
         folder = folder or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "vmafx" / "sample"
         ref, dis = make_sample(folder, ffmpeg_path)
         click.echo(f"sample: {ref} and {dis}", err=True)
-        plugins_ = Plugins()
+        plugins_ = shared_plugins()
         job, options = parse_job({"reference": {"uri": str(ref)}, "distorted": {"uri": str(dis)}},
                                  "demo", lambda n: plugins_.scorers()[n].item.options_type,
                                  plugins_.storage_option_types)

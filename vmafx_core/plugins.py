@@ -3,7 +3,11 @@
 `Plugins` is the typed facade the rest of vmafx uses: it loads each entry point of the group
 ``vmafx`` on its own (a plugin that fails to import is recorded, not fatal), honours
 `VMAFX_PLUGINS` (a comma-separated allow-list of plugin names), and refuses two plugins that claim
-one backend or scorer name, naming both packages.
+one backend or scorer name, naming both packages. A plugin with a hook implementation that matches
+no hook (a misspelt name) is reported like one that failed to import: pluggy's pending-hook check.
+
+Entry points are loaded once per process (`shared()`), and each hook is called once per `Plugins`:
+its descriptors are kept, so a job asking for its backends several times costs one call.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from types import ModuleType
 from typing import Any
@@ -63,6 +68,8 @@ class Plugins:
         self.pm.add_hookspecs(hookspecs)
         self.infos: list[PluginInfo] = []
         self._packages: dict[str, str] = {}
+        #: each hook's descriptors (or the error they gave), computed on first use
+        self._collected: dict[str, dict[str, Provided] | VmafxError] = {}
         if allow is None and os.environ.get(ENV_ALLOW) is not None:
             allow = [n.strip() for n in os.environ[ENV_ALLOW].split(",") if n.strip()]
         self.allow = None if allow is None else set(allow)
@@ -76,6 +83,39 @@ class Plugins:
             entry_points = installed_entry_points(ENTRY_POINT_GROUP, fresh=fresh)
         for ep in sorted(entry_points, key=lambda e: e.name):
             self._load(ep)
+        self._check_pending()
+
+    def register(self, plugin: ModuleType | object, name: str, package: str = "?", version: str = "?") -> None:
+        """Register a plugin module or object in this process (tests, embedding applications).
+
+        It is checked like an installed plugin: a failure is recorded in `failures()`, not raised.
+        """
+        self._register(plugin, name, package, version, builtin=False)
+        self._check_pending()
+        self._collected.clear()
+
+    def unregister(self, name: str) -> None:
+        """Remove the plugin registered under `name` (what `register` added)."""
+        self.pm.unregister(name=name)
+        self._packages.pop(name, None)
+        self.infos = [i for i in self.infos if i.name != name]
+        self._collected.clear()
+
+    def _check_pending(self) -> None:
+        """Unregister, and report as broken, each plugin with a hook implementation no hook specifies."""
+        while True:
+            try:
+                self.pm.check_pending()
+                return
+            except pluggy.PluginValidationError as exc:
+                name = self.pm.get_name(exc.plugin) or "?"
+                self.pm.unregister(exc.plugin)
+                known = ", ".join(sorted(n for n in dir(self.pm.hook) if n.startswith("vmafx_")))
+                error = f"PluginValidationError: {exc} (the hooks are: {known})"
+                log.warning("plugin %s from %s is broken: %s", name, self._packages.get(name, "?"), error)
+                self.infos = [attrs.evolve(i, error=error) if i.name == name and i.error is None else i
+                              for i in self.infos]
+                self._packages.pop(name, None)
 
     def _load(self, ep: Any) -> None:
         """Load one entry point (an `importlib.metadata.EntryPoint` or `vmafx_core.entrypoints.EntryPoint`)."""
@@ -109,6 +149,19 @@ class Plugins:
         self.infos.append(PluginInfo(name, package, version, builtin))
 
     def _collect(self, hook_name: str, kind: str) -> dict[str, Provided]:
+        """The descriptors every plugin returns from `hook_name`, by name: computed once, then kept."""
+        kept = self._collected.get(hook_name)
+        if kept is None:
+            try:
+                kept = self._call(hook_name, kind)
+            except VmafxError as exc:
+                kept = exc
+            self._collected[hook_name] = kept
+        if isinstance(kept, VmafxError):
+            raise kept
+        return dict(kept)
+
+    def _call(self, hook_name: str, kind: str) -> dict[str, Provided]:
         found: dict[str, Provided] = {}
         hook = getattr(self.pm.hook, hook_name)
         for impl in hook.get_hookimpls():
@@ -234,6 +287,19 @@ class Plugins:
             refused.append(f"{backend.name}: {availability.reason}")
         raise EnvironmentMissing(f"--save-encode {destination}: no usable storage can write there "
                                  f"({'; '.join(refused)})")
+
+
+_shared: Plugins | None = None
+_shared_lock = threading.Lock()
+
+
+def shared() -> Plugins:
+    """This process's plugins, loaded on first use: a batch, a Dask worker, a command load them once."""
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            _shared = Plugins()
+        return _shared
 
 
 def _require_usable(backend: StorageBackend, options: Mapping[str, Any] | None) -> None:
