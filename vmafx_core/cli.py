@@ -12,8 +12,6 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +19,12 @@ import attrs
 import click
 
 from vmafx_core import __version__, interrupts
-from vmafx_core.errors import BadInput, ExitCode, Interrupted, VmafxError
+from vmafx_core.clierrors import user_errors
+from vmafx_core.errors import BadInput, ExitCode, VmafxError
 from vmafx_core.job import Job, load_job_file, parse_job
 from vmafx_core.pixfmt import RAW_PIX_FMTS
 from vmafx_core.plugins import Plugins
 from vmafx_core.plugins import shared as shared_plugins
-from vmafx_core.process import stop_all
 from vmafx_core.result import frames_text, write_atomically
 
 EXIT_CODES_HELP = """\b
@@ -37,40 +35,6 @@ Exit codes:
   3    environment missing (ffmpeg/libvmaf, rclone, a plugin, credentials)
   130  interrupted (Ctrl-C or SIGTERM); everything started was cleaned up
 """
-
-
-INTERRUPTED = "interrupted; stopped every process vmafx started and cleaned up"
-
-
-@contextmanager
-def _user_errors() -> Iterator[None]:
-    """Turn expected failures into one line and an exit code; never a traceback.
-
-    After Ctrl-C or SIGTERM whatever ended the command (the interruption itself, an error it
-    caused, or nothing, if its exception was swallowed somewhere) is reported as interrupted.
-    """
-    try:
-        yield
-        if interrupts.pending() is not None:
-            raise Interrupted(INTERRUPTED)
-    except VmafxError as exc:
-        interrupted = interrupts.pending() is not None
-        if interrupted:
-            stop_all(timeout=2.0)
-        _fail(Interrupted(INTERRUPTED) if interrupted else exc)
-    except (KeyboardInterrupt, interrupts.Interruption):
-        stop_all(timeout=2.0)  # children of helper threads (probes) the unwinding did not reach
-        _fail(Interrupted(INTERRUPTED))
-
-
-def _fail(exc: VmafxError) -> None:
-    click.echo(f"vmafx: error: {exc.message}", err=True)
-    if exc.detail and (logging.getLogger().isEnabledFor(logging.INFO) or hasattr(exc, "errors")):
-        for line in exc.detail.splitlines():
-            click.echo(f"  {line}", err=True)
-    elif exc.detail:
-        click.echo("  (run with -v to see ffmpeg's/rclone's last lines)", err=True)
-    sys.exit(int(exc.exit_code))
 
 
 class _Bar:
@@ -206,7 +170,7 @@ def run(reference: str | None, distorted: str | None, job_file: Path | None, mod
         save_encode: str | None, as_json: bool, output: Path | None, frames_file: Path | None,
         no_progress: bool, report_file: Path | None) -> None:
     """Score DISTORTED against REFERENCE (paths, file://, s3://..., or rclone remote:path)."""
-    with _user_errors():
+    with user_errors():
         plugins = shared_plugins()
         data: dict[str, Any]
         if job_file is not None:
@@ -381,7 +345,7 @@ def _summary(data: dict[str, Any]) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
 def plugins(as_json: bool) -> None:
     """List plugins, their backends and scorers, and plugins that failed to load."""
-    with _user_errors():
+    with user_errors():
         pl = Plugins(fresh=True)  # diagnostics: never a kept list
         error = None
         try:
@@ -431,7 +395,7 @@ def doctor(as_json: bool, ffmpeg_path: str | None) -> None:
     """
     from vmafx_core.ffmpeg import ffmpeg_info, find_ffmpeg
 
-    with _user_errors():
+    with user_errors():
         checks: list[dict[str, Any]] = []
 
         def check(name: str, ok: bool, detail: str, required: bool = True) -> None:
@@ -489,7 +453,7 @@ def demo(folder: Path | None, as_json: bool, ffmpeg_path: str | None) -> None:
     """
     from vmafx_core.sample import make_sample
 
-    with _user_errors():
+    with user_errors():
         folder = folder or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "vmafx" / "sample"
         ref, dis = make_sample(folder, ffmpeg_path)
         click.echo(f"sample: {ref} and {dis}", err=True)
