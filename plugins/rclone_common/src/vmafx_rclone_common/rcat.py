@@ -112,7 +112,7 @@ def write_stream(destination: str, context: PrepareContext) -> Iterator[IO[bytes
     settings = RcloneSettings.from_context(context)
     target = settings.resolve(destination)
     shown = uri_to_display(destination)
-    check_destination(settings, target, shown, min(context.seconds_left(CHECK_TIMEOUT_S), CHECK_TIMEOUT_S))
+    check_destination(settings, target, shown, max(context.seconds_left(CHECK_TIMEOUT_S), 1.0))
     env = settings.env()
     try:
         child = Child([settings.binary, "rcat", target.spec], name="rclone rcat", env=env,
