@@ -10,7 +10,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import IO, Any
 
 import attrs
@@ -182,14 +182,27 @@ def _open_save(stack: contextlib.ExitStack, backend: StorageBackend, destination
     """Open the `--save-encode` destination through its backend, which checks it first: a
     destination that cannot take the encode fails before anything is read or encoded. Whatever the
     job does next, the stack commits the file (clean exit) or removes what was written."""
+    sink: IO[bytes] = stack.enter_context(_saving(backend, destination, context))
+    return sink
+
+
+@contextlib.contextmanager
+def _saving(backend: StorageBackend, destination: str, context: PrepareContext) -> Iterator[IO[bytes]]:
+    """`backend.write`, its own errors (checking, committing) naming the flag; the job's pass as they are."""
+    assert backend.write is not None, "choose_writer gives only backends that write"
+    from_job: BaseException | None = None
     try:
-        sink: IO[bytes] = stack.enter_context(backend.write(destination, context))  # type: ignore[misc]
+        with backend.write(destination, context) as stream:
+            try:
+                yield stream
+            except BaseException as exc:
+                from_job = exc
+                raise
     except VmafxError as exc:
-        if not exc.message.startswith("--save-encode"):
+        if exc is not from_job and not exc.message.startswith("--save-encode"):
             exc.message = f"--save-encode {exc.message}"
             exc.args = (exc.message,)
         raise
-    return sink
 
 
 def _prepare(stack: contextlib.ExitStack, requests: Sequence[InputRequest], backends: Sequence[StorageBackend],
