@@ -16,6 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from vmafx_core.files import write_atomically
+
 log = logging.getLogger(__name__)
 
 ENV_CACHE = "VMAFX_CACHE_DIR"
@@ -52,8 +54,6 @@ def keep(file: str, key: str, value: Any, still_valid: Callable[[str], bool] = l
 
     Written whole through a temp file: concurrent runs never see half, and the last writer wins.
     """
-    from vmafx_core.result import write_atomically
-
     table = {k: v for k, v in read_table(file).items() if still_valid(k)}
     table[key] = value
     write_atomically(Path(file), json.dumps(table, indent=1, sort_keys=True))

@@ -12,19 +12,19 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import attrs
 import click
 
 from vmafx_core import __version__, interrupts
-from vmafx_core.errors import BadInput, ExitCode, Interrupted, VmafxError
+from vmafx_core.clierrors import user_errors
+from vmafx_core.errors import BadInput, ExitCode, VmafxError
 from vmafx_core.job import Job, load_job_file, parse_job
 from vmafx_core.pixfmt import RAW_PIX_FMTS
 from vmafx_core.plugins import Plugins
-from vmafx_core.process import stop_all
+from vmafx_core.plugins import shared as shared_plugins
 from vmafx_core.result import frames_text, write_atomically
 
 EXIT_CODES_HELP = """\b
@@ -35,40 +35,6 @@ Exit codes:
   3    environment missing (ffmpeg/libvmaf, rclone, a plugin, credentials)
   130  interrupted (Ctrl-C or SIGTERM); everything started was cleaned up
 """
-
-
-INTERRUPTED = "interrupted; stopped every process vmafx started and cleaned up"
-
-
-@contextmanager
-def _user_errors() -> Iterator[None]:
-    """Turn expected failures into one line and an exit code; never a traceback.
-
-    After Ctrl-C or SIGTERM whatever ended the command (the interruption itself, an error it
-    caused, or nothing, if its exception was swallowed somewhere) is reported as interrupted.
-    """
-    try:
-        yield
-        if interrupts.pending() is not None:
-            raise Interrupted(INTERRUPTED)
-    except VmafxError as exc:
-        interrupted = interrupts.pending() is not None
-        if interrupted:
-            stop_all(timeout=2.0)
-        _fail(Interrupted(INTERRUPTED) if interrupted else exc)
-    except (KeyboardInterrupt, interrupts.Interruption):
-        stop_all(timeout=2.0)  # children of helper threads (probes) the unwinding did not reach
-        _fail(Interrupted(INTERRUPTED))
-
-
-def _fail(exc: VmafxError) -> None:
-    click.echo(f"vmafx: error: {exc.message}", err=True)
-    if exc.detail and (logging.getLogger().isEnabledFor(logging.INFO) or hasattr(exc, "errors")):
-        for line in exc.detail.splitlines():
-            click.echo(f"  {line}", err=True)
-    elif exc.detail:
-        click.echo("  (run with -v to see ffmpeg's/rclone's last lines)", err=True)
-    sys.exit(int(exc.exit_code))
 
 
 class _Bar:
@@ -230,7 +196,11 @@ def _cli_raw(data: dict[str, Any], shared: dict[str, Any] | None, reference_raw:
 @click.option("--fps", type=float, help="Raw YUV inputs (.yuv/.raw): frame rate.")
 @click.option("--storage", help="Storage backend: auto (default), local, rclone-http, rclone-mount, ...")
 @click.option("--rclone-config", type=click.Path(path_type=Path),
-              help="rclone config file (default: $VMAFX_RCLONE_CONFIG, then rclone's own).")
+              help="rclone config file (default: $VMAFX_RCLONE_CONFIG, then rclone's own); short for "
+                   "--storage-option rclone_config=FILE.")
+@click.option("--storage-option", "storage_option_pairs", multiple=True, metavar="KEY=VALUE",
+              help="A storage backend option (repeatable), e.g. rclone_buffer_size=8Mi; the job file's "
+                   "storage_options table holds the same keys.")
 @click.option("--ffmpeg", "ffmpeg_path", help="ffmpeg binary to use (default: $VMAFX_FFMPEG, then the wheel's).")
 @click.option("--timeout", type=float, help="Fail the job after this many seconds (default: no limit).")
 @click.option("--stall-timeout", type=float,
@@ -259,7 +229,8 @@ def _cli_raw(data: dict[str, Any], shared: dict[str, Any] | None, reference_raw:
 def run(reference: str | None, distorted: str | None, job_file: Path | None, model: tuple[str, ...],
         features: tuple[str, ...], n_subsample: int | None, n_threads: int | None, scale_filter: str | None,
         allow_frame_mismatch: bool | None, width: int | None, height: int | None, pix_fmt: str | None,
-        fps: float | None, storage: str | None, rclone_config: Path | None, ffmpeg_path: str | None,
+        fps: float | None, storage: str | None, rclone_config: Path | None,
+        storage_option_pairs: tuple[str, ...], ffmpeg_path: str | None,
         timeout: float | None, stall_timeout: float | None, prepare_timeout: float | None,
         allow_roots: tuple[str, ...], encoder: str | None, crf: float | None, bitrate: str | None,
         preset: str | None, encode_pix_fmt: str | None, encode_size: str | None, encode_args: tuple[str, ...],
@@ -270,8 +241,8 @@ def run(reference: str | None, distorted: str | None, job_file: Path | None, mod
         vfr: str | None = None, interlace_check: str | None = None, reference_raw: str | None = None,
         distorted_raw: str | None = None) -> None:
     """Score DISTORTED against REFERENCE (paths, file://, s3://..., or rclone remote:path)."""
-    with _user_errors():
-        plugins = Plugins()
+    with user_errors():
+        plugins = shared_plugins()
         data: dict[str, Any]
         if job_file is not None:
             if reference or distorted:
@@ -324,6 +295,8 @@ def run(reference: str | None, distorted: str | None, job_file: Path | None, mod
                 limits[key] = limit
         if allow_roots:  # the operator's flags win over whatever a job file says
             data["allow_roots"] = list(allow_roots)
+        if storage_option_pairs:
+            _storage_options_from_flags(data, storage_option_pairs, plugins)
         if rclone_config is not None:
             data.setdefault("storage_options", {})["rclone_config"] = str(rclone_config)
 
@@ -331,11 +304,27 @@ def run(reference: str | None, distorted: str | None, job_file: Path | None, mod
             provided = plugins.scorers().get(name)
             return provided.item.options_type if provided else None
 
-        job, options = parse_job(data, origin, options_type_for)
+        job, options = parse_job(data, origin, options_type_for, plugins.storage_option_types)
         if save_encode and job.encode is None and not job.ladder:
             raise BadInput("--save-encode only applies to an encode job")
         _run_and_report(job, options, plugins, ffmpeg_path, as_json, output, frames_file, no_progress,
                         save_encode, report_file, sync_only)
+
+
+def _storage_options_from_flags(data: dict[str, Any], pairs: tuple[str, ...], plugins: Plugins) -> None:
+    """`--storage-option KEY=VALUE` into the job's storage_options, each value read as its option's type."""
+    from vmafx_core.job import option_value
+
+    if not isinstance(data.setdefault("storage_options", {}), dict):
+        return  # the job file's own storage_options is reported as not a table
+    types = plugins.storage_option_types() or {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key.strip():
+            raise BadInput(f"--storage-option {pair!r}: give KEY=VALUE, e.g. rclone_buffer_size=8Mi")
+        key = key.strip()
+        owner = next((t for t in types.values() if key in attrs.fields_dict(t)), None)
+        data["storage_options"][key] = option_value(text, owner, key)
 
 
 def _run_and_report(job: Job, options: Any, plugins: Plugins, ffmpeg_path: str | None, as_json: bool,
@@ -452,7 +441,7 @@ def _summary(data: dict[str, Any]) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
 def plugins(as_json: bool) -> None:
     """List plugins, their backends and scorers, and plugins that failed to load."""
-    with _user_errors():
+    with user_errors():
         pl = Plugins(fresh=True)  # diagnostics: never a kept list
         error = None
         try:
@@ -502,7 +491,7 @@ def doctor(as_json: bool, ffmpeg_path: str | None) -> None:
     """
     from vmafx_core.ffmpeg import ffmpeg_info, find_ffmpeg
 
-    with _user_errors():
+    with user_errors():
         checks: list[dict[str, Any]] = []
 
         def check(name: str, ok: bool, detail: str, required: bool = True) -> None:
@@ -560,12 +549,13 @@ def demo(folder: Path | None, as_json: bool, ffmpeg_path: str | None) -> None:
     """
     from vmafx_core.sample import make_sample
 
-    with _user_errors():
+    with user_errors():
         folder = folder or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "vmafx" / "sample"
         ref, dis = make_sample(folder, ffmpeg_path)
         click.echo(f"sample: {ref} and {dis}", err=True)
-        plugins_ = Plugins()
+        plugins_ = shared_plugins()
         job, options = parse_job({"reference": {"uri": str(ref)}, "distorted": {"uri": str(dis)}},
-                                 "demo", lambda n: plugins_.scorers()[n].item.options_type)
+                                 "demo", lambda n: plugins_.scorers()[n].item.options_type,
+                                 plugins_.storage_option_types)
         _run_and_report(job, options, plugins_, ffmpeg_path, as_json, None, None, False)
 

@@ -2,10 +2,11 @@
 
 The encoder ffmpeg reads the reference (through whatever storage prepared it) and writes NUT, a
 streamable container that carries every codec, to its stdout. A relay thread copies that into the
-scorer's stdin, counting bytes and, with `--save-encode`, writing the same bytes to a local file or
-into `rclone rcat` for a remote. The reference is read twice, once by each ffmpeg: the two
-processes are then coupled only through the pipe, so no encoder lookahead can deadlock them
-(decoding once and feeding both would need to buffer the whole lookahead).
+scorer's stdin, counting bytes and, with `--save-encode`, writing the same bytes to the stream the
+destination's storage backend opened (`StorageBackend.write`: a local file, `rclone rcat`, ...).
+The reference is read twice, once by each ffmpeg: the two processes are then coupled only through
+the pipe, so no encoder lookahead can deadlock them (decoding once and feeding both would need to
+buffer the whole lookahead).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import IO, Any
 
 import attrs
 
-from vmafx_core.errors import BadInput, EnvironmentMissing, JobFailed
+from vmafx_core.errors import BadInput, JobFailed, VmafxError
 from vmafx_core.ffmpeg import InputArgs, StreamInfo
 from vmafx_core.job import Encode
 from vmafx_core.process import Child, child_environment
@@ -98,66 +99,15 @@ class EncodeRun:
         }
 
 
-class _Sink:
-    """Where a copy of the encoded bytes goes: a local file (renamed into place at the end) or rclone."""
-
-    def __init__(self, dest: str, options: dict[str, Any]) -> None:
-        self.dest = dest
-        self.child: Child | None = None
-        self.tmp: str | None = None
-        self.stream: IO[bytes]
-        if _is_remote(dest):
-            try:
-                from vmafx_rclone_common import RcloneSettings
-            except ImportError:
-                raise EnvironmentMissing("--save-encode to a remote needs vmafx-rclone-common "
-                                         "(pip install vmafx-rclone-http)") from None
-            from vmafx_core.types import PrepareContext
-
-            settings = RcloneSettings.from_context(PrepareContext(options=options))
-            target = settings.resolve(dest)
-            self.child = Child([settings.binary, "rcat", target.spec], name="rclone rcat", env=settings.env(),
-                               stdin=subprocess.PIPE)
-            assert self.child.proc.stdin is not None
-            self.stream = self.child.proc.stdin
-        else:
-            folder = os.path.dirname(os.path.abspath(dest))
-            if not os.path.isdir(folder):
-                raise BadInput(f"--save-encode {dest}: folder {folder} does not exist")
-            self.tmp = os.path.join(folder, f".{os.path.basename(dest)}.part")
-            self.stream = open(self.tmp, "wb")  # noqa: SIM115 - closed in finish()/abort()
-
-    def finish(self) -> None:
-        self.stream.close()
-        if self.child is not None:
-            code = self.child.wait(timeout=120)
-            if code != 0:
-                raise JobFailed(f"--save-encode {self.dest}: rclone rcat failed (exit {code})",
-                                detail=self.child.tail(10))
-        elif self.tmp is not None:
-            os.replace(self.tmp, self.dest)
-
-    def abort(self) -> None:
-        with contextlib.suppress(OSError):
-            self.stream.close()
-        if self.child is not None:
-            self.child.stop()
-        if self.tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(self.tmp)
-
-
-def _is_remote(dest: str) -> bool:
-    return bool(re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", dest)) and not dest.startswith("file://") or \
-        bool(re.match(r"^[^/\\:]{2,}:", dest))
-
-
 @contextlib.contextmanager
 def start(ffmpeg: str, reference: PreparedInput, reference_raw: RawVideo | None, ref_info: StreamInfo,
-          spec: Encode, save: str | None, storage_options: dict[str, Any]) -> Iterator[EncodeRun]:
-    """Run the encoder; yield the distorted input (a pipe) for the scorer. Always stops the encoder."""
+          spec: Encode, save: str | None = None, sink: IO[bytes] | None = None) -> Iterator[EncodeRun]:
+    """Run the encoder; yield the distorted input (a pipe) for the scorer. Always stops the encoder.
+
+    `sink`, when given, receives a copy of the encoded bytes (`save` names it in messages and the
+    result); a failure to write there fails the job with one line, after stopping the encoder.
+    """
     read_fd, write_fd = os.pipe()
-    sink = _Sink(save, storage_options) if save else None
     # the encoder gets the decoded picture, turned by any display matrix
     width, height = (map(int, spec.size.split("x")) if spec.size else ref_info.display_size)
     hint = RawVideo(width=width, height=height, pix_fmt=spec.pix_fmt or ref_info.pix_fmt or "yuv420p",
@@ -168,6 +118,7 @@ def start(ffmpeg: str, reference: PreparedInput, reference_raw: RawVideo | None,
     encoder: Child | None = None
     relay: threading.Thread | None = None
     failure: list[BaseException] = []
+    save_failed: list[VmafxError] = []
     try:
         with InputArgs(reference, reference_raw) as ref_in:
             argv = [ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "error", "-xerror", *ref_in.args,
@@ -184,7 +135,11 @@ def start(ffmpeg: str, reference: PreparedInput, reference_raw: RawVideo | None,
                     while chunk := encoder.proc.stdout.read1(CHUNK):  # type: ignore[attr-defined]
                         run.bytes += len(chunk)
                         if sink is not None:
-                            sink.stream.write(chunk)
+                            try:
+                                sink.write(chunk)
+                            except (OSError, VmafxError) as exc:  # stop: the job fails for this
+                                save_failed.append(_save_error(save, exc))
+                                return
                         out.write(chunk)
             except BaseException as exc:  # the scorer went away: stop relaying, the scorer's error says why
                 failure.append(exc)
@@ -199,20 +154,23 @@ def start(ffmpeg: str, reference: PreparedInput, reference_raw: RawVideo | None,
         try:
             yield run
         except Exception as exc:
-            # a scorer that saw its input end early is a symptom: report the encoder's own error
+            # a scorer that saw its input end early is a symptom: report the cause, the saving or the encoder
+            if save_failed:
+                raise save_failed[0] from exc
             with contextlib.suppress(subprocess.TimeoutExpired):
                 run.exit_code = encoder.wait(timeout=2)
             if run.exit_code not in (None, 0):
                 raise encoder_failed() from exc
             raise
+        if save_failed:
+            raise save_failed[0]
         run.exit_code = encoder.wait(timeout=60)
         run.finished = time.monotonic()
         relay.join(timeout=30)
+        if save_failed:
+            raise save_failed[0]
         if run.exit_code != 0:
             raise encoder_failed()
-        if sink is not None:
-            sink.finish()
-            sink = None
     finally:
         if encoder is not None:
             encoder.stop(timeout=2.0)
@@ -222,5 +180,10 @@ def start(ffmpeg: str, reference: PreparedInput, reference_raw: RawVideo | None,
             if fd >= 0:
                 with contextlib.suppress(OSError):
                     os.close(fd)
-        if sink is not None:
-            sink.abort()
+
+
+def _save_error(save: str | None, exc: BaseException) -> VmafxError:
+    """A failure to write the saved copy, as one line naming the flag and the destination."""
+    what = exc.message if isinstance(exc, VmafxError) else f"{save}: writing failed ({exc.strerror or exc})" \
+        if isinstance(exc, OSError) else str(exc)
+    return JobFailed(f"--save-encode {what}", detail=getattr(exc, "detail", None))

@@ -10,13 +10,13 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import IO, Any
 
 import attrs
 
 from vmafx_core import __version__, encode, interrupts
-from vmafx_core.errors import BadInput, Interrupted, JobFailed, Unreachable
+from vmafx_core.errors import BadInput, Interrupted, JobFailed, Unreachable, VmafxError
 from vmafx_core.ffmpeg import find_ffmpeg, probe
 from vmafx_core.job import Job
 from vmafx_core.plugins import Plugins
@@ -61,14 +61,17 @@ def run_job(job: Job, options: Any, plugins: Plugins, *, ffmpeg: str | None = No
     context = PrepareContext(options=dict(job.storage_options), ready_timeout=limits.prepare_timeout,
                              deadline=time.monotonic() + limits.prepare_timeout)
 
+    saver = plugins.choose_writer(save_encode, job.storage, dict(job.storage_options)) \
+        if save_encode is not None and job.encode is not None else None
+
     encoding: encode.EncodeRun | None = None
     with contextlib.ExitStack() as stack:
+        sink = _open_save(stack, saver, save_encode, context) if saver is not None and save_encode else None
         prepared = _prepare(stack, requests, backends, context, limits.prepare_retries)
         if job.encode is not None:
             ref_info = probe(ffmpeg_path, prepared["reference"], raws["reference"], timeout=limits.stall_timeout)
             encoding = stack.enter_context(encode.start(
-                ffmpeg_path, prepared["reference"], raws["reference"], ref_info, job.encode, save_encode,
-                dict(job.storage_options)))
+                ffmpeg_path, prepared["reference"], raws["reference"], ref_info, job.encode, save_encode, sink))
             prepared["distorted"] = encoding.prepared
         prepared_at = time.monotonic()
         for p in prepared.values():
@@ -184,6 +187,34 @@ def ladder_rungs(job: Job) -> list[Job]:
 def ladder_result(job: Job, rungs: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """The result of a ladder: one `vmafx.result` per rung."""
     return {"schema": "vmafx.ladder", "schema_version": 1, "job_id": job.id, "rungs": list(rungs)}
+
+
+def _open_save(stack: contextlib.ExitStack, backend: StorageBackend, destination: str,
+               context: PrepareContext) -> IO[bytes]:
+    """Open the `--save-encode` destination through its backend, which checks it first: a
+    destination that cannot take the encode fails before anything is read or encoded. Whatever the
+    job does next, the stack commits the file (clean exit) or removes what was written."""
+    sink: IO[bytes] = stack.enter_context(_saving(backend, destination, context))
+    return sink
+
+
+@contextlib.contextmanager
+def _saving(backend: StorageBackend, destination: str, context: PrepareContext) -> Iterator[IO[bytes]]:
+    """`backend.write`, its own errors (checking, committing) naming the flag; the job's pass as they are."""
+    assert backend.write is not None, "choose_writer gives only backends that write"
+    from_job: BaseException | None = None
+    try:
+        with backend.write(destination, context) as stream:
+            try:
+                yield stream
+            except BaseException as exc:
+                from_job = exc
+                raise
+    except VmafxError as exc:
+        if exc is not from_job and not exc.message.startswith("--save-encode"):
+            exc.message = f"--save-encode {exc.message}"
+            exc.args = (exc.message,)
+        raise
 
 
 def _prepare(stack: contextlib.ExitStack, requests: Sequence[InputRequest], backends: Sequence[StorageBackend],

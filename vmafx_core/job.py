@@ -13,7 +13,7 @@ import re
 import tomllib
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Literal, NewType, get_args, get_origin
+from typing import Any, Literal, NewType, get_args, get_origin, get_type_hints
 
 import attrs
 import cattrs
@@ -342,14 +342,67 @@ def load_job_file(path: Path) -> dict[str, Any]:
     return data
 
 
+STORAGE_OPTIONS_PATH = "job.storage_options"
+
+
+def storage_option_errors(options: Any, types: Mapping[str, type], path: str = STORAGE_OPTIONS_PATH) -> list[str]:
+    """What is wrong with a job's `storage_options`, one line per option with its path.
+
+    `types` maps each installed storage backend to its `options_type` (an attrs class whose field
+    names are the option keys it reads). A key no installed backend declares is unknown; a key is
+    structured into the class of every backend that declares it, so each checks its own type.
+    """
+    if not isinstance(options, Mapping):
+        return []  # the Job's own structuring reports a storage_options that is not a table
+    declared: dict[str, list[type]] = {}
+    for options_type in types.values():
+        for field in attrs.fields(options_type):
+            declared.setdefault(field.name, []).append(options_type)
+    errors: list[str] = []
+    for key, value in options.items():
+        where = f"{path}.{key}"
+        if key not in declared:
+            known = ", ".join(sorted(declared)) or "none"
+            errors.append(f"{where}: unknown storage option (the installed storage backends take: {known})")
+            continue
+        for options_type in declared[key]:
+            _, lines = structure({key: value}, options_type, path)
+            for line in lines:  # a class-level check names no field: it is this key's
+                line = line if line.startswith(where) else line.replace(f"{path}:", f"{where}:", 1)
+                if line not in errors:
+                    errors.append(line)
+    return errors
+
+
+def option_value(text: str, options_type: type | None, key: str) -> Any:
+    """A `--storage-option KEY=VALUE` value: a string for a string option, else read as JSON when it is.
+
+    So `http_rw_timeout=2.5` gives a number and `rclone_buffer_size=0` stays the string "0".
+    """
+    hint: Any = str
+    if options_type is not None:
+        hint = get_type_hints(options_type).get(key, str)
+    if hint is str or hint == str | None:
+        return text
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
 def parse_job(data: Mapping[str, Any], origin: str = "job",
-              options_type_for: Callable[[str], type | None] | None = None) -> tuple[Job, Any]:
+              options_type_for: Callable[[str], type | None] | None = None,
+              storage_option_types: Callable[[], Mapping[str, type] | None] | None = None) -> tuple[Job, Any]:
     """Structure a job and its scorer options; raise InvalidJob listing every bad field.
 
     `options_type_for(scorer_name)` gives the scorer's options class (None when no such scorer).
-    Returns the job and the structured scorer options.
+    `storage_option_types()` gives each installed storage backend's options class (None: do not
+    check `storage_options`). Returns the job and the structured scorer options.
     """
     job, errors = structure(data, Job, "job")
+    types = storage_option_types() if storage_option_types is not None else None
+    if types is not None and isinstance(data, Mapping):
+        errors.extend(storage_option_errors(data.get("storage_options", {}), types))
     scorer_data = data.get("scorer", {"name": "libvmaf"}) if isinstance(data, Mapping) else {}
     options = None
     if isinstance(scorer_data, Mapping):

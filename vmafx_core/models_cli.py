@@ -6,7 +6,7 @@ import json
 
 import click
 
-from vmafx_core.cli import _user_errors
+from vmafx_core.clierrors import user_errors as _user_errors
 
 
 @click.command()

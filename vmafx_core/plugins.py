@@ -5,6 +5,12 @@
 `VMAFX_PLUGINS` (a comma-separated allow-list of plugin names), and refuses two plugins that claim
 one backend or scorer name, naming both packages. `VMAFX_STORAGE_MODE` is this machine's storage
 mode: what a job that says ``auto`` uses (a Helm chart's `storage.mode` on its nodes).
+
+one backend or scorer name, naming both packages. A plugin with a hook implementation that matches
+no hook (a misspelt name) is reported like one that failed to import: pluggy's pending-hook check.
+
+Entry points are loaded once per process (`shared()`), and each hook is called once per `Plugins`:
+its descriptors are kept, so a job asking for its backends several times costs one call.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from types import ModuleType
 from typing import Any
@@ -32,9 +39,9 @@ ENV_ALLOW = "VMAFX_PLUGINS"
 ENV_STORAGE_MODE = "VMAFX_STORAGE_MODE"
 BUILTINS: dict[str, str] = {"libvmaf": "vmafx_core.scorers.libvmaf"}
 CORE_PACKAGE = "vmafx"
-#: what to install for each storage mode, for messages when none is present
-SUGGESTED_PACKAGES = {"local": "vmafx-local", "rclone-http": "vmafx-rclone-http",
-                      "rclone-mount": "vmafx-rclone-mount"}
+#: the one hint the core gives itself: with no storage plugin at all, no backend can give one
+NO_STORAGE = ("no storage plugin is installed; install vmafx-local "
+              "(and vmafx-rclone-http for remote storage)")
 
 
 @attrs.frozen
@@ -66,6 +73,8 @@ class Plugins:
         self.pm.add_hookspecs(hookspecs)
         self.infos: list[PluginInfo] = []
         self._packages: dict[str, str] = {}
+        #: each hook's descriptors (or the error they gave), computed on first use
+        self._collected: dict[str, dict[str, Provided] | VmafxError] = {}
         if allow is None and os.environ.get(ENV_ALLOW) is not None:
             allow = [n.strip() for n in os.environ[ENV_ALLOW].split(",") if n.strip()]
         self.allow = None if allow is None else set(allow)
@@ -79,6 +88,39 @@ class Plugins:
             entry_points = installed_entry_points(ENTRY_POINT_GROUP, fresh=fresh)
         for ep in sorted(entry_points, key=lambda e: e.name):
             self._load(ep)
+        self._check_pending()
+
+    def register(self, plugin: ModuleType | object, name: str, package: str = "?", version: str = "?") -> None:
+        """Register a plugin module or object in this process (tests, embedding applications).
+
+        It is checked like an installed plugin: a failure is recorded in `failures()`, not raised.
+        """
+        self._register(plugin, name, package, version, builtin=False)
+        self._check_pending()
+        self._collected.clear()
+
+    def unregister(self, name: str) -> None:
+        """Remove the plugin registered under `name` (what `register` added)."""
+        self.pm.unregister(name=name)
+        self._packages.pop(name, None)
+        self.infos = [i for i in self.infos if i.name != name]
+        self._collected.clear()
+
+    def _check_pending(self) -> None:
+        """Unregister, and report as broken, each plugin with a hook implementation no hook specifies."""
+        while True:
+            try:
+                self.pm.check_pending()
+                return
+            except pluggy.PluginValidationError as exc:
+                name = self.pm.get_name(exc.plugin) or "?"
+                self.pm.unregister(exc.plugin)
+                known = ", ".join(sorted(n for n in dir(self.pm.hook) if n.startswith("vmafx_")))
+                error = f"PluginValidationError: {exc} (the hooks are: {known})"
+                log.warning("plugin %s from %s is broken: %s", name, self._packages.get(name, "?"), error)
+                self.infos = [attrs.evolve(i, error=error) if i.name == name and i.error is None else i
+                              for i in self.infos]
+                self._packages.pop(name, None)
 
     def _load(self, ep: Any) -> None:
         """Load one entry point (an `importlib.metadata.EntryPoint` or `vmafx_core.entrypoints.EntryPoint`)."""
@@ -112,6 +154,19 @@ class Plugins:
         self.infos.append(PluginInfo(name, package, version, builtin))
 
     def _collect(self, hook_name: str, kind: str) -> dict[str, Provided]:
+        """The descriptors every plugin returns from `hook_name`, by name: computed once, then kept."""
+        kept = self._collected.get(hook_name)
+        if kept is None:
+            try:
+                kept = self._call(hook_name, kind)
+            except VmafxError as exc:
+                kept = exc
+            self._collected[hook_name] = kept
+        if isinstance(kept, VmafxError):
+            raise kept
+        return dict(kept)
+
+    def _call(self, hook_name: str, kind: str) -> dict[str, Provided]:
         found: dict[str, Provided] = {}
         hook = getattr(self.pm.hook, hook_name)
         for impl in hook.get_hookimpls():
@@ -128,6 +183,15 @@ class Plugins:
 
     def storage_backends(self) -> dict[str, Provided]:
         return self._collect("vmafx_storage_backends", "storage backend")
+
+    def storage_option_types(self) -> dict[str, type] | None:
+        """Each installed backend's `options_type`, for checking a job's storage options; None when
+        the backends cannot be listed (that error is reported when the job chooses its storage)."""
+        try:
+            backends = self.storage_backends()
+        except VmafxError:
+            return None
+        return {name: p.item.options_type for name, p in backends.items() if p.item.options_type is not None}
 
     def scorers(self) -> dict[str, Provided]:
         return self._collect("vmafx_scorers", "scorer")
@@ -169,19 +233,17 @@ class Plugins:
         """
         backends = {name: p.item for name, p in self.storage_backends().items()}
         if not backends:
-            raise EnvironmentMissing("no storage plugin is installed; install vmafx-local "
-                                     "(and vmafx-rclone-http for remote storage)")
+            raise EnvironmentMissing(NO_STORAGE)
         node_mode = _node_storage_mode(backends)  # checked on every job: a wrong value is never ignored
         via = ""
         if mode == "auto" and node_mode != "auto":
             mode, via = node_mode, f" (the {ENV_STORAGE_MODE} of this machine)"
         if mode != "auto":
             if mode not in backends:
-                hint = SUGGESTED_PACKAGES.get(mode)
+                hint = next((b.suggests[mode] for b in backends.values() if mode in b.suggests), None)
                 known = ", ".join(["auto", *sorted(backends)])
                 if hint:
-                    raise EnvironmentMissing(f"storage {mode!r}{via} is not installed; install {hint} "
-                                             f"(installed: {known})")
+                    raise EnvironmentMissing(f"storage {mode!r}{via} is not installed; {hint} (installed: {known})")
                 raise BadInput(f"unknown storage {mode!r}; choose one of {known}")
             backend = backends[mode]
             _require_usable(backend, options, via)
@@ -195,7 +257,7 @@ class Plugins:
             candidates = sorted((b for b in backends.values() if b.auto_priority is not None and b.handles(uri)),
                                 key=lambda b: -(b.auto_priority or 0))
             if not candidates:
-                raise BadInput(f"no installed storage can read {uri!r}; " + _install_hint(uri))
+                raise BadInput(f"no installed storage can read {uri!r}" + _install_hint(backends.values(), uri))
             refused: list[str] = []
             for backend in candidates:
                 if backend.name not in answers:
@@ -207,6 +269,46 @@ class Plugins:
             else:
                 raise EnvironmentMissing(f"no usable storage for {uri!r} ({'; '.join(refused)})")
         return chosen
+
+    def choose_writer(self, destination: str, mode: str, options: Mapping[str, Any] | None = None
+                      ) -> StorageBackend:
+        """The backend that writes a stream to `destination` (`--save-encode`).
+
+        The job's own backend when it names one that handles the destination and can write;
+        otherwise the usable writing backend of highest `auto_priority` that handles it.
+        """
+        backends = {name: p.item for name, p in self.storage_backends().items()}
+        if not backends:
+            raise EnvironmentMissing(NO_STORAGE)
+        writers = [b for b in backends.values() if b.write is not None and b.handles(destination)]
+        named = backends.get(mode)
+        if named is not None and named in writers:
+            _require_usable(named, options)
+            return named
+        if not writers:
+            raise BadInput(f"--save-encode {destination}: no installed storage can write there"
+                           + _install_hint(backends.values(), destination))
+        refused: list[str] = []
+        for backend in sorted(writers, key=lambda b: -(b.auto_priority or 0)):
+            availability = backend.availability_for(options)
+            if availability.usable:
+                return backend
+            refused.append(f"{backend.name}: {availability.reason}")
+        raise EnvironmentMissing(f"--save-encode {destination}: no usable storage can write there "
+                                 f"({'; '.join(refused)})")
+
+
+_shared: Plugins | None = None
+_shared_lock = threading.Lock()
+
+
+def shared() -> Plugins:
+    """This process's plugins, loaded on first use: a batch, a Dask worker, a command load them once."""
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            _shared = Plugins()
+        return _shared
 
 
 def _require_usable(backend: StorageBackend, options: Mapping[str, Any] | None, via: str = "") -> None:
@@ -220,14 +322,24 @@ def _node_storage_mode(backends: Mapping[str, Any]) -> str:
     value = os.environ.get(ENV_STORAGE_MODE, "").strip()
     if not value:
         return "auto"
-    if value == "auto" or value in backends or value in SUGGESTED_PACKAGES:
+    suggested = {name for backend in backends.values() for name in backend.suggests}
+    if value == "auto" or value in backends or value in suggested:
         return value
-    known = ", ".join(["auto", *sorted({*SUGGESTED_PACKAGES, *backends})])
+    known = ", ".join(["auto", *sorted({*suggested, *backends})])
     raise EnvironmentMissing(f"{ENV_STORAGE_MODE}={value!r} is not a storage mode; set it to one of {known}, "
                              "or unset it")
 
 
-def _install_hint(uri: str) -> str:
-    if "://" in uri and not uri.startswith("file://") or (":" in uri.split("/")[0] and len(uri.split(":")[0]) > 1):
-        return "for remote storage install vmafx-rclone-http (pip install vmafx-rclone-http)"
-    return "for local files install vmafx-local (pip install vmafx-local)"
+def _install_hint(backends: Iterable[StorageBackend], uri: str) -> str:
+    """"; " and what the installed backends say to install for `uri`, or nothing."""
+    for backend in backends:
+        if backend.install_hint is None:
+            continue
+        try:
+            hint = backend.install_hint(uri)
+        except Exception as exc:  # noqa: BLE001 - a broken hint must not hide the error it explains
+            log.debug("storage %s could not give an install hint: %s", backend.name, exc)
+            continue
+        if hint:
+            return "; " + hint
+    return ""

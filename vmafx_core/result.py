@@ -5,20 +5,17 @@ The JSON form is versioned by `SCHEMA_VERSION`; fields are only ever added withi
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import json
 import math
-import os
 import statistics
-import tempfile
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import attrs
 
+from vmafx_core.files import write_atomically  # noqa: F401 - where callers found it first
 from vmafx_core.job import converter
 
 SCHEMA_VERSION = 1
@@ -105,20 +102,6 @@ def pool(values: Sequence[float], libvmaf_pooled: Mapping[str, float] | None = N
         p50=percentile(ordered, 50),
         stdev=statistics.pstdev(values) if len(values) > 1 else 0.0,
     )
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Write `text` to `path` through a temp file in the same folder, so a crash never leaves half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def frames_text(frames: Sequence[Mapping[str, float]], fmt: str) -> str:

@@ -10,7 +10,7 @@ import contextlib
 import inspect
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import IO, Any
 
 import attrs
 
@@ -97,8 +97,8 @@ class PrepareContext:
     """Settings every backend may read while preparing a job's inputs.
 
     `options` holds storage settings given on the command line or in the job file (for the rclone
-    backends: `rclone_config`, `rclone_binary`, `remote_map`, ...). Backends ignore keys they do not
-    know.
+    backends: `rclone_config`, `rclone_binary`, `remote_map`, ...), checked against the backends'
+    `options_type` before the job runs. A backend ignores keys other backends declare.
     """
 
     options: Mapping[str, Any] = attrs.field(factory=dict)
@@ -120,6 +120,9 @@ PrepareFn = Callable[
     [Sequence[InputRequest], PrepareContext],
     contextlib.AbstractContextManager[Sequence[PreparedInput]],
 ]
+
+#: `write(destination, context)`: see `StorageBackend.write`
+WriteFn = Callable[[str, PrepareContext], contextlib.AbstractContextManager[IO[bytes]]]
 
 
 @attrs.frozen
@@ -149,6 +152,52 @@ class StorageBackend:
     #: removed; every vmafx run and `vmafx doctor` call it, whichever backend their job uses. It
     #: must be cheap when there is nothing to clean, and never raise. None: nothing to clean
     clean_stale: Callable[[], Sequence[str]] | None = None
+    #: writes one stream (`--save-encode`) to `destination`, a URI this backend `handles`. It
+    #: returns a context manager that first checks the destination, before anything is encoded
+    #: (BadInput for a user's mistake: an unknown remote, a folder, a missing or unwritable parent
+    #: folder; `Unreachable` for storage that does not answer), then yields a binary file object
+    #: the caller writes to. On a clean exit it commits (the file or object appears whole, under
+    #: its name); on an exception it removes whatever was partly written. A failure while writing
+    #: or committing raises JobFailed. None: this backend cannot write. Example::
+    #:
+    #:     @contextlib.contextmanager
+    #:     def write(destination, context):
+    #:         path = destination.removeprefix("demo:")
+    #:         if os.path.isdir(path):
+    #:             raise BadInput(f"{destination}: is a folder; give a file name")
+    #:         try:
+    #:             out = open(path + ".part", "wb")
+    #:         except OSError as exc:
+    #:             raise BadInput(f"{destination}: cannot be written ({exc.strerror})") from None
+    #:         try:
+    #:             with out:
+    #:                 yield out
+    #:         except BaseException:
+    #:             os.unlink(path + ".part")
+    #:             raise
+    #:         os.replace(path + ".part", path)
+    write: WriteFn | None = None
+    #: the storage options this backend reads: an attrs class whose field names are keys of the
+    #: job's `storage_options`, each with a default. vmafx structures the job's options into it
+    #: with its converter before anything runs, so a key that no installed backend declares, or
+    #: a value of the wrong type, is one line with its path (`job.storage_options.KEY: ...`).
+    #: Backends sharing an option (the rclone ones: `rclone_config`) each declare it. The backend
+    #: still reads `context.options`, now checked. None: it reads no option. Example::
+    #:
+    #:     @attrs.frozen
+    #:     class DemoOptions:
+    #:         demo_root: str = "/srv/videos"
+    #:
+    #:     StorageBackend(name="demo", ..., options_type=DemoOptions)
+    options_type: type | None = None
+    #: what to install for storage this package does not provide: other backend names mapped to
+    #: one line saying which package provides them, used when a job names a backend that is not
+    #: installed, e.g. {"rclone-mount": "install vmafx-rclone-mount (pip install vmafx-rclone-mount)"}
+    suggests: Mapping[str, str] = attrs.field(factory=dict)
+    #: for a URI no installed backend handles: one line saying what to install to read it, or None
+    #: when this backend has no idea, e.g. the local backend, asked about `s3://b/k`, says
+    #: "for remote storage install vmafx-rclone-http (pip install vmafx-rclone-http)"
+    install_hint: Callable[[str], str | None] | None = None
 
     def availability_for(self, options: Mapping[str, Any] | None) -> Availability:
         """`availability`, given the job's storage options when it takes them."""

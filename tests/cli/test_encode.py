@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -115,3 +116,46 @@ size = "160x120"
     # each rung equals the same encode run on its own
     alone = run_vmafx("run", str(media.ref), "--encode", "libx264", "--crf", "20", "--json")
     assert alone.json()["metrics"]["vmaf"] == high["metrics"]["vmaf"]
+
+
+def _one_error_line(out: Any) -> str:
+    """The one `vmafx: error:` line of the run's stderr; at most the usual hint follows it, never a traceback."""
+    lines = out.stderr.strip().splitlines()
+    assert lines and lines[0].startswith("vmafx: error: --save-encode "), out.stderr
+    assert lines[1:] in ([], ["  (run with -v to see ffmpeg's/rclone's last lines)"]), out.stderr
+    return str(lines[0])
+
+
+@pytest.mark.parametrize(("where", "says"), [
+    ("folder", "is a folder; give a file name"),
+    ("missing", "does not exist"),
+    ("under-a-file", "is not a folder"),
+    ("/proc/vmafx-save.nut", "cannot write in /proc"),  # isdir, yet nothing can be created in it
+    ("/sys/vmafx-save.nut", "cannot write in /sys (Permission denied)"),  # even for root
+])
+def test_save_encode_destination_is_checked_before_encoding(media: Media, tmp_path: Path, where: str,
+                                                            says: str) -> None:
+    (tmp_path / "a-file").write_text("x")
+    dest = {"folder": str(tmp_path), "missing": str(tmp_path / "nope" / "e.nut"),
+            "under-a-file": str(tmp_path / "a-file" / "e.nut")}.get(where, where)
+    out = run_vmafx("run", str(media.ref), "--encode", "libx264", "--crf", "30", "--json", "--save-encode", dest)
+    assert out.code == 2 and out.stdout == ""
+    assert says in _one_error_line(out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]  # no part file, nothing saved
+
+
+def test_save_encode_failing_while_writing_is_one_line_and_leaves_nothing(media: Media, tmp_path: Path) -> None:
+    """A real write error mid-stream (EFBIG: the file-size limit of the vmafx process is 64 KiB)."""
+    import resource
+
+    def limit_file_size() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))
+
+    saved = tmp_path / "big.nut"
+    proc = subprocess.run([sys.executable, "-m", "vmafx_core", "run", str(media.ref), "--encode", "libx264",
+                           "--crf", "0", "--json", "--save-encode", str(saved)],
+                          capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL,
+                          env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}, preexec_fn=limit_file_size)
+    assert proc.returncode == 1 and proc.stdout == "", proc.stderr
+    assert proc.stderr.strip() == f"vmafx: error: --save-encode {saved}: writing failed (File too large)"
+    assert list(tmp_path.iterdir()) == []

@@ -77,3 +77,49 @@ def test_job_file_problems(tmp_path: Path) -> None:
     out = run_vmafx("run", "--job", str(bad))
     assert out.code == 2 and "is not valid JSON" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_storage_options_are_checked_like_every_field_and_nothing_runs(tmp_path: Path) -> None:
+    """A misspelt or ill-typed storage option is one line with its path, before any input is touched."""
+    job = tmp_path / "job.toml"
+    job.write_text('''
+[reference]
+uri = "/nowhere/ref.mp4"
+[distorted]
+uri = "s3://bucket/dis.mp4"
+[storage_options]
+rclone_bufer_size = "8Mi"
+rclone_config = 5
+http_rw_timeout = -1
+remote_map = { s3 = "a/b" }
+''')
+    result = tmp_path / "result.json"
+    out = run_vmafx("run", "--job", str(job), "-o", str(result))
+    assert out.code == 2, out.stderr
+    lines = [line.strip() for line in out.stderr.strip().splitlines()]
+    assert lines[0] == f"vmafx: error: {job}: 4 invalid fields"
+    assert sorted(lines[1:]) == [
+        "job.storage_options.http_rw_timeout: -1.0 is not a positive number of seconds",
+        "job.storage_options.rclone_bufer_size: unknown storage option (the installed storage backends take: "
+        "http_rw_timeout, rclone_binary, rclone_buffer_size, rclone_config, remote_map)",
+        "job.storage_options.rclone_config: must be a string, got 5",
+        "job.storage_options.remote_map: 'a/b' is not an rclone remote name",
+    ]
+    assert not result.exists() and "no such file" not in out.stderr
+
+
+def test_storage_option_flag_takes_each_option_as_its_type(media: Media, tmp_path: Path) -> None:
+    bad = run_vmafx("run", str(media.ref), str(media.dis), "--storage-option", "rclone_buffer_size=lots",
+                    "--storage-option", "http_rw_timeout=soon")
+    assert bad.code == 2
+    assert sorted(line.strip() for line in bad.stderr.strip().splitlines()[1:]) == [
+        "job.storage_options.http_rw_timeout: could not convert string to float: 'soon'",
+        "job.storage_options.rclone_buffer_size: 'lots' is not a size like 4Mi"]
+    malformed = run_vmafx("run", str(media.ref), str(media.dis), "--storage-option", "rclone_buffer_size")
+    assert malformed.code == 2 and malformed.stderr.strip() == (
+        "vmafx: error: --storage-option 'rclone_buffer_size': give KEY=VALUE, e.g. rclone_buffer_size=8Mi")
+    # a string option stays a string ("0"), a number is read as one; both are valid, the job runs
+    good = run_vmafx("run", str(media.ref), str(media.dis), "--json", "--storage-option", "rclone_buffer_size=0",
+                     "--storage-option", "http_rw_timeout=2.5", "--rclone-config", str(tmp_path / "unused.conf"))
+    assert good.code == 0, good.stderr
+    assert good.json()["frames_scored"] == media.frames

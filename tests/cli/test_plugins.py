@@ -65,7 +65,8 @@ def _install(pkg: Path, target: Path) -> None:
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A folder with three pip-installed plugin packages: a good one, a broken one, a clashing one."""
+    """A folder with pip-installed plugin packages: a good one, a broken one, a clashing one, and one whose
+    hook implementation has a misspelt name."""
     root = tmp_path_factory.mktemp("plugins")
     target = root / "site"
     _install(_package(root, "vmafx-demo-storage", "vmafx_demo_storage", DEMO_PLUGIN, "demo"), target)
@@ -73,6 +74,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
              target)
     clash = DEMO_PLUGIN.replace('name="demo"', 'name="local"')
     _install(_package(root, "vmafx-clash", "vmafx_clash", clash, "clash"), target)
+    misspelt = DEMO_PLUGIN.replace('name="demo"', 'name="misspelt"').replace(
+        "def vmafx_storage_backends():", "def vmafx_storage_backend():")
+    _install(_package(root, "vmafx-misspelt", "vmafx_misspelt", misspelt, "misspelt"), target)
     return target
 
 
@@ -159,3 +163,17 @@ def test_auto_storage_honours_the_jobs_rclone_binary(media: Media, tmp_path: Pat
     assert done.code == 0, done.stderr
     result = json.loads(done.stdout)
     assert result["reference"]["storage"] == "rclone-http" and result["frames_scored"] == media.frames
+
+
+def test_a_misspelt_hook_is_a_broken_plugin_not_a_broken_cli(site: Path, media: Media) -> None:
+    env = _env(site, media, "libvmaf,local,misspelt")
+    listed = run_vmafx("plugins", "--json", env=env)
+    assert listed.code == 0, listed.stderr
+    misspelt = {p["name"]: p for p in listed.json()["plugins"]}["misspelt"]
+    assert misspelt["loaded"] is False and misspelt["package"] == "vmafx-misspelt"
+    assert "vmafx_storage_backend" in misspelt["error"] and "vmafx_storage_backends" in misspelt["error"]
+    doctor = run_vmafx("doctor", "--json", env=env)
+    checks = {c["check"]: c for c in doctor.json()["checks"]}
+    assert doctor.code == 3 and checks["plugin misspelt"]["ok"] is False
+    out = run_vmafx("run", str(media.ref), str(media.dis), "--json", env=env)
+    assert out.code == 0, out.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -25,3 +26,51 @@ def test_encode_from_s3_saved_to_s3(s3_server: Any, bucket: str, media: Media, t
     again = run_vmafx("run", str(media.ref), str(local), "--json")
     assert again.code == 0, again.stderr
     assert again.json()["metrics"]["vmaf"] == result["metrics"]["vmaf"]
+
+
+def _one_line(out: Any) -> str:
+    """The one `vmafx: error:` line of the run's stderr; at most the usual hint follows it, never a traceback."""
+    lines = out.stderr.strip().splitlines()
+    assert lines and lines[0].startswith("vmafx: error: --save-encode "), out.stderr
+    assert lines[1:] in ([], ["  (run with -v to see ffmpeg's/rclone's last lines)"]), out.stderr
+    return str(lines[0])
+
+
+def _nothing_listens() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_save_encode_remote_destination_is_checked_before_encoding(s3_server: Any, bucket: str, media: Media) -> None:
+    env = s3_server.rclone_env()
+    unknown = run_vmafx("run", str(media.ref), "--encode", "libx264", "--save-encode", "nosuchremote:e/x.nut",
+                        env=env, timeout=60)
+    assert unknown.code == 2 and "unknown rclone remote 'nosuchremote'" in _one_line(unknown)
+
+    s3_server.put_bytes(bucket, "encodes/old.nut", b"x")
+    folder = run_vmafx("run", str(media.ref), "--encode", "libx264", "--save-encode", f"s3://{bucket}/encodes",
+                       env=env, timeout=60)
+    assert folder.code == 2 and _one_line(folder) == f"vmafx: error: --save-encode s3://{bucket}/encodes: is a " \
+                                                     "folder; give a file name"
+
+    dead = {k.replace("_S3_", "_DEAD_"): v for k, v in env.items()}
+    dead["RCLONE_CONFIG_DEAD_ENDPOINT"] = f"http://127.0.0.1:{_nothing_listens()}"
+    unreachable = run_vmafx("run", str(media.ref), "--encode", "libx264", "--save-encode", "dead:b/x.nut",
+                            env=dead, timeout=60)
+    assert unreachable.code == 3 and "cannot reach the server of remote 'dead'" in _one_line(unreachable)
+    for out in (unknown, folder, unreachable):
+        assert s3_server.secret_key not in out.stderr and out.stdout == ""
+    names = [o.object_name for o in s3_server.client().list_objects(bucket, recursive=True)]
+    assert names == ["encodes/old.nut"]
+
+
+def test_save_encode_remote_failing_while_writing_is_one_line(s3_server: Any, bucket: str, media: Media) -> None:
+    """rclone stops the upload mid-stream (its own transfer limit, from the user's environment)."""
+    env = {**s3_server.rclone_env(), "RCLONE_MAX_TRANSFER": "16Ki"}
+    out = run_vmafx("run", str(media.ref), "--encode", "libx264", "--crf", "0", "--save-encode",
+                    f"s3://{bucket}/big.nut", env=env, timeout=120)
+    assert out.code == 1 and out.stdout == "", out.stderr
+    assert _one_line(out).startswith(f"vmafx: error: --save-encode s3://{bucket}/big.nut: rclone rcat")
+    assert s3_server.secret_key not in out.stderr
+    assert list(s3_server.client().list_objects(bucket, recursive=True)) == []

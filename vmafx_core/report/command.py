@@ -112,7 +112,7 @@ def report(files: tuple[Path, ...], output: Path | None, chart: Path | None, met
     Several results are drawn on one chart per metric; encodes with a bitrate (ladders, --encode
     runs) also get rate-quality curves, the convex hull across sizes, and BD-rate / BD-VMAF.
     """
-    from vmafx_core.cli import _user_errors
+    from vmafx_core.clierrors import user_errors as _user_errors
 
     with _user_errors():
         if output is None and chart is None:

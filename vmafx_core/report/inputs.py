@@ -282,6 +282,10 @@ def _number(text: Any, where: str) -> float:
     return value
 
 
+#: columns of a --frames file that are no metric: where the frame sits on the paired timeline
+_NOT_METRICS = frozenset({"time_s"})
+
+
 def _frames_csv(text: str, path: Path) -> Frames:
     rows = list(csv.reader(io.StringIO(text)))
     if not rows or not rows[0] or rows[0][0] != "frame" or len(rows[0]) < 2:
@@ -294,7 +298,7 @@ def _frames_csv(text: str, path: Path) -> Frames:
         if len(row) != len(names) + 1:
             raise BadInput(f"{path}: line {number} has {len(row)} columns, the header {len(names) + 1}")
         frames.append({n: _number(v, f"{path}: line {number}") for n, v in zip(names, row[1:], strict=True)
-                       if v != ""})
+                       if v != "" and n not in _NOT_METRICS})
     if not frames:
         raise BadInput(f"{path}: a --frames CSV without frames")
     return frames
@@ -305,7 +309,8 @@ def _frames_json(data: list[Any], path: Path) -> Frames:
     for i, row in enumerate(data):
         if not isinstance(row, Mapping) or "frame" not in row:
             raise BadInput(f"{path}: not a vmafx --frames JSON (item {i} is not an object with \"frame\")")
-        frames.append({k: _number(v, f"{path}: item {i} {k}") for k, v in row.items() if k != "frame"})
+        frames.append({k: _number(v, f"{path}: item {i} {k}") for k, v in row.items()
+                       if k != "frame" and k not in _NOT_METRICS})
     if not frames:
         raise BadInput(f"{path}: a --frames JSON without frames")
     return frames

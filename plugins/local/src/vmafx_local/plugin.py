@@ -10,10 +10,11 @@ import contextlib
 import os
 import re
 from collections.abc import Iterator, Sequence
+from typing import IO
 from urllib.parse import unquote, urlsplit
 
 from vmafx_core import hookimpl
-from vmafx_core.errors import BadInput
+from vmafx_core.errors import BadInput, JobFailed
 from vmafx_core.types import InputRequest, PrepareContext, PreparedInput, StorageBackend
 
 _SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
@@ -66,6 +67,51 @@ def canonical(uri: str) -> str:
     return os.path.realpath(to_path(uri))
 
 
+@contextlib.contextmanager
+def write(destination: str, context: PrepareContext) -> Iterator[IO[bytes]]:
+    """Write a stream to a local file: into `.NAME.part` next to it, renamed into place at the end.
+
+    The destination is checked (and the part file created) before the caller writes anything.
+    """
+    if destination.startswith(("http://", "https://")):
+        raise BadInput(f"{destination}: cannot write to an http(s) URL; give a local path or a remote URI")
+    path = os.path.abspath(to_path(destination))
+    folder = os.path.dirname(path)
+    if os.path.isdir(path):
+        raise BadInput(f"{destination}: is a folder; give a file name")
+    if not os.path.exists(folder):
+        raise BadInput(f"{destination}: folder {folder} does not exist")
+    if not os.path.isdir(folder):
+        raise BadInput(f"{destination}: {folder} is not a folder")
+    part = os.path.join(folder, f".{os.path.basename(path)}.part")
+    try:
+        out = open(part, "wb")  # noqa: SIM115 - closed below, whichever way the caller ends
+    except OSError as exc:
+        raise BadInput(f"{destination}: cannot write in {folder} ({exc.strerror})") from None
+    try:
+        yield out
+    except BaseException:
+        with contextlib.suppress(OSError):
+            out.close()
+        with contextlib.suppress(OSError):
+            os.unlink(part)
+        raise
+    try:
+        out.close()
+        os.replace(part, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(part)
+        raise JobFailed(f"{destination}: writing failed ({exc.strerror})") from None
+
+
+def install_hint(uri: str) -> str | None:
+    """What to install for a URI this backend does not read: rclone's remotes and URL schemes."""
+    if not handles(uri):
+        return "for remote storage install vmafx-rclone-http (pip install vmafx-rclone-http)"
+    return None
+
+
 BACKEND = StorageBackend(
     name="local",
     description="local files, file:// URIs and http(s):// URLs, read by ffmpeg directly",
@@ -73,6 +119,10 @@ BACKEND = StorageBackend(
     prepare=prepare,
     canonical=canonical,
     auto_priority=100,
+    write=write,
+    suggests={"rclone-http": "install vmafx-rclone-http (pip install vmafx-rclone-http)",
+              "rclone-mount": "install vmafx-rclone-mount (pip install vmafx-rclone-mount)"},
+    install_hint=install_hint,
 )
 
 

@@ -372,3 +372,10 @@ def canonical_uri(uri: str, environ: Mapping[str, str] | None = None) -> str:
             raise BadInput(given + first.message[len(shown):] if first.message.startswith(shown)
                            else first.message) from None
         return spec[: -len("/_")]
+
+
+def install_hint(uri: str) -> str | None:
+    """What to install for a URI the rclone backends do not read (a local path): `StorageBackend.install_hint`."""
+    if not handles_uri(uri):
+        return "for local files install vmafx-local (pip install vmafx-local)"
+    return None

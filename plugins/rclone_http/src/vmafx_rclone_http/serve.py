@@ -35,18 +35,15 @@ from vmafx_rclone_common import (
 
 from vmafx_core.errors import BadInput, JobFailed, Unreachable, VmafxError
 from vmafx_core.types import ContainerFacts, InputRequest, PrepareContext, PreparedInput
+from vmafx_rclone_http.options import DEFAULT_BUFFER_SIZE, DEFAULT_RW_TIMEOUT, OPTION_BUFFER_SIZE, OPTION_RW_TIMEOUT
+from vmafx_rclone_http.options import SIZE as _SIZE
 
 log = logging.getLogger(__name__)
 
 HOST = "127.0.0.1"
-OPTION_BUFFER_SIZE = "rclone_buffer_size"
-OPTION_RW_TIMEOUT = "http_rw_timeout"
-DEFAULT_BUFFER_SIZE = "4Mi"
-DEFAULT_RW_TIMEOUT = 20.0
 
 _STARTED = re.compile(r"HTTP Server started on \[(?P<urls>[^\]]*)\]")
 _PORT = re.compile(r"http://127\.0\.0\.1:(?P<port>\d+)/")
-_SIZE = re.compile(r"^(?:off|\d+(?:\.\d+)?[KMGTP]?i?B?)$", re.IGNORECASE)
 
 #: serve settings a user's environment must not change: auth, TLS and listening are vmafx's
 _DROP_ENV = ("RCLONE_ADDR", "RCLONE_USER", "RCLONE_PASS", "RCLONE_BASEURL", "RCLONE_HTPASSWD",

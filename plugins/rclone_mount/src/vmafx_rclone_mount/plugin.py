@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import IO, Any
 
-from vmafx_rclone_common.uris import canonical_uri, handles_uri
+from vmafx_rclone_common.options import RcloneOptions
+from vmafx_rclone_common.uris import canonical_uri, handles_uri, install_hint
 
 from vmafx_core import hookimpl
 from vmafx_core.types import Availability, InputRequest, PrepareContext, PreparedInput, StorageBackend
@@ -19,6 +20,13 @@ def prepare(inputs: Sequence[InputRequest], context: PrepareContext) -> Abstract
     from vmafx_rclone_mount.mount import prepare as prepare_inputs
 
     return prepare_inputs(inputs, context)
+
+
+def write(destination: str, context: PrepareContext) -> AbstractContextManager[IO[bytes]]:
+    """See `vmafx_rclone_common.rcat.write_stream` (`rclone rcat`), imported on first use."""
+    from vmafx_rclone_common.rcat import write_stream
+
+    return write_stream(destination, context)
 
 
 def availability(options: Mapping[str, Any] | None = None) -> Availability:
@@ -64,6 +72,11 @@ BACKEND = StorageBackend(
     canonical=canonical_uri,
     prepare=prepare,
     availability=availability,
+    write=write,
+    options_type=RcloneOptions,
+    suggests={"local": "install vmafx-local (pip install vmafx-local)",
+              "rclone-http": "install vmafx-rclone-http (pip install vmafx-rclone-http)"},
+    install_hint=install_hint,
     auto_priority=10,
     clean_stale=clean_stale,
 )

@@ -23,7 +23,9 @@ from typing import TYPE_CHECKING, Any
 from vmafx_core.errors import EnvironmentMissing, ExitCode
 
 if TYPE_CHECKING:
-    from vmafx_core.batch import BatchProgress, Entry, Outcome, RecordFn
+    from vmafx_core.batch.jobsfile import Entry
+    from vmafx_core.batch.progress import BatchProgress
+    from vmafx_core.batch.results import Outcome, RecordFn
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +61,8 @@ def worker_threads() -> int:
 
 def run_task(line: int, data: Mapping[str, Any], *, threads_per_job: int | None = None,
              ffmpeg: str | None = None) -> Outcome:
-    """Run one job on a Dask worker; always return an outcome dict (see `batch.execute`)."""
-    from vmafx_core.batch import execute
+    """Run one job on a Dask worker; always return an outcome dict (see `batch.task.execute`)."""
+    from vmafx_core.batch.task import execute
 
     threads = threads_per_job or worker_threads()
     return execute(data, origin=f"line {line}", threads_per_job=threads, ffmpeg=ffmpeg,

@@ -1,0 +1,165 @@
+"""`vmafx batch`, the command: read the jobs, open the results, run here or on a cluster, sum up."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import sys
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+from vmafx_core.batch.jobsfile import Entry, read_jobs
+from vmafx_core.batch.local import cores, local_sizing, run_local
+from vmafx_core.batch.progress import BatchProgress
+from vmafx_core.batch.results import Known, Outcome, RecordFn, ResultWriter, summary_csv
+from vmafx_core.errors import BadInput, ExitCode
+from vmafx_core.files import write_atomically
+
+log = logging.getLogger(__name__)
+
+BATCH_HELP = """\b
+Exit codes:
+  0    every job of the batch has an ok result
+  1    at least one job failed (its line in RESULTS says why)
+  2    bad input (usage, unreadable jobs file, duplicate ids, results file not ours)
+  3    environment missing (--cluster without the dask extra, scheduler unreachable)
+  130  interrupted: running jobs stopped, finished results kept; run again to resume
+"""
+
+
+_CLUSTER_ADDRESS = re.compile(r"^(tcp|tls)://(\[[0-9a-fA-F:]+\]|[A-Za-z0-9_.-]+):\d{1,5}$")
+
+
+def _run(runnable: Sequence[Entry], record: RecordFn, progress: BatchProgress, client: Any, *, jobs: int | None,
+         threads_per_job: int | None, ffmpeg: str | None, out: Path, total: int, known: Mapping[str, Known]) -> None:
+    """Run the jobs here or on the cluster; on Ctrl-C say what was kept before the error line."""
+    try:
+        if client is not None:
+            from vmafx_core.batch import cluster as dask_cluster
+            dask_cluster.run_on_cluster(client, runnable, record, progress, threads_per_job=threads_per_job,
+                                       ffmpeg=ffmpeg)
+        elif runnable:
+            assert jobs is not None and threads_per_job is not None
+            run_local(runnable, record, progress, jobs=jobs, threads_per_job=threads_per_job, ffmpeg=ffmpeg)
+    except BaseException:
+        progress.close()
+        ok = sum(1 for k in list(known.values()) if k.status == "ok")
+        click.echo(f"vmafx: batch stopped: {ok} of {total} jobs have an ok result in {out}; "
+                   "run the same command again to resume", err=True)
+        raise
+    progress.close()
+
+
+def run_batch(jobs_file: Path, out: Path, *, jobs: int | None = None, threads_per_job: int | None = None,
+              cluster: str | None = None, summary: Path | None = None, skip_failed: bool = False,
+              ffmpeg: str | None = None, show_progress: bool = False) -> ExitCode:
+    """Run every job of `jobs_file` that has no result yet; return the batch's exit code."""
+    if cluster is not None:
+        if not _CLUSTER_ADDRESS.match(cluster):
+            raise BadInput(f"--cluster {cluster!r}: give the Dask scheduler as tcp://HOST:PORT")
+        if jobs is not None:
+            raise BadInput("--jobs sizes the local pool; with --cluster, each worker's --nthreads decides")
+        from vmafx_core.batch import cluster as dask_cluster
+        dask_cluster.require()
+    if out.exists() and jobs_file.exists() and out.resolve() == jobs_file.resolve():
+        raise BadInput(f"--out {out} is the jobs file itself; give another file")
+    entries = read_jobs(jobs_file)
+    writer = ResultWriter(out)
+    writer.open()
+    known: dict[str, Known] = {}
+    try:
+        ids = {e.id for e in entries}
+        known.update({i: k for i, k in writer.previous.items() if i in ids})
+        todo = [e for e in entries if e.id not in known or (known[e.id].status == "failed" and not skip_failed)]
+        kept_failed = sum(1 for e in entries if e.id in known and known[e.id].status == "failed" and skip_failed)
+        done_before = sum(1 for e in entries if e.id in known and known[e.id].status == "ok")
+        where = f"on {cluster}" if cluster else ""
+        if cluster is None:
+            jobs, threads_per_job = local_sizing(jobs, threads_per_job, cores())
+            where = f"{jobs} at a time x {threads_per_job} libvmaf threads"
+        click.echo(f"vmafx: batch of {len(entries)} jobs: {done_before} done before, "
+                   + (f"{kept_failed} failed before (kept: --skip-failed), " if kept_failed else "")
+                   + f"{len(todo)} to run" + (f", {where}" if todo else ""), err=True)
+        progress = BatchProgress(len(entries), done_before, kept_failed, show_progress)
+        lock = threading.Lock()
+
+        def record(entry: Entry, outcome: Outcome, running: bool = True) -> None:
+            line = {"id": entry.id, "status": outcome["status"], "line": entry.line,
+                    **{k: v for k, v in outcome.items() if k != "status"}}
+            if not writer.write(line):
+                return
+            with lock:
+                known[entry.id] = Known.of(line)
+            progress.finish(outcome["status"] == "ok", running=running)
+            if outcome["status"] != "ok":
+                extra = "; ".join(outcome.get("errors", ()))
+                progress.note(f"vmafx: job {entry.id} failed: {outcome['error']}" + (f": {extra}" if extra else ""))
+            else:
+                log.info("job %s ok", entry.id)
+
+        runnable = [e for e in todo if e.problem is None]
+        with contextlib.ExitStack() as stack:
+            client = None
+            if runnable and cluster is not None:
+                from vmafx_core.batch import cluster as dask_cluster
+                client = stack.enter_context(dask_cluster.connect(cluster))  # before anything is written
+            for entry in todo:
+                if entry.problem is not None:
+                    record(entry, {"status": "failed", "error": f"line {entry.line}: {entry.problem}",
+                                   "exit_code": int(ExitCode.BAD_INPUT)}, running=False)
+            _run(runnable, record, progress, client, jobs=jobs, threads_per_job=threads_per_job, ffmpeg=ffmpeg,
+                 out=out, total=len(entries), known=known)
+    finally:
+        writer.close()
+        if summary is not None:
+            with contextlib.suppress(OSError):
+                write_atomically(summary, summary_csv(entries, known))
+    ok = sum(1 for e in entries if e.id in known and known[e.id].status == "ok")
+    failed = sum(1 for e in entries if e.id in known and known[e.id].status == "failed")
+    click.echo(f"vmafx: batch done: {ok} ok, {failed} failed of {len(entries)}; results in {out}"
+               + (f", summary in {summary}" if summary else ""), err=True)
+    return ExitCode.OK if ok == len(entries) else ExitCode.JOB_FAILED
+
+
+@click.command(epilog=BATCH_HELP)
+@click.argument("jobs_file", metavar="JOBS.jsonl", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("-o", "--out", required=True, type=click.Path(path_type=Path, dir_okay=False),
+              help="Results, one JSON line per job, appended as jobs end; reused to resume.")
+@click.option("-j", "--jobs", type=click.IntRange(min=1),
+              help="Jobs at once on this machine (default: cores / threads per job).")
+@click.option("--threads-per-job", type=click.IntRange(min=1),
+              help="libvmaf threads of a job that leaves n_threads unset or 0 (default: 2 locally; on a "
+                   "cluster, the worker's cores / its --nthreads).")
+@click.option("--summary", type=click.Path(path_type=Path, dir_okay=False),
+              help="Also write a CSV with one row per job: id, line, status, vmaf_mean, frames, exit_code, error.")
+@click.option("--cluster", metavar="tcp://HOST:PORT", help="Run the jobs on this Dask scheduler's workers.")
+@click.option("--skip-failed", is_flag=True, help="On resume, keep earlier failures instead of running them again.")
+@click.option("--ffmpeg", "ffmpeg_path", help="ffmpeg binary (on a cluster: its path on the workers).")
+@click.option("--no-progress", is_flag=True, help="No progress bar even on a terminal.")
+@click.option("--report", "report_file", type=click.Path(path_type=Path, dir_okay=False),
+              help="Also write an HTML report of every result in --out (needs the report extra).")
+def batch(jobs_file: Path, out: Path, jobs: int | None, threads_per_job: int | None, summary: Path | None,
+          cluster: str | None, skip_failed: bool, ffmpeg_path: str | None, no_progress: bool,
+          report_file: Path | None) -> None:
+    """Score every job of JOBS.jsonl (one `vmafx run --job` object per line) into --out.
+
+    Jobs that already have an ok line in --out are skipped, so running the same command again
+    after a crash or Ctrl-C resumes the batch. A failing job is recorded and the batch goes on.
+    """
+    from vmafx_core.clierrors import user_errors
+
+    with user_errors():
+        if report_file is not None:  # before the batch runs, not after
+            from vmafx_core.report.command import for_batch, require_extra
+            require_extra()
+        code = run_batch(jobs_file, out, jobs=jobs, threads_per_job=threads_per_job, cluster=cluster,
+                         summary=summary, skip_failed=skip_failed, ffmpeg=ffmpeg_path,
+                         show_progress=sys.stderr.isatty() and not no_progress)
+        if report_file is not None:
+            for_batch(out, report_file)
+    sys.exit(int(code))

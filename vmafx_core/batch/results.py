@@ -1,0 +1,179 @@
+"""The results file: one fsynced JSON line per job, by one locking writer; what it already holds
+is what resume skips."""
+
+from __future__ import annotations
+
+import csv
+import fcntl
+import io
+import json
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from vmafx_core.batch.jobsfile import Entry
+from vmafx_core.errors import BadInput, JobFailed
+
+log = logging.getLogger(__name__)
+
+#: what to record for a job, given as a plain dict so it crosses a Dask wire as it is
+Outcome = dict[str, Any]
+RecordFn = Callable[[Entry, Outcome], None]
+
+
+@attrs.frozen
+class Known:
+    """What the results file already says about a job: enough for resume, the summary and exit code."""
+
+    status: str
+    line: int | None = None
+    vmaf_mean: float | None = None
+    frames: int | None = None
+    exit_code: int | None = None
+    error: str | None = None
+
+    @classmethod
+    def of(cls, record: Mapping[str, Any]) -> Known:
+        vmaf = record.get("metrics", {}).get("vmaf") if isinstance(record.get("metrics"), Mapping) else None
+        mean = vmaf.get("mean") if isinstance(vmaf, Mapping) else None
+        return cls(status=str(record.get("status")), line=record.get("line"),
+                   vmaf_mean=mean if isinstance(mean, (int, float)) else None,
+                   frames=record.get("frames_scored"), exit_code=record.get("exit_code"), error=record.get("error"))
+
+
+class ResultWriter:
+    """The only writer of RESULTS.jsonl: appends one fsynced line per job, at most once per id.
+
+    It holds an exclusive lock on the file for the whole run, so two batches cannot interleave
+    their lines in one file.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+        self._lock = threading.Lock()
+        self._written: set[str] = set()
+        #: the last line of each id already in the file when it was opened
+        self.previous: dict[str, Known] = {}
+
+    def open(self) -> None:
+        """Lock the file, read what earlier runs wrote, and cut a last line a crash left half-written."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise BadInput(f"results file {self.path} cannot be opened: {exc.strerror}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise BadInput(f"results file {self.path} is in use by another vmafx batch") from None
+        try:
+            self._load(fd)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+
+    def _load(self, fd: int) -> None:
+        keep_to: int | None = None  # truncate here: the last line is torn
+        needs_newline = False
+        for number, offset, raw, is_last in _lines(fd):
+            text = raw.strip()
+            if not text:
+                continue
+            record = _result_record(text)
+            if record is None:
+                if not is_last:
+                    raise BadInput(f"results file {self.path}: line {number} is not a vmafx batch result; "
+                                   "give another --out file or fix that line")
+                log.warning("%s: ignoring the cut-off last line %d (a run was stopped while writing it)",
+                            self.path, number)
+                keep_to = offset
+                break
+            if is_last and not raw.endswith(b"\n"):
+                needs_newline = True
+            self.previous[str(record["id"])] = Known.of(record)
+        if keep_to is not None:
+            os.ftruncate(fd, keep_to)
+            os.fsync(fd)
+        elif needs_newline:
+            self._append(fd, b"\n")
+
+    def write(self, record: Mapping[str, Any]) -> bool:
+        """Append `record` and fsync it; False (nothing written) when its id was already written."""
+        job_id = str(record["id"])
+        data = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
+        with self._lock:
+            previous = self.previous.get(job_id)
+            if job_id in self._written or (previous is not None and previous.status == "ok"):
+                log.info("result of %s already written; dropping a second one", job_id)
+                return False
+            assert self._fd is not None, "write() before open()"
+            try:
+                self._append(self._fd, data)
+            except OSError as exc:
+                raise JobFailed(f"cannot append to results file {self.path}: {exc.strerror}") from None
+            self._written.add(job_id)
+        return True
+
+    @staticmethod
+    def _append(fd: int, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            done = os.write(fd, view)
+            view = view[done:]
+        os.fsync(fd)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # releases the lock
+            self._fd = None
+
+
+def _result_record(text: bytes) -> dict[str, Any] | None:
+    try:
+        record = json.loads(text)
+    except ValueError:
+        return None
+    if isinstance(record, dict) and isinstance(record.get("id"), str) and record.get("status") in ("ok", "failed"):
+        return record
+    return None
+
+
+def _lines(fd: int) -> Iterator[tuple[int, int, bytes, bool]]:
+    """(line number, byte offset, bytes, is the last line) for each line of the file, streamed."""
+    with os.fdopen(os.dup(fd), "rb") as fh:
+        fh.seek(0)
+        offset = 0
+        number = 0
+        previous: tuple[int, int, bytes] | None = None
+        for raw in fh:
+            number += 1
+            if previous is not None:
+                yield (*previous, False)
+            previous = (number, offset, raw)
+            offset += len(raw)
+        if previous is not None:
+            yield (*previous, True)
+
+
+def summary_csv(entries: Sequence[Entry], known: Mapping[str, Known]) -> str:
+    """One row per job of the jobs file, in its order; jobs without a result yet are "pending"."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["id", "line", "status", "vmaf_mean", "frames", "exit_code", "error"])
+    for entry in entries:
+        k = known.get(entry.id)
+        if k is None:
+            writer.writerow([entry.id, entry.line, "pending", "", "", "", ""])
+        else:
+            writer.writerow([entry.id, entry.line, k.status, "" if k.vmaf_mean is None else k.vmaf_mean,
+                             "" if k.frames is None else k.frames, "" if k.exit_code is None else k.exit_code,
+                             k.error or ""])
+    return out.getvalue()

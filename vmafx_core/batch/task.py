@@ -1,0 +1,80 @@
+"""Parsing and running one job of a batch, here or on a Dask worker: always an outcome, never a user error raised."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from vmafx_core.batch.results import Outcome
+from vmafx_core.errors import ExitCode, VmafxError
+from vmafx_core.job import parse_job
+from vmafx_core.plugins import Plugins
+from vmafx_core.plugins import shared as shared_plugins
+
+log = logging.getLogger(__name__)
+
+
+def _plugins() -> Plugins:
+    """One plugin manager per process: loading entry points once, not once per job."""
+    return shared_plugins()
+
+
+def with_threads(data: Mapping[str, Any], threads: int | None) -> Mapping[str, Any]:
+    """Give a libvmaf job `threads` libvmaf threads when it leaves n_threads unset or 0 ("all cores").
+
+    Several jobs at once each taking every core would oversubscribe the machine.
+    """
+    if threads is None:
+        return data
+    scorer = data.get("scorer", {"name": "libvmaf"})
+    if not isinstance(scorer, Mapping) or scorer.get("name", "libvmaf") != "libvmaf":
+        return data
+    current = scorer.get("n_threads")
+    if current is not None and not (type(current) is int and current == 0):
+        return data
+    return {**data, "scorer": {"name": "libvmaf", **scorer, "n_threads": threads}}
+
+
+def failure(exc: VmafxError) -> Outcome:
+    """A failed job's outcome: the one-line message, the exit code `vmafx run` would give, details."""
+    out: Outcome = {"status": "failed", "error": exc.message, "exit_code": int(exc.exit_code)}
+    errors = getattr(exc, "errors", None)
+    if errors:
+        out["errors"] = list(errors)
+    elif exc.detail:
+        out["detail"] = exc.detail
+    return out
+
+
+def execute(data: Mapping[str, Any], *, origin: str, threads_per_job: int | None,
+            ffmpeg: str | None = None, cancelled: Callable[[], bool] | None = None) -> Outcome:
+    """Parse and run one job; return its result or its error as plain data, never raise a user error.
+
+    This is what a Dask worker runs, so everything it returns must pickle and nothing a user can
+    cause may come back as an exception (that would count as a task failure and be retried).
+    """
+    from vmafx_core.executor import ladder_result, ladder_rungs, run_job
+
+    try:
+        plugins = _plugins()
+
+        def options_type_for(name: str) -> type | None:
+            provided = plugins.scorers().get(name)
+            return provided.item.options_type if provided else None
+
+        job, options = parse_job(with_threads(data, threads_per_job), origin, options_type_for,
+                                 plugins.storage_option_types)
+        if getattr(job, "ladder", ()):
+            # as `vmafx run --job` does: one encode and score per rung, one result holding them all
+            rungs = [run_job(rung, options, plugins, ffmpeg=ffmpeg, cancelled=cancelled)[0].to_dict()
+                     for rung in ladder_rungs(job)]
+            return {"status": "ok", **ladder_result(job, rungs)}
+        result, _frames = run_job(job, options, plugins, ffmpeg=ffmpeg, cancelled=cancelled)
+        return {"status": "ok", **result.to_dict()}
+    except VmafxError as exc:
+        return failure(exc)
+    except Exception as exc:  # a bug: keep the batch going, and keep the traceback in the log
+        log.exception("%s: unexpected error", origin)
+        return {"status": "failed", "error": f"unexpected error {type(exc).__name__}: {exc}",
+                "exit_code": int(ExitCode.JOB_FAILED)}
