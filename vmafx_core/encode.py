@@ -26,6 +26,7 @@ from vmafx_core.errors import BadInput, JobFailed, VmafxError
 from vmafx_core.ffmpeg import InputArgs, StreamInfo
 from vmafx_core.job import Encode
 from vmafx_core.process import Child, child_environment
+from vmafx_core.supervise import last_error
 from vmafx_core.types import PreparedInput, RawVideo
 
 CHUNK = 1 << 20
@@ -149,7 +150,7 @@ def start(ffmpeg: str, reference: PreparedInput, reference_raw: RawVideo | None,
 
         def encoder_failed() -> JobFailed:
             return JobFailed(f"the encoder {spec.encoder} failed (exit {run.exit_code}): "
-                             f"{(encoder.tail(3) or 'no message').splitlines()[-1]}", detail=encoder.tail(15))
+                             f"{last_error(encoder.tail())}", detail=encoder.tail(15))
 
         try:
             yield run
