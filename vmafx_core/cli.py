@@ -23,7 +23,7 @@ from vmafx_core.clierrors import user_errors
 from vmafx_core.errors import BadInput, ExitCode, VmafxError
 from vmafx_core.job import Job, load_job_file, parse_job
 from vmafx_core.pixfmt import RAW_PIX_FMTS
-from vmafx_core.plugins import Plugins
+from vmafx_core.plugins import ENV_STORAGE_MODE, Plugins
 from vmafx_core.plugins import shared as shared_plugins
 from vmafx_core.result import frames_text, write_atomically
 
@@ -511,6 +511,12 @@ def doctor(as_json: bool, ffmpeg_path: str | None) -> None:
         cleaned = pl.clean_stale()
         check("leftovers", True, f"removed {len(cleaned)} left by vmafx runs that died: {', '.join(cleaned)}"
               if cleaned else "nothing left by vmafx runs that died", required=False)
+        try:
+            mode = pl.machine_storage_mode()
+            check("storage mode", True, f"jobs that say auto use {mode} ({ENV_STORAGE_MODE})" if mode != "auto"
+                  else f"auto ({ENV_STORAGE_MODE} not set)", required=False)
+        except VmafxError as exc:
+            check("storage mode", False, exc.message)
         usable_storage = 0
         try:
             for name, p in pl.storage_backends().items():

@@ -206,6 +206,10 @@ class Plugins:
     def failures(self) -> list[PluginInfo]:
         return [i for i in self.infos if i.error]
 
+    def machine_storage_mode(self) -> str:
+        """This machine's storage mode (`$VMAFX_STORAGE_MODE`, "auto" when unset); EnvironmentMissing if unknown."""
+        return _node_storage_mode({name: p.item for name, p in self.storage_backends().items()})
+
     def clean_stale(self) -> list[str]:
         """Remove what vmafx runs that died left behind: each backend's leftovers (mounts first),
         then the temp folders of dead owners. Never raises; returns what was removed."""

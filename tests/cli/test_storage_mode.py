@@ -61,3 +61,13 @@ def test_a_batch_follows_the_machine_s_mode_job_by_job(media: Media, tmp_path: P
     assert got["says-auto"]["status"] == "failed" and got["says-auto"]["exit_code"] == 2
     assert "(the VMAFX_STORAGE_MODE of this machine) cannot read" in got["says-auto"]["error"]
     assert got["says-local"]["status"] == "ok"
+
+
+def test_doctor_shows_the_machine_s_mode_and_fails_on_a_wrong_one() -> None:
+    out = run_vmafx("doctor", "--json", env={"VMAFX_STORAGE_MODE": "rclone-http"})
+    (row,) = [c for c in json.loads(out.stdout)["checks"] if c["check"] == "storage mode"]
+    assert row["ok"] and "rclone-http" in row["detail"]
+    bad = run_vmafx("doctor", "--json", env={"VMAFX_STORAGE_MODE": "bogus"})
+    assert bad.code == 3
+    (row,) = [c for c in json.loads(bad.stdout)["checks"] if c["check"] == "storage mode"]
+    assert not row["ok"] and "'bogus' is not a storage mode" in row["detail"]
