@@ -196,6 +196,12 @@ def _cli_raw(data: dict[str, Any], shared: dict[str, Any] | None, reference_raw:
               help="libvmaf model (repeatable: several in one pass): vmaf_v0.6.1 (default), vmaf_v1.0.16_3d0h, ... "
                    "(`vmafx models` lists them) or a file; parameters as NAME:key=value, e.g. "
                    "vmaf_v0.6.1:enable_transform=true (the phone model).")
+@click.option("--scorer", "scorer_name",
+              help="Scorer: libvmaf (default), ffmpeg-metrics, ... (`vmafx plugins` lists them and their options).")
+@click.option("--scorer-option", "scorer_option_args", multiple=True, metavar="KEY=VALUE",
+              help="A scorer option (repeatable), typed by the scorer: metrics=psnr,ssim, n_threads=4, ...")
+@click.option("--plugins", "plugin_names", metavar="A,B",
+              help="Load only these plugins (comma-separated names): the flag of $VMAFX_PLUGINS.")
 @click.option("--feature", "features", multiple=True,
               help="Extra libvmaf feature (repeatable): psnr, float_ssim, float_ms_ssim, ciede, cambi, psnr_hvs; "
                    "options as NAME:option=value, e.g. cambi:full_ref=true, psnr:enable_chroma=false.")
@@ -268,10 +274,11 @@ def run(reference: str | None, distorted: str | None, job_file: Path | None, mod
         reference_offset: str | None = None, distorted_offset: str | None = None, frame_count: int | None = None,
         sync: str | None = None, sync_window: int | None = None, deinterlace: str | None = None,
         vfr: str | None = None, interlace_check: str | None = None, reference_raw: str | None = None,
-        distorted_raw: str | None = None) -> None:
+        distorted_raw: str | None = None, scorer_name: str | None = None,
+        scorer_option_args: tuple[str, ...] = (), plugin_names: str | None = None) -> None:
     """Score DISTORTED against REFERENCE (paths, file://, s3://..., or rclone remote:path)."""
     with _user_errors():
-        plugins = Plugins()
+        plugins = Plugins(allow=_plugin_list(plugin_names))
         data: dict[str, Any]
         if job_file is not None:
             if reference or distorted:
@@ -307,6 +314,9 @@ def run(reference: str | None, distorted: str | None, job_file: Path | None, mod
                 scorer[key] = value
         if features:
             scorer["features"] = list(features)
+        if scorer_name is not None:
+            scorer["name"] = scorer_name
+        _scorer_options(plugins, scorer, scorer_option_args)
         alignment = data.setdefault("alignment", {}) if isinstance(data.get("alignment", {}), dict) else {}
         if scale_filter is not None:
             alignment["scale_filter"] = scale_filter
@@ -336,6 +346,55 @@ def run(reference: str | None, distorted: str | None, job_file: Path | None, mod
             raise BadInput("--save-encode only applies to an encode job")
         _run_and_report(job, options, plugins, ffmpeg_path, as_json, output, frames_file, no_progress,
                         save_encode, report_file, sync_only)
+
+
+def _plugin_list(names: str | None) -> list[str] | None:
+    """`--plugins a,b` as the allow-list (None: $VMAFX_PLUGINS, or every installed plugin)."""
+    if names is None:
+        return None
+    return [n.strip() for n in names.split(",") if n.strip()]
+
+
+def _scorer_options(plugins: Plugins, scorer: dict[str, Any], args: tuple[str, ...]) -> None:
+    """The chosen scorer must be loaded (exit 3 naming its package), and each --scorer-option
+    KEY=VALUE is typed by its options class: a wrong one is one line naming it, before anything runs."""
+    import attrs
+
+    from vmafx_core.job import structure
+    from vmafx_core.plugins import missing_scorer
+
+    name = str(scorer.get("name", "libvmaf"))
+    provided = plugins.scorers().get(name)
+    if provided is None:
+        missing_scorer(name, plugins.allow)
+        if not args:
+            return  # parse_job names the unknown scorer with the other bad fields
+        raise BadInput(f"no scorer named {name!r}; installed: {', '.join(sorted(plugins.scorers())) or 'none'}")
+    options_type = provided.item.options_type
+    fields = [f.name for f in attrs.fields(options_type)]
+    for arg in args:
+        key, sep, text = arg.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise BadInput(f"--scorer-option {arg!r}: give KEY=VALUE")
+        if key not in fields:
+            raise BadInput(f"--scorer-option {key}: scorer {name!r} has no option {key!r}; its options: "
+                           f"{', '.join(fields) or 'none'} (`vmafx plugins` shows their types)")
+        value = _option_value(text)
+        _, errors = structure({key: value}, options_type, "")
+        if errors:
+            raise BadInput(f"--scorer-option {key}: {errors[0].split(': ', 1)[-1]}")
+        scorer[key] = value
+
+
+def _option_value(text: str) -> Any:
+    """A --scorer-option value: a TOML value when it is one (4, true, ["a", "b"]), else the text."""
+    import tomllib
+
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
 
 
 def _run_and_report(job: Job, options: Any, plugins: Plugins, ffmpeg_path: str | None, as_json: bool,
@@ -429,7 +488,8 @@ def _summary(data: dict[str, Any]) -> None:
     if decided:  # anything but frame n against frame n as decoded
         click.echo(f"alignment  {'; '.join(decided)}", err=True)
     for name, p in data["metrics"].items():
-        if name == "vmaf" or name in model_metrics or name.startswith(("psnr", "float_", "ciede", "cambi")):
+        if name == "vmaf" or name in model_metrics or name.startswith(("psnr", "float_", "ciede", "cambi")) \
+                or data.get("scorer") != "libvmaf":  # another scorer's metrics are all its own
             click.echo(f"{name:<14} mean {p['mean']:9.4f}  hmean {p['harmonic_mean']:9.4f}  "
                        f"min {p['min']:9.4f}  p5 {p['p5']:9.4f}", err=True)
     if data.get("encode"):
@@ -451,7 +511,9 @@ def _summary(data: dict[str, Any]) -> None:
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
 def plugins(as_json: bool) -> None:
-    """List plugins, their backends and scorers, and plugins that failed to load."""
+    """List plugins, their backends and scorers (with their options), and plugins that failed to load."""
+    from vmafx_core.plugins import describe_options
+
     with _user_errors():
         pl = Plugins(fresh=True)  # diagnostics: never a kept list
         error = None
@@ -472,7 +534,8 @@ def plugins(as_json: bool) -> None:
                 "loaded": info.error is None, "error": info.error,
                 "storage_backends": [{"name": n, "description": p.item.description, **avail[n]}
                                      for n, p in backends.items() if p.plugin == info.name],
-                "scorers": [{"name": n, "description": p.item.description, "metrics": list(p.item.metrics)}
+                "scorers": [{"name": n, "description": p.item.description, "metrics": list(p.item.metrics),
+                             "options": describe_options(p.item.options_type)}
                             for n, p in scorers.items() if p.plugin == info.name],
             })
         if as_json:
@@ -486,6 +549,8 @@ def plugins(as_json: bool) -> None:
                     click.echo(f"    storage {b['name']:<13} {usable}")
                 for s in row["scorers"]:
                     click.echo(f"    scorer  {s['name']:<13} {', '.join(s['metrics'])}")
+                    for o in s["options"]:
+                        click.echo(f"      option {o['name']}: {o['type']} = {json.dumps(o['default'])}")
         if error is not None:
             raise error
 

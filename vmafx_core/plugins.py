@@ -35,6 +35,8 @@ CORE_PACKAGE = "vmafx"
 #: what to install for each storage mode, for messages when none is present
 SUGGESTED_PACKAGES = {"local": "vmafx-local", "rclone-http": "vmafx-rclone-http",
                       "rclone-mount": "vmafx-rclone-mount"}
+#: what to install for each scorer this project publishes outside the core
+SUGGESTED_SCORERS = {"ffmpeg-metrics": "vmafx-ffmpeg-metrics"}
 
 
 @attrs.frozen
@@ -135,6 +137,7 @@ class Plugins:
     def scorer(self, name: str) -> Scorer:
         scorers = self.scorers()
         if name not in scorers:
+            missing_scorer(name, self.allow)
             raise BadInput(f"no scorer named {name!r}; installed: {', '.join(sorted(scorers)) or 'none'}")
         item: Scorer = scorers[name].item
         return item
@@ -231,3 +234,44 @@ def _install_hint(uri: str) -> str:
     if "://" in uri and not uri.startswith("file://") or (":" in uri.split("/")[0] and len(uri.split(":")[0]) > 1):
         return "for remote storage install vmafx-rclone-http (pip install vmafx-rclone-http)"
     return "for local files install vmafx-local (pip install vmafx-local)"
+
+
+def missing_scorer(name: str, allow: set[str] | None) -> None:
+    """Raise EnvironmentMissing (exit 3) naming the package to install for a scorer this project
+    publishes, or the allow-list that left it out; return for any other name."""
+    package = SUGGESTED_SCORERS.get(name)
+    if package is None:
+        return
+    if allow is not None:
+        raise EnvironmentMissing(f"scorer {name!r} is not loaded: its plugin is not in the allowed plugins "
+                                 f"({', '.join(sorted(allow)) or 'none'}; --plugins or {ENV_ALLOW}); add "
+                                 f"{name}, or install {package} if it is missing")
+    raise EnvironmentMissing(f"scorer {name!r} is not installed; install {package} "
+                             f"(pip install {package}, or -e plugins/{name.replace('-', '_')} from a checkout)")
+
+
+def describe_options(options_type: type) -> list[dict[str, Any]]:
+    """A scorer's options as `vmafx plugins` shows them: name, type and default of each field."""
+    import typing
+
+    from vmafx_core.job import converter
+
+    try:
+        hints = typing.get_type_hints(options_type)
+    except Exception:  # noqa: BLE001 - a name the plugin's module cannot resolve: show it as written
+        hints = {}
+    rows: list[dict[str, Any]] = []
+    for field in attrs.fields(options_type):
+        kind = hints.get(field.name, field.type)
+        supertype = getattr(kind, "__supertype__", None)  # a NewType: its name and what it is made of
+        text = (f"{kind.__name__}({getattr(supertype, '__name__', supertype)})" if supertype is not None
+                else getattr(kind, "__name__", None) or str(kind))
+        default = field.default
+        if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
+            default = default.factory()  # type: ignore[call-arg]
+        try:
+            default = converter.unstructure(default)
+        except Exception:  # noqa: BLE001 - shown as it is
+            default = repr(default)
+        rows.append({"name": field.name, "type": text, "default": default})
+    return rows
