@@ -162,6 +162,20 @@ def test_job_file_with_an_offset_pairs_like_libvmaf(pair: dict[str, Path], tmp_p
     assert [r["psnr_y"] for r in json.loads(frames_file.read_text())] == [f["psnr_y"] for f in bare]
 
 
+def test_identical_pictures_give_the_capped_psnr_not_infinity(pair: dict[str, Path]) -> None:
+    """ffmpeg says inf for identical frames; vmafx reports libvmaf's 60 dB (8 bits) and says so."""
+    out = _vmafx("run", str(pair["ref"]), str(pair["ref"]), "--scorer", "ffmpeg-metrics",
+                 "--scorer-option", "metrics=psnr,xpsnr,ssim", "--json")
+    assert out.returncode == 0, out.stderr
+    assert "Infinity" not in out.stdout
+    result = json.loads(out.stdout)
+    for name in ("psnr", "psnr_y", "xpsnr", "xpsnr_y", "xpsnr_v"):
+        assert result["metrics"][name]["mean"] == result["metrics"][name]["min"] == 60.0, name
+        assert result["provenance"]["pooled_by_ffmpeg"][name] == 60.0
+    assert result["metrics"]["ssim"]["mean"] == 1.0
+    assert any("reported as 60 dB" in note for note in result["notes"])
+
+
 def test_wrong_options_are_one_line_and_nothing_runs(pair: dict[str, Path]) -> None:
     for option, words in (("bogus=1", "no option 'bogus'"), ("metrics=psnr,foo", "unknown metric 'foo'"),
                           ("metrics", "KEY=VALUE")):

@@ -137,8 +137,26 @@ _KEYS: dict[str, str] = {
 }
 
 
-def read_frames(path: str, weights: tuple[int, int, int], tail: str) -> list[dict[str, float]]:
-    """The per-frame values `metadata=print` wrote, named as vmafx names them, with the combined XPSNR."""
+def psnr_cap(pix_fmt: str) -> float:
+    """The dB a PSNR or XPSNR of identical planes is reported as: libvmaf's convention, 6 per bit + 12
+    (60 dB at 8 bits, 72 at 10), since ffmpeg's infinity has no place in a mean or in JSON."""
+    bits = next((b for b in (16, 12, 10) if f"{b}le" in pix_fmt), 8)
+    return 6.0 * bits + 12.0
+
+
+def cap_infinite(values: dict[str, float], cap: float) -> int:
+    """Replace each infinite PSNR/XPSNR in `values` by `cap`; return how many were."""
+    capped = 0
+    for key, value in values.items():
+        if math.isinf(value) and value > 0 and "psnr" in key:
+            values[key] = cap
+            capped += 1
+    return capped
+
+
+def read_frames(path: str, weights: tuple[int, int, int], tail: str, cap: float = math.inf) -> list[dict[str, float]]:
+    """The per-frame values `metadata=print` wrote, named as vmafx names them, with the combined XPSNR;
+    an infinite PSNR or XPSNR (identical planes) becomes `cap`."""
     try:
         with open(path, encoding="utf-8") as fh:
             text = fh.read()
@@ -153,6 +171,7 @@ def read_frames(path: str, weights: tuple[int, int, int], tail: str) -> list[dic
         if sep and frames and key in _KEYS:
             frames[-1][_KEYS[key]] = float(value)
     for frame in frames:
+        cap_infinite(frame, cap)
         if "xpsnr_y" in frame and "xpsnr_u" in frame:
             frame["xpsnr"] = weighted_xpsnr(frame["xpsnr_y"], frame["xpsnr_u"], frame["xpsnr_v"], weights)
     return frames
@@ -168,14 +187,16 @@ _POOLED: dict[str, re.Pattern[str]] = {
 }
 
 
-def read_pooled(line: str, pooled: dict[str, float], weights: tuple[int, int, int]) -> None:
-    """ffmpeg's own pooled value of a filter, from the line it prints when it ends."""
+def read_pooled(line: str, pooled: dict[str, float], weights: tuple[int, int, int], cap: float = math.inf) -> None:
+    """ffmpeg's own pooled value of a filter, from the line it prints when it ends (infinite PSNRs
+    as `cap`)."""
     text = strip_prefix(line)
     for name, pattern in _POOLED.items():
         m = pattern.match(text)
         if not m:
             continue
-        values = [float(g) for g in m.groups()]
+        values = [cap if g == "inf" else float(g) for g in m.groups()] if name in ("psnr", "xpsnr") \
+            else [float(g) for g in m.groups()]
         if name == "vif":
             pooled[f"vif_scale{int(values[0])}"] = values[1]
         elif name == "xpsnr":
@@ -193,6 +214,7 @@ def score(request: ScoreRequest) -> ScoreOutput:
     ref_info, dis_info = probe_both(ffmpeg, request)
     target = target_pix_fmt(ref_info.pix_fmt)
     weights = xpsnr_weights(target)
+    cap = psnr_cap(target)
     plan = alignment.plan_pairing(ffmpeg, request, ref_info, dis_info, target)
     workdir = tempdirs.make("ffmpeg-metrics")
     stack = contextlib.ExitStack()
@@ -205,7 +227,7 @@ def score(request: ScoreRequest) -> ScoreOutput:
         graph, outputs = build_filter_graph(options, plan, target, frames_path,
                                             thumbs.urls if thumbs is not None else None)
         pooled: dict[str, float] = {}
-        run = run_scoring(request, ref_info, graph, outputs, on_line=lambda ln: read_pooled(ln, pooled, weights),
+        run = run_scoring(request, ref_info, graph, outputs, on_line=lambda ln: read_pooled(ln, pooled, weights, cap),
                           pass_fds=thumbs.child_fds if thumbs is not None else (),
                           started=thumbs.started if thumbs is not None else None)
         if run.cut_short:
@@ -216,7 +238,7 @@ def score(request: ScoreRequest) -> ScoreOutput:
             raise JobFailed(f"ffmpeg failed (exit {run.code}): {last_error(run.tail())}", detail=run.tail(15))
         # with a frame limit ffmpeg stops reading once the pairs are done: fewer decoded is expected
         notes = [] if plan.frames else check_declared_frames(request, (ref_info, dis_info), run.decoded)
-        frames = read_frames(frames_path, weights, run.tail(15))
+        frames = read_frames(frames_path, weights, run.tail(15), cap)
         compared = (run.encoded[1], run.encoded[2]) if 1 in run.encoded and 2 in run.encoded else None
         if thumbs is not None:
             ref_sigs, dis_sigs = thumbs.collected()
@@ -232,12 +254,17 @@ def score(request: ScoreRequest) -> ScoreOutput:
         stack.close()
         shutil.rmtree(workdir, ignore_errors=True)
     _check_metrics(frames, options.metrics, run.tail(15))
+    identical = sum(1 for f in frames if any(v == cap for k, v in f.items() if "psnr" in k))
+    if identical:
+        notes.append(f"{identical} frame{'s' if identical != 1 else ''} had a plane identical to the reference's: "
+                     f"its PSNR/XPSNR (infinite to ffmpeg) is reported as {cap:g} dB, libvmaf's convention")
     rate = float(plan.rate) if plan.rate is not None else ref_info.fps
     provenance = {
         "ffmpeg": ffmpeg_info(ffmpeg).version,
         "ffmpeg_path": ffmpeg,
         "metrics": list(options.metrics),
         "scored_as": target,
+        "psnr_cap_db": cap,
         "xpsnr_weights": list(weights) if "xpsnr" in options.metrics else None,
         "filter_graph": graph.replace(frames_path, "<frames>"),
         "alignment": plan.decisions,
