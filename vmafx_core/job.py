@@ -357,7 +357,11 @@ def parse_job(data: Mapping[str, Any], origin: str = "job",
         opts = {k: v for k, v in scorer_data.items() if k != "name"}
         options_type = options_type_for(name) if options_type_for else None
         if options_type_for is not None and options_type is None:
-            errors.append(f"job.scorer.name: no scorer named {name!r} is installed (see `vmafx plugins`)")
+            from vmafx_core.plugins import SUGGESTED_SCORERS
+
+            package = SUGGESTED_SCORERS.get(name)
+            errors.append(f"job.scorer.name: no scorer named {name!r} is installed (see `vmafx plugins`)"
+                          + (f"; install {package}" if package else ""))
         elif options_type is not None:
             options, opt_errors = structure(opts, options_type, "job.scorer")
             errors.extend(opt_errors)

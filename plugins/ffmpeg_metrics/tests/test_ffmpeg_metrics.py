@@ -16,6 +16,7 @@ import statistics
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -216,6 +217,23 @@ def test_cut_input_is_not_scored(tmp_path: Path) -> None:
     out = _vmafx("run", str(full), str(cut), "--scorer", "ffmpeg-metrics")
     assert out.returncode == 1, out.stderr
     assert "no score is reported" in out.stderr
+
+
+def test_batch_jobs_choose_the_scorer_and_its_options(pair: dict[str, Path], tmp_path: Path) -> None:
+    def job(job_id: str, **scorer: Any) -> str:
+        return json.dumps({"id": job_id, "reference": {"uri": str(pair["ref"])},
+                           "distorted": {"uri": str(pair["dis"])}, "scorer": {"name": "ffmpeg-metrics", **scorer}})
+
+    jobs, results = tmp_path / "jobs.jsonl", tmp_path / "results.jsonl"
+    jobs.write_text("\n".join([job("ssim", metrics=["ssim"]), job("bad", metrics="psnr,nope")]) + "\n")
+    out = _vmafx("batch", str(jobs), "--out", str(results))
+    assert out.returncode == 1, out.stderr  # one job failed
+    rows = {r["id"]: r for r in map(json.loads, results.read_text().splitlines())}
+    assert rows["ssim"]["status"] == "ok" and sorted(rows["ssim"]["metrics"]) == ["ssim", "ssim_u", "ssim_v", "ssim_y"]
+    bare, _ = _bare(pair, "ssim")
+    assert rows["ssim"]["metrics"]["ssim_y"]["min"] == min(f["ssim_y"] for f in bare)
+    assert rows["bad"]["status"] == "failed" and rows["bad"]["exit_code"] == 2
+    assert any("job.scorer.metrics" in e and "nope" in e for e in rows["bad"]["errors"])
 
 
 def _pip_ok(venv: Path, *args: str) -> subprocess.CompletedProcess[str]:
