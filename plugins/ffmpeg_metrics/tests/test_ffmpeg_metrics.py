@@ -163,6 +163,26 @@ def test_job_file_with_an_offset_pairs_like_libvmaf(pair: dict[str, Path], tmp_p
     assert [r["psnr_y"] for r in json.loads(frames_file.read_text())] == [f["psnr_y"] for f in bare]
 
 
+def test_smaller_distorted_is_scaled_and_a_frame_limit_holds(pair: dict[str, Path], tmp_path: Path) -> None:
+    """The distorted at 96x54 is scaled to the reference's as for VMAF (bicubic), and
+    --frame-count stops at 12 pairs; the truth scales the raw frames by hand and keeps 12."""
+    small = tmp_path / "small.mkv"
+    _ffmpeg("-v", "error", "-i", str(pair["dis"]), "-vf", "scale=96:54", "-c:v", "libx264", "-qp", "0",
+            str(small))
+    frames_file = tmp_path / "frames.json"
+    out = _vmafx("run", str(pair["ref"]), str(small), "--scorer", "ffmpeg-metrics", "--scorer-option",
+                 "metrics=ssim", "--frame-count", "12", "--json", "--frames", str(frames_file))
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["frames_scored"] == 12
+    frame_bytes = W * H * 3 // 2
+    truth = {"dir": tmp_path, "ref_yuv": tmp_path / "ref12.yuv", "dis_yuv": tmp_path / "small.yuv"}
+    truth["ref_yuv"].write_bytes(pair["ref_yuv"].read_bytes()[:12 * frame_bytes])
+    _ffmpeg("-v", "error", "-i", str(small), "-vf", f"scale={W}:{H}:flags=bicubic", "-frames:v", "12",
+            "-f", "rawvideo", "-pix_fmt", "yuv420p", str(truth["dis_yuv"]))
+    bare, _ = _bare(truth, "ssim")
+    assert [r["ssim"] for r in json.loads(frames_file.read_text())] == [f["ssim"] for f in bare]
+
+
 def test_identical_pictures_give_the_capped_psnr_not_infinity(pair: dict[str, Path]) -> None:
     """ffmpeg says inf for identical frames; vmafx reports libvmaf's 60 dB (8 bits) and says so."""
     out = _vmafx("run", str(pair["ref"]), str(pair["ref"]), "--scorer", "ffmpeg-metrics",

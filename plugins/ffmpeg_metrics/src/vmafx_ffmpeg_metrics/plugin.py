@@ -201,7 +201,7 @@ def read_pooled(line: str, pooled: dict[str, float], weights: tuple[int, int, in
             pooled[f"vif_scale{int(values[0])}"] = values[1]
         elif name == "xpsnr":
             pooled.update(xpsnr_y=values[0], xpsnr_u=values[1], xpsnr_v=values[2],
-                          xpsnr=weighted_xpsnr(*values, weights=weights))
+                          xpsnr=weighted_xpsnr(values[0], values[1], values[2], weights))
         else:
             names = METRICS[name]
             pooled.update({names[1]: values[0], names[2]: values[1], names[3]: values[2], names[0]: values[3]})
