@@ -316,7 +316,8 @@ def run(reference: str | None, distorted: str | None, job_file: Path | None, mod
             scorer["features"] = list(features)
         if scorer_name is not None:
             scorer["name"] = scorer_name
-        _scorer_options(plugins, scorer, scorer_option_args)
+        from vmafx_core.plugins import scorer_options_from_flags
+        scorer_options_from_flags(plugins, scorer, scorer_option_args)
         alignment = data.setdefault("alignment", {}) if isinstance(data.get("alignment", {}), dict) else {}
         if scale_filter is not None:
             alignment["scale_filter"] = scale_filter
@@ -353,48 +354,6 @@ def _plugin_list(names: str | None) -> list[str] | None:
     if names is None:
         return None
     return [n.strip() for n in names.split(",") if n.strip()]
-
-
-def _scorer_options(plugins: Plugins, scorer: dict[str, Any], args: tuple[str, ...]) -> None:
-    """The chosen scorer must be loaded (exit 3 naming its package), and each --scorer-option
-    KEY=VALUE is typed by its options class: a wrong one is one line naming it, before anything runs."""
-    import attrs
-
-    from vmafx_core.job import structure
-    from vmafx_core.plugins import missing_scorer
-
-    name = str(scorer.get("name", "libvmaf"))
-    provided = plugins.scorers().get(name)
-    if provided is None:
-        missing_scorer(name, plugins.allow)
-        if not args:
-            return  # parse_job names the unknown scorer with the other bad fields
-        raise BadInput(f"no scorer named {name!r}; installed: {', '.join(sorted(plugins.scorers())) or 'none'}")
-    options_type = provided.item.options_type
-    fields = [f.name for f in attrs.fields(options_type)]
-    for arg in args:
-        key, sep, text = arg.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise BadInput(f"--scorer-option {arg!r}: give KEY=VALUE")
-        if key not in fields:
-            raise BadInput(f"--scorer-option {key}: scorer {name!r} has no option {key!r}; its options: "
-                           f"{', '.join(fields) or 'none'} (`vmafx plugins` shows their types)")
-        value = _option_value(text)
-        _, errors = structure({key: value}, options_type, "")
-        if errors:
-            raise BadInput(f"--scorer-option {key}: {errors[0].split(': ', 1)[-1]}")
-        scorer[key] = value
-
-
-def _option_value(text: str) -> Any:
-    """A --scorer-option value: a TOML value when it is one (4, true, ["a", "b"]), else the text."""
-    import tomllib
-
-    try:
-        return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
-        return text
 
 
 def _run_and_report(job: Job, options: Any, plugins: Plugins, ffmpeg_path: str | None, as_json: bool,

@@ -275,3 +275,42 @@ def describe_options(options_type: type) -> list[dict[str, Any]]:
             default = repr(default)
         rows.append({"name": field.name, "type": text, "default": default})
     return rows
+
+
+def scorer_options_from_flags(plugins: Plugins, scorer: dict[str, Any], args: Sequence[str]) -> None:
+    """The chosen scorer must be loaded (exit 3 naming its package), and each --scorer-option
+    KEY=VALUE is typed by its options class: a wrong one is one line naming it, before anything runs."""
+    from vmafx_core.job import structure
+
+    name = str(scorer.get("name", "libvmaf"))
+    provided = plugins.scorers().get(name)
+    if provided is None:
+        missing_scorer(name, plugins.allow)
+        if not args:
+            return  # parse_job names the unknown scorer with the other bad fields
+        raise BadInput(f"no scorer named {name!r}; installed: {', '.join(sorted(plugins.scorers())) or 'none'}")
+    options_type = provided.item.options_type
+    fields = [f.name for f in attrs.fields(options_type)]
+    for arg in args:
+        key, sep, text = arg.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise BadInput(f"--scorer-option {arg!r}: give KEY=VALUE")
+        if key not in fields:
+            raise BadInput(f"--scorer-option {key}: scorer {name!r} has no option {key!r}; its options: "
+                           f"{', '.join(fields) or 'none'} (`vmafx plugins` shows their types)")
+        value = option_value(text)
+        _, errors = structure({key: value}, options_type, "")
+        if errors:
+            raise BadInput(f"--scorer-option {key}: {errors[0].split(': ', 1)[-1]}")
+        scorer[key] = value
+
+
+def option_value(text: str) -> Any:
+    """A --scorer-option value: a TOML value when it is one (4, true, ["a", "b"]), else the text."""
+    import tomllib
+
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
