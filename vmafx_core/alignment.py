@@ -13,6 +13,7 @@ here, before scoring, and described in `Plan.decisions`, which goes into the res
 from __future__ import annotations
 
 import operator
+import os
 import re
 import subprocess
 import threading
@@ -25,7 +26,7 @@ import attrs
 from vmafx_core.errors import BadInput, JobFailed
 from vmafx_core.ffmpeg import InputArgs, StreamInfo
 from vmafx_core.process import Child
-from vmafx_core.types import PreparedInput, RawVideo
+from vmafx_core.types import PreparedInput, RawVideo, ScoreRequest
 
 #: an input whose average rate and timestamp rate differ by more than this is variable-rate
 _VFR_TOLERANCE = 0.01
@@ -530,3 +531,90 @@ def report_sync(result: dict[str, Any], as_json: bool) -> None:
             else "no offset needed")
     click.echo(f"distorted offset {offset:+d} frames ({_margin_text(found.get('margin'))}, "
                f"searched +-{found.get('window')} frames): {hint}")
+
+
+def plan_pairing(ffmpeg: str, request: ScoreRequest, ref: StreamInfo, dis: StreamInfo, target: str) -> Plan:
+    """The pairing plan of one scoring request, the same for every scorer: interlace checked, and with
+    `sync = "auto"` the distorted's offset found on a prefix of both first. `target` is the pixel
+    format the scorer's chains end in (what the sync search compares)."""
+    settings = request.alignment
+    if request.distorted.stdin_fd is not None and dis.field_order is None:
+        # an encode of the reference streamed in: it carries the reference's fields as they were woven
+        dis = attrs.evolve(dis, field_order=ref.field_order)
+    idet: dict[str, dict[str, int]] = {}
+    for role, info, prepared, raw in (("reference", ref, request.reference, request.reference_raw),
+                                      ("distorted", dis, request.distorted, request.distorted_raw)):
+        if settings.interlace_check != "off" and info.field_order is None and prepared.stdin_fd is None:
+            counts = check_interlace(ffmpeg, prepared, raw, settings.interlace_check_frames,
+                                               request.stall_timeout)
+            if counts is not None:
+                idet[role] = counts
+    plan = make_plan(ref, dis, settings, idet=idet, act_on_idet=settings.interlace_check == "deinterlace")
+    if settings.sync != "auto":
+        return plan
+    if settings.reference_offset != "0" or settings.distorted_offset != "0":
+        raise BadInput("give --sync auto or an offset (--reference-offset/--distorted-offset), not both")
+    if request.distorted.stdin_fd is not None or request.reference.stdin_fd is not None:
+        raise BadInput("--sync auto needs both inputs as files: an encode streamed into the scorer has no "
+                       "prefix to search; give --distorted-offset instead")
+    window = settings.sync_window
+    count = 2 * window + 48
+    unshifted = attrs.evolve(plan, reference=attrs.evolve(plan.reference, offset=0),
+                             distorted=attrs.evolve(plan.distorted, offset=0), frames=None)
+    thumbs = [thumbnails(ffmpeg, prepared, raw, unshifted.chain(role, target)[:-1], count,
+                                   request.stall_timeout)
+              for role, prepared, raw in (("reference", request.reference, request.reference_raw),
+                                          ("distorted", request.distorted, request.distorted_raw))]
+    costs = offset_costs(thumbs[0], thumbs[1], window, min_overlap=max(8, min(map(len, thumbs)) - window))
+    best, margin = choose_offset(costs)
+    if abs(best) == window:
+        raise BadInput(f"sync: the best offset ({best:+d} frames) is at the edge of the search window; "
+                       "the true one may lie beyond it: widen --sync-window")
+    # margin: the next best offset's cost over the best's; None when the best matched exactly
+    report = {"offset": best, "margin": round(margin, 3) if margin != float("inf") else None,
+              "window": window, "frames_compared": min(map(len, thumbs)), "cost": round(costs[best], 4)}
+    return make_plan(ref, dis, settings, sync_offset=best, sync_report=report, idet=idet,
+                               act_on_idet=settings.interlace_check == "deinterlace")
+
+
+class Thumbnails:
+    """Two pipes ffmpeg writes each side's luma thumbnails into, and the threads that drain them."""
+
+    def __init__(self) -> None:
+        self._pipes = [os.pipe(), os.pipe()]
+        self._data = [bytearray(), bytearray()]
+        self._readers: list[threading.Thread] = []
+        self.child_fds = [w for _, w in self._pipes]
+        self.urls = (f"pipe:{self._pipes[0][1]}", f"pipe:{self._pipes[1][1]}")
+
+    def started(self) -> None:
+        """The child holds the write ends now: close ours, so its exit ends the reads."""
+        for _, w in self._pipes:
+            os.close(w)
+        self._pipes = [(r, -1) for r, _ in self._pipes]
+        for (r, _), buf in zip(self._pipes, self._data, strict=True):
+            reader = threading.Thread(target=self._drain, args=(r, buf), name="ffmpeg-thumbnails", daemon=True)
+            reader.start()
+            self._readers.append(reader)
+
+    @staticmethod
+    def _drain(fd: int, buf: bytearray) -> None:
+        while chunk := os.read(fd, 1 << 16):
+            buf.extend(chunk)
+
+    def collected(self) -> tuple[list[bytes], list[bytes]]:
+        for reader in self._readers:
+            reader.join(timeout=5)
+        return (split_signatures(bytes(self._data[0])), split_signatures(bytes(self._data[1])))
+
+    def close(self) -> None:
+        for reader in self._readers:  # they end when ffmpeg (reaped by now) closed its ends
+            reader.join(timeout=5)
+        for r, w in self._pipes:
+            for fd in (r, w):
+                if fd >= 0:
+                    try:
+                        os.close(fd)
+                    except OSError:
+                        pass
+        self._pipes = []

@@ -162,6 +162,12 @@ def _cli_raw(data: dict[str, Any], shared: dict[str, Any] | None, reference_raw:
               help="libvmaf model (repeatable: several in one pass): vmaf_v0.6.1 (default), vmaf_v1.0.16_3d0h, ... "
                    "(`vmafx models` lists them) or a file; parameters as NAME:key=value, e.g. "
                    "vmaf_v0.6.1:enable_transform=true (the phone model).")
+@click.option("--scorer", "scorer_name",
+              help="Scorer: libvmaf (default), ffmpeg-metrics, ... (`vmafx plugins` lists them and their options).")
+@click.option("--scorer-option", "scorer_option_args", multiple=True, metavar="KEY=VALUE",
+              help="A scorer option (repeatable), typed by the scorer: metrics=psnr,ssim, n_threads=4, ...")
+@click.option("--plugins", "plugin_names", metavar="A,B",
+              help="Load only these plugins (comma-separated names): the flag of $VMAFX_PLUGINS.")
 @click.option("--feature", "features", multiple=True,
               help="Extra libvmaf feature (repeatable): psnr, float_ssim, float_ms_ssim, ciede, cambi, psnr_hvs; "
                    "options as NAME:option=value, e.g. cambi:full_ref=true, psnr:enable_chroma=false.")
@@ -239,10 +245,11 @@ def run(reference: str | None, distorted: str | None, job_file: Path | None, mod
         reference_offset: str | None = None, distorted_offset: str | None = None, frame_count: int | None = None,
         sync: str | None = None, sync_window: int | None = None, deinterlace: str | None = None,
         vfr: str | None = None, interlace_check: str | None = None, reference_raw: str | None = None,
-        distorted_raw: str | None = None) -> None:
+        distorted_raw: str | None = None, scorer_name: str | None = None,
+        scorer_option_args: tuple[str, ...] = (), plugin_names: str | None = None) -> None:
     """Score DISTORTED against REFERENCE (paths, file://, s3://..., or rclone remote:path)."""
     with user_errors():
-        plugins = shared_plugins()
+        plugins = shared_plugins() if plugin_names is None else Plugins(allow=_plugin_list(plugin_names))
         data: dict[str, Any]
         if job_file is not None:
             if reference or distorted:
@@ -278,6 +285,10 @@ def run(reference: str | None, distorted: str | None, job_file: Path | None, mod
                 scorer[key] = value
         if features:
             scorer["features"] = list(features)
+        if scorer_name is not None:
+            scorer["name"] = scorer_name
+        from vmafx_core.plugins import scorer_options_from_flags
+        scorer_options_from_flags(plugins, scorer, scorer_option_args)
         alignment = data.setdefault("alignment", {}) if isinstance(data.get("alignment", {}), dict) else {}
         if scale_filter is not None:
             alignment["scale_filter"] = scale_filter
@@ -325,6 +336,13 @@ def _storage_options_from_flags(data: dict[str, Any], pairs: tuple[str, ...], pl
         key = key.strip()
         owner = next((t for t in types.values() if key in attrs.fields_dict(t)), None)
         data["storage_options"][key] = option_value(text, owner, key)
+
+
+def _plugin_list(names: str | None) -> list[str] | None:
+    """`--plugins a,b` as the allow-list (None: $VMAFX_PLUGINS, or every installed plugin)."""
+    if names is None:
+        return None
+    return [n.strip() for n in names.split(",") if n.strip()]
 
 
 def _run_and_report(job: Job, options: Any, plugins: Plugins, ffmpeg_path: str | None, as_json: bool,
@@ -418,7 +436,8 @@ def _summary(data: dict[str, Any]) -> None:
     if decided:  # anything but frame n against frame n as decoded
         click.echo(f"alignment  {'; '.join(decided)}", err=True)
     for name, p in data["metrics"].items():
-        if name == "vmaf" or name in model_metrics or name.startswith(("psnr", "float_", "ciede", "cambi")):
+        if name == "vmaf" or name in model_metrics or name.startswith(("psnr", "float_", "ciede", "cambi")) \
+                or data.get("scorer") != "libvmaf":  # another scorer's metrics are all its own
             click.echo(f"{name:<14} mean {p['mean']:9.4f}  hmean {p['harmonic_mean']:9.4f}  "
                        f"min {p['min']:9.4f}  p5 {p['p5']:9.4f}", err=True)
     if data.get("encode"):
@@ -440,7 +459,9 @@ def _summary(data: dict[str, Any]) -> None:
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
 def plugins(as_json: bool) -> None:
-    """List plugins, their backends and scorers, and plugins that failed to load."""
+    """List plugins, their backends and scorers (with their options), and plugins that failed to load."""
+    from vmafx_core.plugins import describe_options
+
     with user_errors():
         pl = Plugins(fresh=True)  # diagnostics: never a kept list
         error = None
@@ -461,7 +482,8 @@ def plugins(as_json: bool) -> None:
                 "loaded": info.error is None, "error": info.error,
                 "storage_backends": [{"name": n, "description": p.item.description, **avail[n]}
                                      for n, p in backends.items() if p.plugin == info.name],
-                "scorers": [{"name": n, "description": p.item.description, "metrics": list(p.item.metrics)}
+                "scorers": [{"name": n, "description": p.item.description, "metrics": list(p.item.metrics),
+                             "options": describe_options(p.item.options_type)}
                             for n, p in scorers.items() if p.plugin == info.name],
             })
         if as_json:
@@ -475,6 +497,8 @@ def plugins(as_json: bool) -> None:
                     click.echo(f"    storage {b['name']:<13} {usable}")
                 for s in row["scorers"]:
                     click.echo(f"    scorer  {s['name']:<13} {', '.join(s['metrics'])}")
+                    for o in s["options"]:
+                        click.echo(f"      option {o['name']}: {o['type']} = {json.dumps(o['default'])}")
         if error is not None:
             raise error
 

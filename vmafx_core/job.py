@@ -21,6 +21,7 @@ from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, Iterabl
 
 from vmafx_core.errors import BadInput
 from vmafx_core.pixfmt import RAW_PIX_FMTS
+from vmafx_core.published import SUGGESTED_SCORERS
 from vmafx_core.types import RawVideo
 
 PositiveInt = NewType("PositiveInt", int)
@@ -410,7 +411,9 @@ def parse_job(data: Mapping[str, Any], origin: str = "job",
         opts = {k: v for k, v in scorer_data.items() if k != "name"}
         options_type = options_type_for(name) if options_type_for else None
         if options_type_for is not None and options_type is None:
-            errors.append(f"job.scorer.name: no scorer named {name!r} is installed (see `vmafx plugins`)")
+            package = SUGGESTED_SCORERS.get(name)
+            errors.append(f"job.scorer.name: no scorer named {name!r} is installed (see `vmafx plugins`)"
+                          + (f"; install {package}" if package else ""))
         elif options_type is not None:
             options, opt_errors = structure(opts, options_type, "job.scorer")
             errors.extend(opt_errors)

@@ -29,6 +29,7 @@ import pluggy
 from vmafx_core import hookspecs, tempdirs
 from vmafx_core.entrypoints import entry_points as installed_entry_points
 from vmafx_core.errors import BadInput, EnvironmentMissing, VmafxError
+from vmafx_core.published import SUGGESTED_SCORERS
 from vmafx_core.types import Availability, Scorer, StorageBackend
 
 log = logging.getLogger(__name__)
@@ -199,6 +200,7 @@ class Plugins:
     def scorer(self, name: str) -> Scorer:
         scorers = self.scorers()
         if name not in scorers:
+            missing_scorer(name, self.allow)
             raise BadInput(f"no scorer named {name!r}; installed: {', '.join(sorted(scorers)) or 'none'}")
         item: Scorer = scorers[name].item
         return item
@@ -347,3 +349,83 @@ def _install_hint(backends: Iterable[StorageBackend], uri: str) -> str:
         if hint:
             return "; " + hint
     return ""
+
+
+def missing_scorer(name: str, allow: set[str] | None) -> None:
+    """Raise EnvironmentMissing (exit 3) naming the package to install for a scorer this project
+    publishes, or the allow-list that left it out; return for any other name."""
+    package = SUGGESTED_SCORERS.get(name)
+    if package is None:
+        return
+    if allow is not None:
+        raise EnvironmentMissing(f"scorer {name!r} is not loaded: its plugin is not in the allowed plugins "
+                                 f"({', '.join(sorted(allow)) or 'none'}; --plugins or {ENV_ALLOW}); add "
+                                 f"{name}, or install {package} if it is missing")
+    raise EnvironmentMissing(f"scorer {name!r} is not installed; install {package} "
+                             f"(pip install {package}, or -e plugins/{name.replace('-', '_')} from a checkout)")
+
+
+def describe_options(options_type: type) -> list[dict[str, Any]]:
+    """A scorer's options as `vmafx plugins` shows them: name, type and default of each field."""
+    import typing
+
+    from vmafx_core.job import converter
+
+    try:
+        hints = typing.get_type_hints(options_type)
+    except Exception:  # noqa: BLE001 - a name the plugin's module cannot resolve: show it as written
+        hints = {}
+    rows: list[dict[str, Any]] = []
+    for field in attrs.fields(options_type):
+        kind = hints.get(field.name, field.type)
+        supertype = getattr(kind, "__supertype__", None)  # a NewType: its name and what it is made of
+        text = (f"{kind.__name__}({getattr(supertype, '__name__', supertype)})" if supertype is not None
+                else getattr(kind, "__name__", None) or str(kind))
+        default = field.default
+        if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
+            default = default.factory()  # type: ignore[call-arg]
+        try:
+            default = converter.unstructure(default)
+        except Exception:  # noqa: BLE001 - shown as it is
+            default = repr(default)
+        rows.append({"name": field.name, "type": text, "default": default})
+    return rows
+
+
+def scorer_options_from_flags(plugins: Plugins, scorer: dict[str, Any], args: Sequence[str]) -> None:
+    """The chosen scorer must be loaded (exit 3 naming its package), and each --scorer-option
+    KEY=VALUE is typed by its options class: a wrong one is one line naming it, before anything runs."""
+    from vmafx_core.job import structure
+
+    name = str(scorer.get("name", "libvmaf"))
+    provided = plugins.scorers().get(name)
+    if provided is None:
+        missing_scorer(name, plugins.allow)
+        if not args:
+            return  # parse_job names the unknown scorer with the other bad fields
+        raise BadInput(f"no scorer named {name!r}; installed: {', '.join(sorted(plugins.scorers())) or 'none'}")
+    options_type = provided.item.options_type
+    fields = [f.name for f in attrs.fields(options_type)]
+    for arg in args:
+        key, sep, text = arg.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise BadInput(f"--scorer-option {arg!r}: give KEY=VALUE")
+        if key not in fields:
+            raise BadInput(f"--scorer-option {key}: scorer {name!r} has no option {key!r}; its options: "
+                           f"{', '.join(fields) or 'none'} (`vmafx plugins` shows their types)")
+        value = option_value(text)
+        _, errors = structure({key: value}, options_type, "")
+        if errors:
+            raise BadInput(f"--scorer-option {key}: {errors[0].split(': ', 1)[-1]}")
+        scorer[key] = value
+
+
+def option_value(text: str) -> Any:
+    """A --scorer-option value: a TOML value when it is one (4, true, ["a", "b"]), else the text."""
+    import tomllib
+
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text

@@ -10,6 +10,8 @@ through these pieces:
   cancelled (Ctrl-C or SIGTERM included: `ScoreRequest.cancelled` sees those);
 - `DECODED_RE`, `ENCODED_RE` and `TRUNCATED_RE` read ffmpeg's own accounting and its short-read
   markers from stderr: what the frame checks compare;
+- `run_scoring` runs one scoring ffmpeg under all of the above and returns its accounting;
+- `check_declared_frames` fails an input that gave fewer frames than its container declares;
 - `last_error` picks the line of ffmpeg's stderr that best says why it failed.
 
 Messages name both the flag and the job-file field (a batch has no `--stall-timeout`).
@@ -21,11 +23,13 @@ import re
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import IO
 
+import attrs
+
 from vmafx_core.errors import Interrupted, JobFailed
-from vmafx_core.ffmpeg import StreamInfo, probe
+from vmafx_core.ffmpeg import InputArgs, StreamInfo, probe
 from vmafx_core.process import Child
 from vmafx_core.types import PreparedInput, ScoreRequest
 
@@ -158,3 +162,100 @@ def last_error(stderr: str) -> str:
     return lines[-1] if lines else "no message"
 
 
+def check_declared_frames(request: ScoreRequest, infos: tuple[StreamInfo, StreamInfo],
+                           decoded: dict[int, int]) -> list[str]:
+    """Fail when an input gave fewer frames than its container declares: it was cut short.
+
+    A Matroska file cut in the middle, or one whose transfer ended early, decodes without a single
+    error; only the count tells. A small slack allows for rounded durations. Under
+    --allow-frame-mismatch the shorter input is expected to stop early: a note, not an error.
+    """
+    notes: list[str] = []
+    inputs = (request.reference, request.distorted)
+    counts = [decoded.get(0, -1), decoded.get(1, -1)]
+    for index, (prepared, info) in enumerate(zip(inputs, infos, strict=True)):
+        declared, got = info.declared_frames, counts[index]
+        if not declared or got < 0 or got >= declared - max(2, declared // 200):
+            continue
+        problem = (f"{prepared.role} {prepared.display}: decoded {got} frames but its container declares "
+                   f"{declared} ({info.fps:g} fps); the input was cut short, or its header is wrong")
+        if request.alignment.allow_frame_mismatch:
+            if got <= counts[1 - index]:  # the shorter one: scoring stopped with it
+                notes.append(problem)
+            continue
+        raise JobFailed(problem + "; no score is reported (--allow-frame-mismatch scores what could be read)")
+    return notes
+
+
+@attrs.define
+class Supervised:
+    """What one supervised ffmpeg run left: its exit code and ffmpeg's own accounting."""
+
+    code: int
+    decoded: dict[int, int]  #: input index -> frames decoded
+    encoded: dict[int, int]  #: output index -> frames that reached it
+    cut_short: list[str]  #: ffmpeg's short-read lines
+    child: Child
+    elapsed: float
+
+    def tail(self, lines: int | None = None) -> str:
+        return self.child.tail(lines)
+
+
+def expected_frames(request: ScoreRequest, ref: StreamInfo) -> tuple[int | None, bool]:
+    """Frames the reference should give, for the progress bar, and whether that is a guess."""
+    if request.reference_raw is not None and request.reference.size:
+        return request.reference.size // request.reference_raw.frame_bytes, False
+    if ref.expected_frames is not None:
+        return ref.expected_frames, False
+    guess = ref.estimated_frames(request.reference.size)  # through ffconcat: size / bitrate, for the ETA
+    return guess, guess is not None
+
+
+def run_scoring(request: ScoreRequest, ref: StreamInfo, graph: str, outputs: list[str], *,
+                on_line: Callable[[str], None] | None = None, pass_fds: Sequence[int] = (),
+                started: Callable[[], None] | None = None) -> Supervised:
+    """Run ffmpeg on the request's two inputs (reference as input 0, distorted as input 1) through
+    `graph` into `outputs`, with progress, the stall/deadline/storage/cancel watchdog and ffmpeg's
+    accounting read from its stderr. `on_line` sees every other stderr line (a filter's own errors);
+    `started` is called once the child holds `pass_fds`. Raises only for the watchdog's reasons: the
+    caller judges the exit code and the counts."""
+    decoded: dict[int, int] = {}
+    encoded: dict[int, int] = {}
+    cut_short: list[str] = []
+
+    def line(text: str) -> None:
+        m = DECODED_RE.search(text)
+        e = ENCODED_RE.search(text)
+        if m:
+            decoded[int(m.group(1))] = int(m.group(2))
+        elif e:
+            encoded[int(e.group(1))] = int(e.group(2))
+        elif TRUNCATED_RE.search(text):
+            cut_short.append(text.strip())
+        if on_line is not None and not m and not e:
+            on_line(text)
+
+    expected, estimated = expected_frames(request, ref)
+    progress = Progress(expected, request.progress, estimated)
+    with InputArgs(request.reference, request.reference_raw) as ref_in, \
+            InputArgs(request.distorted, request.distorted_raw) as dis_in:
+        argv = [request.ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "verbose", "-xerror",
+                "-progress", "pipe:1", *ref_in.args, *dis_in.args, "-filter_complex", graph, *outputs]
+        began = time.monotonic()
+        child = Child(argv, name="ffmpeg", pass_fds=[*ref_in.pass_fds, *dis_in.pass_fds, *pass_fds],
+                      stdout=subprocess.PIPE,
+                      stdin=request.distorted.stdin_fd if request.distorted.stdin_fd is not None
+                      else subprocess.DEVNULL,
+                      secrets=[*request.reference.secrets, *request.distorted.secrets],
+                      on_stderr_line=line, tail_lines=60)
+        if started is not None:
+            started()
+    with child:
+        assert child.proc.stdout is not None
+        pump = threading.Thread(target=progress.pump, args=(child.proc.stdout,), daemon=True)
+        pump.start()
+        code = watch(child, progress, request.stall_timeout, request.deadline,
+                     [request.reference, request.distorted], request.cancelled)
+        pump.join(timeout=2)
+    return Supervised(code, decoded, encoded, cut_short, child, time.monotonic() - began)

@@ -16,9 +16,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
-import threading
-import time
 from collections.abc import Sequence
 from typing import Any, NewType
 
@@ -28,20 +25,10 @@ from vmafx_core import alignment, hookimpl, tempdirs
 from vmafx_core.alignment import SIGNATURE_FILTER, Plan
 from vmafx_core.errors import BadInput, JobFailed
 from vmafx_core.features import FEATURES, FeatureChoice, parse_feature
-from vmafx_core.ffmpeg import InputArgs, StreamInfo, require_libvmaf
+from vmafx_core.ffmpeg import StreamInfo, require_libvmaf
 from vmafx_core.job import NonNegativeInt, PositiveInt, converter
 from vmafx_core.models import ModelChoice, metric_names, parse_models
-from vmafx_core.process import Child
-from vmafx_core.supervise import (
-    DECODED_RE,
-    ENCODED_RE,
-    TRUNCATED_RE,
-    Progress,
-    last_error,
-    probe_both,
-    strip_prefix,
-    watch,
-)
+from vmafx_core.supervise import check_declared_frames, last_error, probe_both, run_scoring, strip_prefix
 from vmafx_core.types import ScoreOutput, Scorer, ScoreRequest
 
 #: formats libvmaf reads; anything else is converted to the nearest of these
@@ -211,65 +198,28 @@ def score(request: ScoreRequest) -> ScoreOutput:
     info = require_libvmaf(ffmpeg)
     options.check(ffmpeg)
     ref_info, dis_info = probe_both(ffmpeg, request)
-    plan = _plan(ffmpeg, request, ref_info, dis_info)
+    plan = alignment.plan_pairing(ffmpeg, request, ref_info, dis_info, _target_pix_fmt(ref_info.pix_fmt))
     workdir = tempdirs.make("libvmaf")
     stack = contextlib.ExitStack()
     try:
         log_path = os.path.join(workdir, "vmaf.json")
         # the pairing check's thumbnails come back on pipes: no media is written to disk
-        thumbs = _Thumbnails() if request.alignment.allow_frame_mismatch else None
+        thumbs = alignment.Thumbnails() if request.alignment.allow_frame_mismatch else None
         if thumbs is not None:
             stack.callback(thumbs.close)
         signatures = thumbs.urls if thumbs is not None else None
         graph, outputs = build_filter_graph(ref_info, dis_info, options, plan, log_path, signatures)
-        decoded: dict[int, int] = {}
-        encoded: dict[int, int] = {}
-        cut_short: list[str] = []
         vmaf_errors: list[str] = []
 
         def on_line(line: str) -> None:
-            m = DECODED_RE.search(line)
-            e = ENCODED_RE.search(line)
-            if m:
-                decoded[int(m.group(1))] = int(m.group(2))
-            elif e:
-                encoded[int(e.group(1))] = int(e.group(2))
-            elif _LIBVMAF_ERROR_RE.search(line):
+            if _LIBVMAF_ERROR_RE.search(line):
                 vmaf_errors.append(strip_prefix(line))
-            elif TRUNCATED_RE.search(line):
-                cut_short.append(line.strip())
 
-        expected = ref_info.expected_frames
-        estimated = False
-        if request.reference_raw is not None and request.reference.size:
-            expected = request.reference.size // request.reference_raw.frame_bytes
-        elif expected is None:  # through ffconcat ffmpeg reports no duration: size / bitrate, for the ETA
-            expected = ref_info.estimated_frames(request.reference.size)
-            estimated = expected is not None
-        progress = Progress(expected, request.progress, estimated)
-        with InputArgs(request.reference, request.reference_raw) as ref_in, \
-                InputArgs(request.distorted, request.distorted_raw) as dis_in:
-            argv = [ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "verbose", "-xerror",
-                    "-progress", "pipe:1", *ref_in.args, *dis_in.args,
-                    "-filter_complex", graph, *outputs]
-            started = time.monotonic()
-            child = Child(argv, name="ffmpeg", pass_fds=[*ref_in.pass_fds, *dis_in.pass_fds,
-                                                         *(thumbs.child_fds if thumbs is not None else [])],
-                          stdout=subprocess.PIPE,
-                          stdin=request.distorted.stdin_fd if request.distorted.stdin_fd is not None
-                          else subprocess.DEVNULL,
-                          secrets=[*request.reference.secrets, *request.distorted.secrets],
-                          on_stderr_line=on_line, tail_lines=60)
-            if thumbs is not None:
-                thumbs.started()
-        with child:
-            assert child.proc.stdout is not None
-            pump = threading.Thread(target=progress.pump, args=(child.proc.stdout,), daemon=True)
-            pump.start()
-            code = watch(child, progress, request.stall_timeout, request.deadline,
-                          [request.reference, request.distorted], request.cancelled)
-            pump.join(timeout=2)
-        elapsed = time.monotonic() - started
+        run = run_scoring(request, ref_info, graph, outputs, on_line=on_line,
+                          pass_fds=thumbs.child_fds if thumbs is not None else (),
+                          started=thumbs.started if thumbs is not None else None)
+        code, decoded, encoded, cut_short, child = run.code, run.decoded, run.encoded, run.cut_short, run.child
+        elapsed = run.elapsed
         if cut_short:
             # ffmpeg may exit 0 on a stream cut off mid-way: never score what was read of it
             raise JobFailed(f"an input was cut off while reading ({cut_short[0]}); no score is reported",
@@ -279,7 +229,7 @@ def score(request: ScoreRequest) -> ScoreOutput:
         if code != 0:
             raise JobFailed(f"ffmpeg failed (exit {code}): {last_error(child.tail())}", detail=child.tail(15))
         # with a frame limit ffmpeg stops reading once the pairs are done: fewer decoded is expected
-        notes = [] if plan.frames else _check_declared_frames(request, (ref_info, dis_info), decoded)
+        notes = [] if plan.frames else check_declared_frames(request, (ref_info, dis_info), decoded)
         groups = scoring_groups(options, _target_pix_fmt(ref_info.pix_fmt))
         log = _merge_logs([_read_log(p, child.tail(15)) for p in log_paths(log_path, len(groups))],
                           [fmt for fmt, _, _ in groups])
@@ -382,117 +332,6 @@ def _libvmaf_failed(errors: list[str], options: LibvmafOptions, ref: StreamInfo,
                        f"(libvmaf: {(small or errors[0]).removeprefix('libvmaf ERROR ')}); the v1 models need "
                        "at least about 320x180, 640x360 for _5d0h: score at a larger size", detail=tail)
     raise JobFailed(f"libvmaf failed with {models}: {errors[0]}", detail=tail)
-
-
-def _plan(ffmpeg: str, request: ScoreRequest, ref: StreamInfo, dis: StreamInfo) -> Plan:
-    """The pairing plan; with `sync = "auto"`, the distorted's offset found on a prefix of both first."""
-    settings = request.alignment
-    if request.distorted.stdin_fd is not None and dis.field_order is None:
-        # an encode of the reference streamed in: it carries the reference's fields as they were woven
-        dis = attrs.evolve(dis, field_order=ref.field_order)
-    idet: dict[str, dict[str, int]] = {}
-    for role, info, prepared, raw in (("reference", ref, request.reference, request.reference_raw),
-                                      ("distorted", dis, request.distorted, request.distorted_raw)):
-        if settings.interlace_check != "off" and info.field_order is None and prepared.stdin_fd is None:
-            counts = alignment.check_interlace(ffmpeg, prepared, raw, settings.interlace_check_frames,
-                                               request.stall_timeout)
-            if counts is not None:
-                idet[role] = counts
-    plan = alignment.make_plan(ref, dis, settings, idet=idet, act_on_idet=settings.interlace_check == "deinterlace")
-    if settings.sync != "auto":
-        return plan
-    if settings.reference_offset != "0" or settings.distorted_offset != "0":
-        raise BadInput("give --sync auto or an offset (--reference-offset/--distorted-offset), not both")
-    if request.distorted.stdin_fd is not None or request.reference.stdin_fd is not None:
-        raise BadInput("--sync auto needs both inputs as files: an encode streamed into the scorer has no "
-                       "prefix to search; give --distorted-offset instead")
-    window = settings.sync_window
-    count = 2 * window + 48
-    target = _target_pix_fmt(ref.pix_fmt)
-    unshifted = attrs.evolve(plan, reference=attrs.evolve(plan.reference, offset=0),
-                             distorted=attrs.evolve(plan.distorted, offset=0), frames=None)
-    thumbs = [alignment.thumbnails(ffmpeg, prepared, raw, unshifted.chain(role, target)[:-1], count,
-                                   request.stall_timeout)
-              for role, prepared, raw in (("reference", request.reference, request.reference_raw),
-                                          ("distorted", request.distorted, request.distorted_raw))]
-    costs = alignment.offset_costs(thumbs[0], thumbs[1], window, min_overlap=max(8, min(map(len, thumbs)) - window))
-    best, margin = alignment.choose_offset(costs)
-    if abs(best) == window:
-        raise BadInput(f"sync: the best offset ({best:+d} frames) is at the edge of the search window; "
-                       "the true one may lie beyond it: widen --sync-window")
-    # margin: the next best offset's cost over the best's; None when the best matched exactly
-    report = {"offset": best, "margin": round(margin, 3) if margin != float("inf") else None,
-              "window": window, "frames_compared": min(map(len, thumbs)), "cost": round(costs[best], 4)}
-    return alignment.make_plan(ref, dis, settings, sync_offset=best, sync_report=report, idet=idet,
-                               act_on_idet=settings.interlace_check == "deinterlace")
-
-
-class _Thumbnails:
-    """Two pipes ffmpeg writes each side's luma thumbnails into, and the threads that drain them."""
-
-    def __init__(self) -> None:
-        self._pipes = [os.pipe(), os.pipe()]
-        self._data = [bytearray(), bytearray()]
-        self._readers: list[threading.Thread] = []
-        self.child_fds = [w for _, w in self._pipes]
-        self.urls = (f"pipe:{self._pipes[0][1]}", f"pipe:{self._pipes[1][1]}")
-
-    def started(self) -> None:
-        """The child holds the write ends now: close ours, so its exit ends the reads."""
-        for _, w in self._pipes:
-            os.close(w)
-        self._pipes = [(r, -1) for r, _ in self._pipes]
-        for (r, _), buf in zip(self._pipes, self._data, strict=True):
-            reader = threading.Thread(target=self._drain, args=(r, buf), name="ffmpeg-thumbnails", daemon=True)
-            reader.start()
-            self._readers.append(reader)
-
-    @staticmethod
-    def _drain(fd: int, buf: bytearray) -> None:
-        while chunk := os.read(fd, 1 << 16):
-            buf.extend(chunk)
-
-    def collected(self) -> tuple[list[bytes], list[bytes]]:
-        for reader in self._readers:
-            reader.join(timeout=5)
-        return (alignment.split_signatures(bytes(self._data[0])), alignment.split_signatures(bytes(self._data[1])))
-
-    def close(self) -> None:
-        for reader in self._readers:  # they end when ffmpeg (reaped by now) closed its ends
-            reader.join(timeout=5)
-        for r, w in self._pipes:
-            for fd in (r, w):
-                if fd >= 0:
-                    try:
-                        os.close(fd)
-                    except OSError:
-                        pass
-        self._pipes = []
-
-
-def _check_declared_frames(request: ScoreRequest, infos: tuple[StreamInfo, StreamInfo],
-                           decoded: dict[int, int]) -> list[str]:
-    """Fail when an input gave fewer frames than its container declares: it was cut short.
-
-    A Matroska file cut in the middle, or one whose transfer ended early, decodes without a single
-    error; only the count tells. A small slack allows for rounded durations. Under
-    --allow-frame-mismatch the shorter input is expected to stop early: a note, not an error.
-    """
-    notes: list[str] = []
-    inputs = (request.reference, request.distorted)
-    counts = [decoded.get(0, -1), decoded.get(1, -1)]
-    for index, (prepared, info) in enumerate(zip(inputs, infos, strict=True)):
-        declared, got = info.declared_frames, counts[index]
-        if not declared or got < 0 or got >= declared - max(2, declared // 200):
-            continue
-        problem = (f"{prepared.role} {prepared.display}: decoded {got} frames but its container declares "
-                   f"{declared} ({info.fps:g} fps); the input was cut short, or its header is wrong")
-        if request.alignment.allow_frame_mismatch:
-            if got <= counts[1 - index]:  # the shorter one: scoring stopped with it
-                notes.append(problem)
-            continue
-        raise JobFailed(problem + "; no score is reported (--allow-frame-mismatch scores what could be read)")
-    return notes
 
 
 def _read_log(path: str, tail: str) -> dict[str, Any]:

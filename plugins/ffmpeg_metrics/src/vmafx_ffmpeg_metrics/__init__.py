@@ -1,0 +1,1 @@
+"""vmafx scorer plugin: ffmpeg's own xpsnr, psnr, ssim, vif and msad filters."""
