@@ -191,6 +191,10 @@ def _cli_raw(data: dict[str, Any], shared: dict[str, Any] | None, reference_raw:
 @main.command(epilog=EXIT_CODES_HELP)
 @click.argument("reference", required=False)
 @click.argument("distorted", required=False)
+@click.option("--cache", "use_cache", is_flag=True, expose_value=False, callback=lambda c, p, v: _cache_flag("on", v),
+              help="Reuse the stored result of an unchanged job, keep this one's (README: Result cache).")
+@click.option("--cache-dir", expose_value=False, callback=lambda c, p, v: _cache_flag("folder", v),
+              type=click.Path(file_okay=False), help="Result cache folder (default: $VMAFX_CACHE_DIR/results).")
 @click.option("--job", "job_file", type=click.Path(path_type=Path), help="Read the job from a JSON or TOML file.")
 @click.option("--model", "model", multiple=True,
               help="libvmaf model (repeatable: several in one pass): vmaf_v0.6.1 (default), vmaf_v1.0.16_3d0h, ... "
@@ -336,6 +340,17 @@ def run(reference: str | None, distorted: str | None, job_file: Path | None, mod
             raise BadInput("--save-encode only applies to an encode job")
         _run_and_report(job, options, plugins, ffmpeg_path, as_json, output, frames_file, no_progress,
                         save_encode, report_file, sync_only)
+
+
+_run_cache: dict[str, Any] = {"on": False, "folder": None}
+
+
+def _cache_flag(name: str, value: Any) -> None:
+    """`vmafx run --cache [--cache-dir D]`: the result cache this run's jobs use (off by default)."""
+    from vmafx_core.cache import ResultCache, default_folder, set_process_default
+
+    _run_cache[name] = value
+    set_process_default(ResultCache(_run_cache["folder"] or default_folder()) if _run_cache["on"] else None)
 
 
 def _run_and_report(job: Job, options: Any, plugins: Plugins, ffmpeg_path: str | None, as_json: bool,

@@ -16,6 +16,7 @@ from typing import Any
 import attrs
 
 from vmafx_core import __version__, encode, interrupts
+from vmafx_core.cache import ResultCache, make_key, process_default
 from vmafx_core.errors import BadInput, Interrupted, JobFailed, Unreachable
 from vmafx_core.ffmpeg import find_ffmpeg, probe
 from vmafx_core.job import Job
@@ -30,11 +31,15 @@ ProgressFn = Callable[[int, int | None, float], None]
 
 def run_job(job: Job, options: Any, plugins: Plugins, *, ffmpeg: str | None = None,
             progress: ProgressFn | None = None, save_encode: str | None = None,
-            cancelled: Callable[[], bool] | None = None) -> tuple[Result, Sequence[dict[str, float]]]:
+            cancelled: Callable[[], bool] | None = None,
+            cache: ResultCache | None = None) -> tuple[Result, Sequence[dict[str, float]]]:
     """Score one job; return the result and its per-frame values.
 
     `cancelled`, when given, is polled while scoring: True stops the job with `Interrupted`.
+    `cache` (default: the process's, which `vmafx batch` sets) answers a job whose inputs and
+    settings are unchanged from its stored result, and keeps the results it scores.
     """
+    cache = cache if cache is not None else process_default()
     started = time.monotonic()
     should_stop = _cancel_check(cancelled)
     _clean_stale_once(plugins)
@@ -79,6 +84,12 @@ def run_job(job: Job, options: Any, plugins: Plugins, *, ffmpeg: str | None = No
                 _check_raw_size(p, raw)
         if should_stop():
             raise Interrupted("the job was cancelled before scoring started; no score is reported")
+        key = None
+        if cache is not None:
+            key = make_key(job, options, [prepared[r.role].identity for r in requests], ffmpeg_path)
+            hit = _cached(cache, key, job, started) if key is not None else None
+            if hit is not None:
+                return hit
         output = scorer.score(ScoreRequest(
             reference=prepared["reference"], distorted=prepared["distorted"],
             reference_raw=raws["reference"], distorted_raw=raws["distorted"],
@@ -145,7 +156,31 @@ def run_job(job: Job, options: Any, plugins: Plugins, *, ffmpeg: str | None = No
                         fps=round(len(frames) / score_s, 2) if score_s > 0 else 0.0),
         notes=notes,
         encode=encoding.report(len(frames), _fps(output.provenance)) if encoding is not None else None,
+        cache={"hit": False, "key": key} if cache is not None else None,
     )
+    if cache is not None and key is not None:
+        cache.store(key, result.to_dict(), frames)
+    return result, frames
+
+
+def _cached(cache: ResultCache, key: str, job: Job, started: float) -> tuple[Result, list[dict[str, Any]]] | None:
+    """The stored result under `key` as this job's (its id, this run's timings), or None."""
+    from vmafx_core.job import converter
+
+    found = cache.lookup(key)
+    if found is None:
+        return None
+    data, frames = found
+    try:
+        stored: Result = converter.structure({k: v for k, v in data.items() if k != "cache"}, Result)
+    except Exception as exc:  # an entry from another layout: scored again
+        log.warning("result cache entry %s does not hold a result (%s); scoring again", cache.path(key), exc)
+        return None
+    total = round(time.monotonic() - started, 4)
+    kept = data["cache"] if isinstance(data.get("cache"), dict) else {}
+    result = attrs.evolve(stored, job_id=job.id, timings=Timings(prepare_s=total, score_s=0.0, total_s=total, fps=0.0),
+                          cache={"hit": True, "key": key, "stored_at": kept.get("stored_at"),
+                                 "scored_timings": data.get("timings")})
     return result, frames
 
 

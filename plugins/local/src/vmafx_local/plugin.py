@@ -13,6 +13,7 @@ from collections.abc import Iterator, Sequence
 from urllib.parse import unquote, urlsplit
 
 from vmafx_core import hookimpl
+from vmafx_core.cache import local_identity
 from vmafx_core.errors import BadInput
 from vmafx_core.types import InputRequest, PrepareContext, PreparedInput, StorageBackend
 
@@ -55,7 +56,7 @@ def prepare(inputs: Sequence[InputRequest], context: PrepareContext) -> Iterator
         # "file:" keeps ffmpeg from reading a name like "a:b.mp4" as a protocol
         url = "file:" + os.path.abspath(path)
         prepared.append(PreparedInput(role=request.role, url=url, display=request.uri,
-                                      size=os.path.getsize(path)))
+                                      size=os.path.getsize(path), identity=local_identity(path)))
     yield prepared
 
 
