@@ -86,7 +86,7 @@ def run_job(job: Job, options: Any, plugins: Plugins, *, ffmpeg: str | None = No
             raise Interrupted("the job was cancelled before scoring started; no score is reported")
         key = None
         if cache is not None:
-            key = make_key(job, options, [prepared[r.role].identity for r in requests], ffmpeg_path)
+            key = make_key(job, options, [_identity(prepared[r.role]) for r in requests], ffmpeg_path)
             hit = _cached(cache, key, job, started) if key is not None else None
             if hit is not None:
                 return hit
@@ -161,6 +161,15 @@ def run_job(job: Job, options: Any, plugins: Plugins, *, ffmpeg: str | None = No
     if cache is not None and key is not None:
         cache.store(key, result.to_dict(), frames)
     return result, frames
+
+
+def _identity(prepared: PreparedInput) -> str | None:
+    try:
+        return prepared.identity() if prepared.identity is not None else None
+    except Exception as exc:  # a backend's bug or a failed look-up: not cached, never wrong
+        log.warning("%s %s: its identity could not be read (%s); not using the result cache",
+                    prepared.role, prepared.display, exc)
+        return None
 
 
 def _cached(cache: ResultCache, key: str, job: Job, started: float) -> tuple[Result, list[dict[str, Any]]] | None:

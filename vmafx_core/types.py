@@ -92,8 +92,9 @@ class PreparedInput:
     container_facts: Callable[[], ContainerFacts | None] | None = attrs.field(default=None, eq=False)
     #: what tells this very content apart from any other version of it, as the storage reports it
     #: (a local file: path, size, mtime, ctime, inode; an object: remote path, size, modification
-    #: time, ETag/hash), for the result cache; None: unknown, and the job is never cached
-    identity: str | None = None
+    #: time, ETag/hash), for the result cache, which calls it only when it is in use; returning None,
+    #: or no callable at all, means unknown: the job is never cached
+    identity: Callable[[], str | None] | None = attrs.field(default=None, eq=False)
 
 
 @attrs.frozen
