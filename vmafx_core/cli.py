@@ -191,6 +191,7 @@ def _cli_raw(data: dict[str, Any], shared: dict[str, Any] | None, reference_raw:
 @main.command(epilog=EXIT_CODES_HELP)
 @click.argument("reference", required=False)
 @click.argument("distorted", required=False)
+@click.argument("more_distorted", nargs=-1)
 @click.option("--cache", "use_cache", is_flag=True, expose_value=False, callback=lambda c, p, v: _cache_flag("on", v),
               help="Reuse the stored result of an unchanged job, keep this one's (README: Result cache).")
 @click.option("--cache-dir", expose_value=False, callback=lambda c, p, v: _cache_flag("folder", v),
@@ -272,8 +273,12 @@ def run(reference: str | None, distorted: str | None, job_file: Path | None, mod
         reference_offset: str | None = None, distorted_offset: str | None = None, frame_count: int | None = None,
         sync: str | None = None, sync_window: int | None = None, deinterlace: str | None = None,
         vfr: str | None = None, interlace_check: str | None = None, reference_raw: str | None = None,
-        distorted_raw: str | None = None) -> None:
-    """Score DISTORTED against REFERENCE (paths, file://, s3://..., or rclone remote:path)."""
+        distorted_raw: str | None = None, more_distorted: tuple[str, ...] = ()) -> None:
+    """Score DISTORTED against REFERENCE (paths, file://, s3://..., or rclone remote:path).
+
+    Several DISTORTED are scored in one pass over the reference, read and decoded once (README:
+    Several distorted, one reference read).
+    """
     with _user_errors():
         plugins = Plugins()
         data: dict[str, Any]
@@ -296,6 +301,8 @@ def run(reference: str | None, distorted: str | None, job_file: Path | None, mod
             if distorted:
                 data["distorted"] = {"uri": distorted}
             _cli_raw(data, raw, reference_raw, distorted_raw)
+            if more_distorted:  # several: each with the raw geometry given for the distorted
+                data["distorted"] = [{**data["distorted"], "uri": uri} for uri in (distorted, *more_distorted)]
             origin = "command line"
         encode_flags = {"crf": crf, "bitrate": bitrate, "preset": preset, "pix_fmt": encode_pix_fmt,
                         "size": encode_size, "extra_args": list(encode_args) or None}
@@ -335,6 +342,15 @@ def run(reference: str | None, distorted: str | None, job_file: Path | None, mod
             provided = plugins.scorers().get(name)
             return provided.item.options_type if provided else None
 
+        if isinstance(data.get("distorted"), list):
+            from vmafx_core.group import run_many
+            unsupported = [flag for flag, given in (("--frames", frames_file), ("--report", report_file),
+                                                    ("--sync report", sync_only), ("--save-encode", save_encode))
+                           if given]
+            code = run_many(data, origin, plugins, ffmpeg_path, as_json, output, no_progress, unsupported)
+            if code:
+                sys.exit(code)
+            return
         job, options = parse_job(data, origin, options_type_for)
         if save_encode and job.encode is None and not job.ladder:
             raise BadInput("--save-encode only applies to an encode job")

@@ -22,7 +22,15 @@ from vmafx_core.ffmpeg import find_ffmpeg, probe
 from vmafx_core.job import Job
 from vmafx_core.plugins import Plugins
 from vmafx_core.result import InputReport, Result, Timings, pool
-from vmafx_core.types import InputRequest, PrepareContext, PreparedInput, RawVideo, ScoreRequest, StorageBackend
+from vmafx_core.types import (
+    InputRequest,
+    PrepareContext,
+    PreparedInput,
+    RawVideo,
+    ScoreOutput,
+    ScoreRequest,
+    StorageBackend,
+)
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +105,45 @@ def run_job(job: Job, options: Any, plugins: Plugins, *, ffmpeg: str | None = No
             stall_timeout=limits.stall_timeout, deadline=deadline, cancelled=should_stop))
         scored_at = time.monotonic()
 
+    return _build_result(job, options, scorer.name, output, prepared, [b.name for b in backends], raws, started,
+                         prepared_at, scored_at, encoding, cache, key)
+
+
+def _identity(prepared: PreparedInput) -> str | None:
+    try:
+        return prepared.identity() if prepared.identity is not None else None
+    except Exception as exc:  # a backend's bug or a failed look-up: not cached, never wrong
+        log.warning("%s %s: its identity could not be read (%s); not using the result cache",
+                    prepared.role, prepared.display, exc)
+        return None
+
+
+def _cached(cache: ResultCache, key: str, job: Job, started: float) -> tuple[Result, list[dict[str, Any]]] | None:
+    """The stored result under `key` as this job's (its id, this run's timings), or None."""
+    from vmafx_core.job import converter
+
+    found = cache.lookup(key)
+    if found is None:
+        return None
+    data, frames = found
+    try:
+        stored: Result = converter.structure({k: v for k, v in data.items() if k != "cache"}, Result)
+    except Exception as exc:  # an entry from another layout: scored again
+        log.warning("result cache entry %s does not hold a result (%s); scoring again", cache.path(key), exc)
+        return None
+    total = round(time.monotonic() - started, 4)
+    kept = data["cache"] if isinstance(data.get("cache"), dict) else {}
+    result = attrs.evolve(stored, job_id=job.id, timings=Timings(prepare_s=total, score_s=0.0, total_s=total, fps=0.0),
+                          cache={"hit": True, "key": key, "stored_at": kept.get("stored_at"),
+                                 "scored_timings": data.get("timings")})
+    return result, frames
+
+
+def _build_result(job: Job, options: Any, scorer_name: str, output: ScoreOutput, prepared: dict[str, PreparedInput],
+                  backend_names: Sequence[str], raws: dict[str, RawVideo | None], started: float, prepared_at: float,
+                  scored_at: float, encoding: encode.EncodeRun | None, cache: ResultCache | None,
+                  key: str | None) -> tuple[Result, Sequence[dict[str, float]]]:
+    """A scorer's output checked (frame counts, partial scores) and pooled into the job's result."""
     frames = [dict(f) for f in output.frames]
     notes = list(output.notes)
     ref_n, dis_n = output.reference_frames, output.distorted_frames
@@ -137,18 +184,18 @@ def run_job(job: Job, options: Any, plugins: Plugins, *, ffmpeg: str | None = No
               for n, values in zip(numbers, frames, strict=True)]
     provenance = {
         "vmafx": __version__,
-        "scorer": scorer.name,
-        "storage": {"reference": backends[0].name,
-                    "distorted": backends[1].name if len(backends) > 1 else "encode"},
+        "scorer": scorer_name,
+        "storage": {"reference": backend_names[0],
+                    "distorted": backend_names[1] if len(backend_names) > 1 else "encode"},
         **{k: v for k, v in output.provenance.items() if k != "pooled_by_libvmaf"},
     }
     result = Result(
         job_id=job.id,
-        scorer=scorer.name,
+        scorer=scorer_name,
         frames_scored=len(frames),
         metrics=metrics,
-        reference=_report(prepared["reference"], backends[0].name, ref_n, raws["reference"]),
-        distorted=_report(prepared["distorted"], backends[1].name if len(backends) > 1 else "encode", dis_n,
+        reference=_report(prepared["reference"], backend_names[0], ref_n, raws["reference"]),
+        distorted=_report(prepared["distorted"], backend_names[1] if len(backend_names) > 1 else "encode", dis_n,
                           raws["distorted"]),
         provenance=provenance,
         timings=Timings(prepare_s=round(prepared_at - started, 4), score_s=round(score_s, 4),
@@ -160,36 +207,6 @@ def run_job(job: Job, options: Any, plugins: Plugins, *, ffmpeg: str | None = No
     )
     if cache is not None and key is not None:
         cache.store(key, result.to_dict(), frames)
-    return result, frames
-
-
-def _identity(prepared: PreparedInput) -> str | None:
-    try:
-        return prepared.identity() if prepared.identity is not None else None
-    except Exception as exc:  # a backend's bug or a failed look-up: not cached, never wrong
-        log.warning("%s %s: its identity could not be read (%s); not using the result cache",
-                    prepared.role, prepared.display, exc)
-        return None
-
-
-def _cached(cache: ResultCache, key: str, job: Job, started: float) -> tuple[Result, list[dict[str, Any]]] | None:
-    """The stored result under `key` as this job's (its id, this run's timings), or None."""
-    from vmafx_core.job import converter
-
-    found = cache.lookup(key)
-    if found is None:
-        return None
-    data, frames = found
-    try:
-        stored: Result = converter.structure({k: v for k, v in data.items() if k != "cache"}, Result)
-    except Exception as exc:  # an entry from another layout: scored again
-        log.warning("result cache entry %s does not hold a result (%s); scoring again", cache.path(key), exc)
-        return None
-    total = round(time.monotonic() - started, 4)
-    kept = data["cache"] if isinstance(data.get("cache"), dict) else {}
-    result = attrs.evolve(stored, job_id=job.id, timings=Timings(prepare_s=total, score_s=0.0, total_s=total, fps=0.0),
-                          cache={"hit": True, "key": key, "stored_at": kept.get("stored_at"),
-                                 "scored_timings": data.get("timings")})
     return result, frames
 
 
