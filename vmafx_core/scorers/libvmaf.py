@@ -28,7 +28,7 @@ from vmafx_core import alignment, hookimpl, tempdirs
 from vmafx_core.alignment import SIGNATURE_FILTER, Plan
 from vmafx_core.errors import BadInput, JobFailed
 from vmafx_core.features import FEATURES, FeatureChoice, parse_feature
-from vmafx_core.ffmpeg import InputArgs, StreamInfo, require_libvmaf
+from vmafx_core.ffmpeg import InputArgs, StreamInfo, probe, require_libvmaf
 from vmafx_core.job import NonNegativeInt, PositiveInt, converter
 from vmafx_core.models import ModelChoice, metric_names, parse_models
 from vmafx_core.process import Child
@@ -543,8 +543,9 @@ def score_group(requests: Sequence[ScoreRequest]) -> list[ScoreOutput | Exceptio
     if (settings.sync == "auto" or settings.allow_frame_mismatch or first.reference.stdin_fd is not None
             or any(r.distorted.stdin_fd is not None for r in requests)):
         raise NotGroupable("sync, frame-mismatch scoring or a piped input")
-    probed = [probe_both(ffmpeg, r) for r in requests]
-    ref_info = probed[0][0]
+    ref_info, dis_first = probe_both(ffmpeg, first)  # the reference is probed once for all
+    probed = [(ref_info, dis_first), *((ref_info, probe(ffmpeg, r.distorted, r.distorted_raw or r.distorted.stream_hint,
+                                                      timeout=r.stall_timeout)) for r in requests[1:])]
     plans = [_plan(ffmpeg, r, ref_i, dis_i) for r, (ref_i, dis_i) in zip(requests, probed, strict=True)]
     if any(p.changes_counts for p in plans):
         raise NotGroupable("a chain changes frame counts")
