@@ -116,3 +116,19 @@ def test_several_distorted_refuse_what_takes_one(ladder: dict[str, Path], tmp_pa
     done = run_vmafx("run", str(ladder["ref"]), str(ladder["crf30"]), str(ladder["small"]),
                      "--frames", str(tmp_path / "f.csv"))
     assert done.code == 2 and "--frames take one distorted" in done.stderr
+
+
+def test_several_distorted_with_the_cache(ladder: dict[str, Path], tmp_path: Path) -> None:
+    env = {"VMAFX_CACHE_DIR": str(tmp_path / "cache")}
+    argv = ["run", str(ladder["ref"]), str(ladder["crf30"]), str(ladder["small"]), "--cache", "--json"]
+    first = run_vmafx(*argv, env=env)
+    assert first.code == 0, first.stderr
+    assert [r["cache"]["hit"] for r in first.json()] == [False, False]
+    # one of them alone is answered from the group's entry, and the group from both entries
+    alone = run_vmafx("run", str(ladder["ref"]), str(ladder["small"]), "--cache", "--json", env=env)
+    assert alone.code == 0 and alone.json()["cache"]["hit"] is True
+    assert alone.json()["metrics"] == first.json()[1]["metrics"]
+    again = run_vmafx(*argv, env=env)
+    assert again.code == 0, again.stderr
+    assert [r["cache"]["hit"] for r in again.json()] == [True, True]
+    assert [r["metrics"] for r in again.json()] == [r["metrics"] for r in first.json()]
