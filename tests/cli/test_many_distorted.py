@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ffmpeg_run, run_vmafx
+from tests.conftest import bare_libvmaf, ffmpeg_run, run_vmafx
 
 
 @pytest.fixture(scope="module")
@@ -85,6 +85,11 @@ def test_grouped_per_frame_values_equal_separate_runs(ladder: dict[str, Path], t
         for got, want in zip(frames, alone, strict=True):
             assert got["frame"] == want["frame"]
             assert got["vmaf"] == pytest.approx(want["vmaf"], abs=1e-6)
+        # and the ground truth: a bare ffmpeg libvmaf run of the pair
+        bare = bare_libvmaf(["-i", str(ladder["ref"])], ["-i", str(ladder[name])], tmp_path / f"{name}-bare.json",
+                            width=320, height=180)
+        assert [f["vmaf"] for f in frames] == pytest.approx([f["metrics"]["vmaf"] for f in bare["frames"]], abs=1e-6)
+        assert result.metrics["vmaf"].mean == pytest.approx(bare["pooled_metrics"]["vmaf"]["mean"], abs=1e-6)
 
 
 def test_a_failing_distorted_fails_alone(ladder: dict[str, Path], tmp_path: Path) -> None:
