@@ -9,7 +9,8 @@ A result is reused only when everything that decides a number is the same as whe
 - the job's data that scoring reads: the inputs and their raw geometry, the scorer's name and its
   options as structured (so defaults and spellings are normalised), the alignment settings;
   limits, storage choices and the job's id do not change a number and are left out;
-- the ffmpeg binary (real path, inode, size, mtime) and its version, and the vmafx version.
+- the SHA-256 of each model file the job names, the ffmpeg binary (real path, inode, size, mtime)
+  and its version, and the vmafx version.
 
 All of these are hashed (SHA-256) into the key; an entry is one JSON file
 `<folder>/<key[:2]>/<key>.json` with the result and its per-frame values, written atomically. An
@@ -127,7 +128,15 @@ def make_key(job: Any, options: Any, identities: Sequence[str | None], ffmpeg: s
     binary = binfacts.identity(ffmpeg)
     if binary is None:
         return None
-    material = {"entry": ENTRY_VERSION, "vmafx": __version__, "ffmpeg": binary,
+    model_files = []
+    for model in getattr(options, "models", ()):
+        if getattr(model, "is_file", False):  # a model file edited in place is another model
+            try:
+                with open(model.name, "rb") as fh:
+                    model_files.append(hashlib.file_digest(fh, "sha256").hexdigest())
+            except OSError:
+                return None
+    material = {"entry": ENTRY_VERSION, "vmafx": __version__, "ffmpeg": binary, "model_files": model_files,
                 "ffmpeg_version": ffmpeg_info(ffmpeg).version, "inputs": list(identities),
                 "job": job_material(job, options)}
     text = json.dumps(material, sort_keys=True, separators=(",", ":"), default=str)
