@@ -15,6 +15,10 @@ import pytest
 
 from vmafx_core.ffmpeg import find_ffmpeg
 
+# batches use the result cache by default; tests of scoring must score (tests/cli/test_cache.py
+# turns it back on where the cache is what is tested)
+os.environ["VMAFX_RESULT_CACHE"] = "off"
+
 
 @attrs.frozen
 class Media:

@@ -157,6 +157,11 @@ def _cli_raw(data: dict[str, Any], shared: dict[str, Any] | None, reference_raw:
 @main.command(epilog=EXIT_CODES_HELP)
 @click.argument("reference", required=False)
 @click.argument("distorted", required=False)
+@click.argument("more_distorted", nargs=-1)
+@click.option("--cache", "use_cache", is_flag=True, expose_value=False, callback=lambda c, p, v: _cache_flag("on", v),
+              help="Reuse the stored result of an unchanged job, keep this one's (README: Result cache).")
+@click.option("--cache-dir", expose_value=False, callback=lambda c, p, v: _cache_flag("folder", v),
+              type=click.Path(file_okay=False), help="Result cache folder (default: $VMAFX_CACHE_DIR/results).")
 @click.option("--job", "job_file", type=click.Path(path_type=Path), help="Read the job from a JSON or TOML file.")
 @click.option("--model", "model", multiple=True,
               help="libvmaf model (repeatable: several in one pass): vmaf_v0.6.1 (default), vmaf_v1.0.16_3d0h, ... "
@@ -246,8 +251,13 @@ def run(reference: str | None, distorted: str | None, job_file: Path | None, mod
         sync: str | None = None, sync_window: int | None = None, deinterlace: str | None = None,
         vfr: str | None = None, interlace_check: str | None = None, reference_raw: str | None = None,
         distorted_raw: str | None = None, scorer_name: str | None = None,
-        scorer_option_args: tuple[str, ...] = (), plugin_names: str | None = None) -> None:
-    """Score DISTORTED against REFERENCE (paths, file://, s3://..., or rclone remote:path)."""
+        scorer_option_args: tuple[str, ...] = (), plugin_names: str | None = None,
+        more_distorted: tuple[str, ...] = ()) -> None:
+    """Score DISTORTED against REFERENCE (paths, file://, s3://..., or rclone remote:path).
+
+    Several DISTORTED are scored in one pass over the reference, read and decoded once (README:
+    Several distorted, one reference read).
+    """
     with user_errors():
         plugins = shared_plugins() if plugin_names is None else Plugins(allow=_plugin_list(plugin_names))
         data: dict[str, Any]
@@ -270,6 +280,8 @@ def run(reference: str | None, distorted: str | None, job_file: Path | None, mod
             if distorted:
                 data["distorted"] = {"uri": distorted}
             _cli_raw(data, raw, reference_raw, distorted_raw)
+            if more_distorted:  # several: each with the raw geometry given for the distorted
+                data["distorted"] = [{**data["distorted"], "uri": uri} for uri in (distorted, *more_distorted)]
             origin = "command line"
         encode_flags = {"crf": crf, "bitrate": bitrate, "preset": preset, "pix_fmt": encode_pix_fmt,
                         "size": encode_size, "extra_args": list(encode_args) or None}
@@ -315,6 +327,15 @@ def run(reference: str | None, distorted: str | None, job_file: Path | None, mod
             provided = plugins.scorers().get(name)
             return provided.item.options_type if provided else None
 
+        if isinstance(data.get("distorted"), list):
+            from vmafx_core.group import run_many
+            unsupported = [flag for flag, given in (("--frames", frames_file), ("--report", report_file),
+                                                    ("--sync report", sync_only), ("--save-encode", save_encode))
+                           if given]
+            code = run_many(data, origin, plugins, ffmpeg_path, as_json, output, no_progress, unsupported)
+            if code:
+                sys.exit(code)
+            return
         job, options = parse_job(data, origin, options_type_for, plugins.storage_option_types)
         if save_encode and job.encode is None and not job.ladder:
             raise BadInput("--save-encode only applies to an encode job")
@@ -343,6 +364,17 @@ def _plugin_list(names: str | None) -> list[str] | None:
     if names is None:
         return None
     return [n.strip() for n in names.split(",") if n.strip()]
+
+
+_run_cache: dict[str, Any] = {"on": False, "folder": None}
+
+
+def _cache_flag(name: str, value: Any) -> None:
+    """`vmafx run --cache [--cache-dir D]`: the result cache this run's jobs use (off by default)."""
+    from vmafx_core.cache import ResultCache, default_folder, set_process_default
+
+    _run_cache[name] = value
+    set_process_default(ResultCache(_run_cache["folder"] or default_folder()) if _run_cache["on"] else None)
 
 
 def _run_and_report(job: Job, options: Any, plugins: Plugins, ffmpeg_path: str | None, as_json: bool,

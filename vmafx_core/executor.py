@@ -16,12 +16,21 @@ from typing import IO, Any
 import attrs
 
 from vmafx_core import __version__, encode, interrupts
+from vmafx_core.cache import ResultCache, make_key, process_default
 from vmafx_core.errors import BadInput, Interrupted, JobFailed, Unreachable, VmafxError
 from vmafx_core.ffmpeg import find_ffmpeg, probe
 from vmafx_core.job import Job
 from vmafx_core.plugins import Plugins
 from vmafx_core.result import InputReport, Result, Timings, pool
-from vmafx_core.types import InputRequest, PrepareContext, PreparedInput, RawVideo, ScoreRequest, StorageBackend
+from vmafx_core.types import (
+    InputRequest,
+    PrepareContext,
+    PreparedInput,
+    RawVideo,
+    ScoreOutput,
+    ScoreRequest,
+    StorageBackend,
+)
 
 log = logging.getLogger(__name__)
 
@@ -30,11 +39,15 @@ ProgressFn = Callable[[int, int | None, float], None]
 
 def run_job(job: Job, options: Any, plugins: Plugins, *, ffmpeg: str | None = None,
             progress: ProgressFn | None = None, save_encode: str | None = None,
-            cancelled: Callable[[], bool] | None = None) -> tuple[Result, Sequence[dict[str, float]]]:
+            cancelled: Callable[[], bool] | None = None,
+            cache: ResultCache | None = None) -> tuple[Result, Sequence[dict[str, float]]]:
     """Score one job; return the result and its per-frame values.
 
     `cancelled`, when given, is polled while scoring: True stops the job with `Interrupted`.
+    `cache` (default: the process's, which `vmafx batch` sets) answers a job whose inputs and
+    settings are unchanged from its stored result, and keeps the results it scores.
     """
+    cache = cache if cache is not None else process_default()
     started = time.monotonic()
     should_stop = _cancel_check(cancelled)
     _clean_stale_once(plugins)
@@ -82,6 +95,12 @@ def run_job(job: Job, options: Any, plugins: Plugins, *, ffmpeg: str | None = No
                 _check_raw_size(p, raw)
         if should_stop():
             raise Interrupted("the job was cancelled before scoring started; no score is reported")
+        key = None
+        if cache is not None:
+            key = make_key(job, options, [_identity(prepared[r.role]) for r in requests], ffmpeg_path)
+            hit = _cached(cache, key, job, started) if key is not None else None
+            if hit is not None:
+                return hit
         output = scorer.score(ScoreRequest(
             reference=prepared["reference"], distorted=prepared["distorted"],
             reference_raw=raws["reference"], distorted_raw=raws["distorted"],
@@ -89,6 +108,45 @@ def run_job(job: Job, options: Any, plugins: Plugins, *, ffmpeg: str | None = No
             stall_timeout=limits.stall_timeout, deadline=deadline, cancelled=should_stop))
         scored_at = time.monotonic()
 
+    return _build_result(job, options, scorer.name, output, prepared, [b.name for b in backends], raws, started,
+                         prepared_at, scored_at, encoding, cache, key)
+
+
+def _identity(prepared: PreparedInput) -> str | None:
+    try:
+        return prepared.identity() if prepared.identity is not None else None
+    except Exception as exc:  # a backend's bug or a failed look-up: not cached, never wrong
+        log.warning("%s %s: its identity could not be read (%s); not using the result cache",
+                    prepared.role, prepared.display, exc)
+        return None
+
+
+def _cached(cache: ResultCache, key: str, job: Job, started: float) -> tuple[Result, list[dict[str, Any]]] | None:
+    """The stored result under `key` as this job's (its id, this run's timings), or None."""
+    from vmafx_core.job import converter
+
+    found = cache.lookup(key)
+    if found is None:
+        return None
+    data, frames = found
+    try:
+        stored: Result = converter.structure({k: v for k, v in data.items() if k != "cache"}, Result)
+    except Exception as exc:  # an entry from another layout: scored again
+        log.warning("result cache entry %s does not hold a result (%s); scoring again", cache.path(key), exc)
+        return None
+    total = round(time.monotonic() - started, 4)
+    kept = data["cache"] if isinstance(data.get("cache"), dict) else {}
+    result = attrs.evolve(stored, job_id=job.id, timings=Timings(prepare_s=total, score_s=0.0, total_s=total, fps=0.0),
+                          cache={"hit": True, "key": key, "stored_at": kept.get("stored_at"),
+                                 "scored_timings": data.get("timings")})
+    return result, frames
+
+
+def _build_result(job: Job, options: Any, scorer_name: str, output: ScoreOutput, prepared: dict[str, PreparedInput],
+                  backend_names: Sequence[str], raws: dict[str, RawVideo | None], started: float, prepared_at: float,
+                  scored_at: float, encoding: encode.EncodeRun | None, cache: ResultCache | None,
+                  key: str | None) -> tuple[Result, Sequence[dict[str, float]]]:
+    """A scorer's output checked (frame counts, partial scores) and pooled into the job's result."""
     frames = [dict(f) for f in output.frames]
     notes = list(output.notes)
     ref_n, dis_n = output.reference_frames, output.distorted_frames
@@ -129,18 +187,18 @@ def run_job(job: Job, options: Any, plugins: Plugins, *, ffmpeg: str | None = No
               for n, values in zip(numbers, frames, strict=True)]
     provenance = {
         "vmafx": __version__,
-        "scorer": scorer.name,
-        "storage": {"reference": backends[0].name,
-                    "distorted": backends[1].name if len(backends) > 1 else "encode"},
+        "scorer": scorer_name,
+        "storage": {"reference": backend_names[0],
+                    "distorted": backend_names[1] if len(backend_names) > 1 else "encode"},
         **{k: v for k, v in output.provenance.items() if k != "pooled_by_libvmaf"},
     }
     result = Result(
         job_id=job.id,
-        scorer=scorer.name,
+        scorer=scorer_name,
         frames_scored=len(frames),
         metrics=metrics,
-        reference=_report(prepared["reference"], backends[0].name, ref_n, raws["reference"]),
-        distorted=_report(prepared["distorted"], backends[1].name if len(backends) > 1 else "encode", dis_n,
+        reference=_report(prepared["reference"], backend_names[0], ref_n, raws["reference"]),
+        distorted=_report(prepared["distorted"], backend_names[1] if len(backend_names) > 1 else "encode", dis_n,
                           raws["distorted"]),
         provenance=provenance,
         timings=Timings(prepare_s=round(prepared_at - started, 4), score_s=round(score_s, 4),
@@ -148,7 +206,10 @@ def run_job(job: Job, options: Any, plugins: Plugins, *, ffmpeg: str | None = No
                         fps=round(len(frames) / score_s, 2) if score_s > 0 else 0.0),
         notes=notes,
         encode=encoding.report(len(frames), _fps(output.provenance)) if encoding is not None else None,
+        cache={"hit": False, "key": key} if cache is not None else None,
     )
+    if cache is not None and key is not None:
+        cache.store(key, result.to_dict(), frames)
     return result, frames
 
 

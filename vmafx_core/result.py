@@ -65,6 +65,9 @@ class Result:
     notes: Sequence[str] = ()
     #: for encode jobs: encoder, options, encoded bytes, bitrate, encode speed
     encode: Mapping[str, Any] | None = None
+    #: with the result cache in use: {"hit": bool, "key": ...}; a hit also says when it was stored
+    #: and the timings of the run that scored it (README: Result cache)
+    cache: Mapping[str, Any] | None = None
     schema: str = SCHEMA_ID
     schema_version: int = SCHEMA_VERSION
 

@@ -90,6 +90,11 @@ class PreparedInput:
     stream_hint: RawVideo | None = None
     #: for a URL with a secret: reads the container's duration facts, or None when it cannot
     container_facts: Callable[[], ContainerFacts | None] | None = attrs.field(default=None, eq=False)
+    #: what tells this very content apart from any other version of it, as the storage reports it
+    #: (a local file: path, size, mtime, ctime, inode; an object: remote path, size, modification
+    #: time, ETag/hash), for the result cache, which calls it only when it is in use; returning None,
+    #: or no callable at all, means unknown: the job is never cached
+    identity: Callable[[], str | None] | None = attrs.field(default=None, eq=False)
 
 
 @attrs.frozen

@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from vmafx_core import cache
 from vmafx_core.batch.jobsfile import Entry, read_jobs
 from vmafx_core.batch.local import cores, local_sizing, run_local
 from vmafx_core.batch.progress import BatchProgress
@@ -143,6 +144,8 @@ def run_batch(jobs_file: Path, out: Path, *, jobs: int | None = None, threads_pe
 @click.option("--no-progress", is_flag=True, help="No progress bar even on a terminal.")
 @click.option("--report", "report_file", type=click.Path(path_type=Path, dir_okay=False),
               help="Also write an HTML report of every result in --out (needs the report extra).")
+@cache.batch_no_cache
+@cache.batch_cache_dir
 def batch(jobs_file: Path, out: Path, jobs: int | None, threads_per_job: int | None, summary: Path | None,
           cluster: str | None, skip_failed: bool, ffmpeg_path: str | None, no_progress: bool,
           report_file: Path | None) -> None:

@@ -16,6 +16,9 @@ import json
 import os
 import re
 import shutil
+import subprocess
+import threading
+import time
 from collections.abc import Sequence
 from typing import Any, NewType
 
@@ -25,10 +28,21 @@ from vmafx_core import alignment, hookimpl, tempdirs
 from vmafx_core.alignment import SIGNATURE_FILTER, Plan
 from vmafx_core.errors import BadInput, JobFailed
 from vmafx_core.features import FEATURES, FeatureChoice, parse_feature
-from vmafx_core.ffmpeg import StreamInfo, require_libvmaf
+from vmafx_core.ffmpeg import InputArgs, StreamInfo, probe, require_libvmaf
 from vmafx_core.job import NonNegativeInt, PositiveInt, converter
 from vmafx_core.models import ModelChoice, metric_names, parse_models
-from vmafx_core.supervise import check_declared_frames, last_error, probe_both, run_scoring, strip_prefix
+from vmafx_core.process import Child
+from vmafx_core.supervise import (
+    DECODED_RE,
+    TRUNCATED_RE,
+    Progress,
+    check_declared_frames,
+    last_error,
+    probe_both,
+    run_scoring,
+    strip_prefix,
+    watch,
+)
 from vmafx_core.types import ScoreOutput, Scorer, ScoreRequest
 
 #: formats libvmaf reads; anything else is converted to the nearest of these
@@ -355,3 +369,129 @@ SCORER = Scorer(
 @hookimpl
 def vmafx_scorers() -> list[Scorer]:
     return [SCORER]
+
+
+class NotGroupable(Exception):
+    """A group whose pairs cannot share one pass (see `score_group`): score them one by one."""
+
+
+def score_group(requests: Sequence[ScoreRequest]) -> list[ScoreOutput | Exception]:
+    """Score several distorted against one reference in one ffmpeg pass: the reference decoded once.
+
+    The reference's decoded frames are split to one branch per distorted; each branch and each
+    distorted go through that pair's own alignment chain and libvmaf instance, exactly the graph a
+    separate run builds, so every value equals the separate run's. Only plain pairings are grouped:
+    one libvmaf instance per pair (models at one precision), no sync search, no frame-mismatch
+    scoring, no chain that changes frame counts (rate conversion, offsets, frame limit) and no
+    input on a pipe; otherwise `NotGroupable` is raised before anything is read. An error of the
+    whole pass (ffmpeg failed, an input cut off) is raised; a pair whose own checks fail gets its
+    error in its place in the list.
+    """
+    first = requests[0]
+    options: LibvmafOptions = first.options
+    ffmpeg = first.ffmpeg
+    info = require_libvmaf(ffmpeg)
+    options.check(ffmpeg)
+    settings = first.alignment
+    if (settings.sync == "auto" or settings.allow_frame_mismatch or first.reference.stdin_fd is not None
+            or any(r.distorted.stdin_fd is not None for r in requests)):
+        raise NotGroupable("sync, frame-mismatch scoring or a piped input")
+    ref_info, dis_first = probe_both(ffmpeg, first)  # the reference is probed once for all
+    probed = [(ref_info, dis_first), *((ref_info, probe(ffmpeg, r.distorted, r.distorted_raw or r.distorted.stream_hint,
+                                                      timeout=r.stall_timeout)) for r in requests[1:])]
+    target = _target_pix_fmt(ref_info.pix_fmt)
+    plans = [alignment.plan_pairing(ffmpeg, r, ref_i, dis_i, target)
+             for r, (ref_i, dis_i) in zip(requests, probed, strict=True)]
+    if any(p.changes_counts for p in plans):
+        raise NotGroupable("a chain changes frame counts")
+    groups = scoring_groups(options, target)
+    if len(groups) != 1:
+        raise NotGroupable("models at several precisions")
+    workdir = tempdirs.make("libvmaf")
+    try:
+        n = len(requests)
+        logs = [os.path.join(workdir, f"vmaf-{i}.json") for i in range(n)]
+        graphs = [build_filter_graph(ref_info, dis_i, options, plan, logs[i])[0]
+                  for i, ((_, dis_i), plan) in enumerate(zip(probed, plans, strict=True))]
+        graph = f"[0:v:0]split={n}" + "".join(f"[r{i}]" for i in range(n)) + ";"
+        for i, one in enumerate(graphs):  # the separate run's graph, its labels renamed for pair i
+            one = (one.replace("[1:v:0]", f"[{i + 1}:v:0]").replace("[0:v:0]", f"[r{i}]")
+                   .replace("[dis]", f"[dis{i}]").replace("[ref]", f"[ref{i}]"))
+            graph += one + f"[scored{i}];"
+        graph = graph.rstrip(";")
+        outputs: list[str] = []
+        for i in range(n):
+            outputs += ["-map", f"[scored{i}]", "-f", "null", "-"]
+        decoded: dict[int, int] = {}
+        cut_short: list[str] = []
+        vmaf_errors: list[str] = []
+
+        def on_line(line: str) -> None:
+            m = DECODED_RE.search(line)
+            if m:
+                decoded[int(m.group(1))] = int(m.group(2))
+            elif _LIBVMAF_ERROR_RE.search(line):
+                vmaf_errors.append(strip_prefix(line))
+            elif TRUNCATED_RE.search(line):
+                cut_short.append(line.strip())
+
+        expected = ref_info.expected_frames
+        if first.reference_raw is not None and first.reference.size:
+            expected = first.reference.size // first.reference_raw.frame_bytes
+        progress = Progress(expected, first.progress, False)
+        with contextlib.ExitStack() as inputs:
+            ref_in = inputs.enter_context(InputArgs(first.reference, first.reference_raw))
+            dis_ins = [inputs.enter_context(InputArgs(r.distorted, r.distorted_raw)) for r in requests]
+            argv = [ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "verbose", "-xerror",
+                    "-progress", "pipe:1", *ref_in.args, *(a for d in dis_ins for a in d.args),
+                    "-filter_complex", graph, *outputs]
+            started = time.monotonic()
+            child = Child(argv, name="ffmpeg", pass_fds=[*ref_in.pass_fds, *(f for d in dis_ins for f in d.pass_fds)],
+                          stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                          secrets=[*first.reference.secrets, *(s for r in requests for s in r.distorted.secrets)],
+                          on_stderr_line=on_line, tail_lines=60)
+        with child:
+            assert child.proc.stdout is not None
+            pump = threading.Thread(target=progress.pump, args=(child.proc.stdout,), daemon=True)
+            pump.start()
+            code = watch(child, progress, first.stall_timeout, first.deadline,
+                         [first.reference, *(r.distorted for r in requests)], first.cancelled)
+            pump.join(timeout=2)
+        elapsed = time.monotonic() - started
+        if cut_short:
+            raise JobFailed(f"an input was cut off while reading ({cut_short[0]}); no score is reported",
+                            detail=child.tail(15))
+        if vmaf_errors and code != 0:
+            _libvmaf_failed(vmaf_errors, options, ref_info, child.tail(15))
+        if code != 0:
+            raise JobFailed(f"ffmpeg failed (exit {code}): {last_error(child.tail())}", detail=child.tail(15))
+        results: list[ScoreOutput | Exception] = []
+        for i, (request, (_, dis_info), plan) in enumerate(zip(requests, probed, plans, strict=True)):
+            try:
+                pair_decoded = {0: decoded.get(0, -1), 1: decoded.get(i + 1, -1)}
+                notes = check_declared_frames(request, (ref_info, dis_info), pair_decoded)
+                log = _read_log(logs[i], child.tail(15))
+            except Exception as exc:  # this pair alone
+                results.append(exc)
+                continue
+            frames = [f["metrics"] for f in log.get("frames", [])]
+            rate = float(plan.rate) if plan.rate is not None else ref_info.fps
+            provenance = {
+                "ffmpeg": info.version, "ffmpeg_path": ffmpeg, "libvmaf": log.get("version", "unknown"),
+                "model": options.models[0].spec() if len(options.models) == 1 else [m.spec() for m in options.models],
+                "models": _models_provenance(options, groups, ref_info),
+                "features": [f.spec() for f in options.features], "n_subsample": options.n_subsample,
+                "n_threads": options.threads(), "filter_graph": _hide_logs(graphs[i], logs[i], 1),
+                "alignment": plan.decisions, "pooled_by_libvmaf": log.get("pooled_metrics", {}),
+                "reference_stream": attrs.asdict(ref_info), "distorted_stream": attrs.asdict(dis_info),
+                "score_seconds": elapsed,
+                "group": {"size": n, "index": i, "reference_decoded_once": True},
+            }
+            results.append(ScoreOutput(
+                frames=frames, reference_frames=pair_decoded[0], distorted_frames=pair_decoded[1],
+                provenance=provenance, notes=notes, compared_frames=None,
+                frame_numbers=[int(f.get("frameNum", j)) for j, f in enumerate(log.get("frames", []))],
+                frame_rate=rate))
+        return results
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)

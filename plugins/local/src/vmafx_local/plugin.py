@@ -7,6 +7,7 @@ are checked before anything runs, so a typo is one clear line rather than an ffm
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 from collections.abc import Iterator, Sequence
@@ -14,6 +15,7 @@ from typing import IO
 from urllib.parse import unquote, urlsplit
 
 from vmafx_core import hookimpl
+from vmafx_core.cache import local_identity
 from vmafx_core.errors import BadInput, JobFailed
 from vmafx_core.types import InputRequest, PrepareContext, PreparedInput, StorageBackend
 
@@ -56,7 +58,8 @@ def prepare(inputs: Sequence[InputRequest], context: PrepareContext) -> Iterator
         # "file:" keeps ffmpeg from reading a name like "a:b.mp4" as a protocol
         url = "file:" + os.path.abspath(path)
         prepared.append(PreparedInput(role=request.role, url=url, display=request.uri,
-                                      size=os.path.getsize(path)))
+                                      size=os.path.getsize(path),
+                                      identity=functools.partial(local_identity, path)))
     yield prepared
 
 

@@ -7,8 +7,10 @@ behave identically whichever plugin runs.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -21,6 +23,8 @@ from vmafx_rclone_common.config import ConfigChoice, child_environment, choose_c
 from vmafx_rclone_common.endpoint import check_reachable, find_endpoint
 from vmafx_rclone_common.launch import RcloneProcess, explain_storage_error, start_rclone
 from vmafx_rclone_common.uris import RemotePath, RemoteRoot, parse_uri, remote_map
+
+log = logging.getLogger(__name__)
 
 
 @attrs.frozen
@@ -80,6 +84,47 @@ class RcloneSettings:
                             ready_line=ready_line, notify=notify, ready_check=ready_check, secrets=secrets,
                             subject=subject, config_hint=self.config_hint(), scheme=scheme,
                             term_timeout=term_timeout)
+
+    def identity(self, target: RemotePath, timeout: float = 30.0) -> str | None:
+        """The object's identity as rclone lists it: remote path, size, server modification time, hashes.
+
+        For the result cache (`PreparedInput.identity`): `rclone lsjson --stat --hash
+        --use-server-modtime`, one listing request, no read of the object. On S3 the modification
+        time is the object's LastModified (a re-upload changes it) and the MD5 is its ETag. None
+        when rclone cannot say (then the job is not cached).
+        """
+        import json
+        import subprocess
+
+        from vmafx_core.process import Child
+
+        argv = [self.binary, "lsjson", "--stat", "--hash", "--use-server-modtime", "--no-mimetype",
+                "--low-level-retries", "2", target.spec]
+        chunks: list[bytes] = []
+        with Child(argv, name="rclone lsjson", env=self.env(), stdout=subprocess.PIPE) as child:
+            stdout = child.proc.stdout
+            assert stdout is not None
+            reader = threading.Thread(target=lambda: chunks.append(stdout.read()), daemon=True)
+            reader.start()
+            try:
+                code = child.wait(timeout)
+            except subprocess.TimeoutExpired:
+                log.warning("rclone did not list %s within %gs; not using the result cache", target.spec, timeout)
+                return None  # the context's exit stops it
+            reader.join(timeout=5)
+        out = b"".join(chunks)
+        if code != 0:
+            log.warning("rclone could not list %s for the result cache: %s", target.spec, child.tail(3))
+            return None
+        try:
+            entry = json.loads(out)
+        except ValueError:
+            return None
+        if not isinstance(entry, dict) or entry.get("IsDir") or "Size" not in entry or not entry.get("ModTime"):
+            return None
+        hashes = entry.get("Hashes") if isinstance(entry.get("Hashes"), dict) else {}
+        return (f"rclone:{target.spec}|size={entry['Size']}|modtime={entry['ModTime']}"
+                f"|hashes={json.dumps(hashes, sort_keys=True)}")
 
     def explain(self, tail: str, *, subject: str, target: RemotePath) -> VmafxError | None:
         """`explain_storage_error` with this job's config hint; None when nothing is recognised."""

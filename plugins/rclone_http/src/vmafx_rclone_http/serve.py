@@ -193,7 +193,8 @@ def check_input(settings: RcloneSettings, server: Server, request: InputRequest,
         return PreparedInput(role=request.role, url=url, display=display,
                              size=int(length) if length and length.isdigit() else None, url_has_secret=True,
                              input_options=options.ffmpeg_input_options(), secrets=(credentials.password,),
-                             health=server.process.problem, container_facts=container_facts)
+                             health=server.process.problem, container_facts=container_facts,
+                             identity=lambda: settings.identity(target, timeout))
     if status == 404:
         if _is_folder(server, path, credentials, timeout):
             raise BadInput(f"{subject}: is a folder, not a video file")

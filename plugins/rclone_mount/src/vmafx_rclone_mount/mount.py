@@ -149,7 +149,7 @@ def check_input(settings: RcloneSettings, mount: Mount, request: InputRequest, t
         raise BadInput(f"{subject}: is not a regular file")
     # "file:" keeps ffmpeg from reading a name like "a:b.mp4" as a protocol
     return PreparedInput(role=request.role, url="file:" + path, display=display, size=info.st_size,
-                         health=mount.process.problem)
+                         health=mount.process.problem, identity=lambda: settings.identity(target, timeout))
 
 
 def _unreadable(settings: RcloneSettings, process: RcloneProcess, subject: str, target: RemotePath,
