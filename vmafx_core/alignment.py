@@ -618,3 +618,22 @@ class Thumbnails:
                     except OSError:
                         pass
         self._pipes = []
+
+
+def compared_frames(counted: tuple[int, int] | None, thumbs: Thumbnails | None, plan: Plan,
+                    notes: list[str]) -> tuple[int, int] | None:
+    """The frames of each input that reached the comparison (`counted` from ffmpeg's counting
+    outputs, or the thumbnails when the pairing is checked). With the check on, an overlap is scored
+    only when its frames are the same pictures pair by pair (BadInput naming where pairing breaks);
+    a --frame-count the inputs fall short of is a note."""
+    compared = counted
+    if thumbs is not None:
+        ref_sigs, dis_sigs = thumbs.collected()
+        compared = (len(ref_sigs), len(dis_sigs))
+        if compared[0] != compared[1]:
+            broken = check_pairing(ref_sigs, dis_sigs)
+            if broken is not None:
+                raise BadInput(explain_break(broken))
+    if plan.frames and compared is not None and min(compared) < plan.frames:
+        notes.append(f"asked for {plan.frames} frames; the inputs have {min(compared)} after alignment")
+    return compared

@@ -248,17 +248,8 @@ def score(request: ScoreRequest) -> ScoreOutput:
         log = _merge_logs([_read_log(p, child.tail(15)) for p in log_paths(log_path, len(groups))],
                           [fmt for fmt, _, _ in groups])
         n = len(groups)  # the scored outputs come first, then the two counting ones
-        compared = (encoded[n], encoded[n + 1]) if n in encoded and n + 1 in encoded else None
-        if thumbs is not None:
-            ref_sigs, dis_sigs = thumbs.collected()
-            compared = (len(ref_sigs), len(dis_sigs))
-            if compared[0] != compared[1]:
-                # scoring an overlap is only honest when its frames are the same pictures, pair by pair
-                broken = alignment.check_pairing(ref_sigs, dis_sigs)
-                if broken is not None:
-                    raise BadInput(alignment.explain_break(broken))
-        if plan.frames and compared is not None and min(compared) < plan.frames:
-            notes.append(f"asked for {plan.frames} frames; the inputs have {min(compared)} after alignment")
+        counted = (encoded[n], encoded[n + 1]) if n in encoded and n + 1 in encoded else None
+        compared = alignment.compared_frames(counted, thumbs, plan, notes)
     finally:
         stack.close()
         shutil.rmtree(workdir, ignore_errors=True)

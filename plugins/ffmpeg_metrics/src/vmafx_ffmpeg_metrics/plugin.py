@@ -27,7 +27,7 @@ import attrs
 
 from vmafx_core import alignment, hookimpl, tempdirs
 from vmafx_core.alignment import SIGNATURE_FILTER, Plan
-from vmafx_core.errors import BadInput, JobFailed
+from vmafx_core.errors import JobFailed
 from vmafx_core.ffmpeg import ffmpeg_info
 from vmafx_core.job import converter
 from vmafx_core.supervise import check_declared_frames, last_error, probe_both, run_scoring, strip_prefix
@@ -239,17 +239,8 @@ def score(request: ScoreRequest) -> ScoreOutput:
         # with a frame limit ffmpeg stops reading once the pairs are done: fewer decoded is expected
         notes = [] if plan.frames else check_declared_frames(request, (ref_info, dis_info), run.decoded)
         frames = read_frames(frames_path, weights, run.tail(15), cap)
-        compared = (run.encoded[1], run.encoded[2]) if 1 in run.encoded and 2 in run.encoded else None
-        if thumbs is not None:
-            ref_sigs, dis_sigs = thumbs.collected()
-            compared = (len(ref_sigs), len(dis_sigs))
-            if compared[0] != compared[1]:
-                # scoring an overlap is only honest when its frames are the same pictures, pair by pair
-                broken = alignment.check_pairing(ref_sigs, dis_sigs)
-                if broken is not None:
-                    raise BadInput(alignment.explain_break(broken))
-        if plan.frames and compared is not None and min(compared) < plan.frames:
-            notes.append(f"asked for {plan.frames} frames; the inputs have {min(compared)} after alignment")
+        counted = (run.encoded[1], run.encoded[2]) if 1 in run.encoded and 2 in run.encoded else None
+        compared = alignment.compared_frames(counted, thumbs, plan, notes)
     finally:
         stack.close()
         shutil.rmtree(workdir, ignore_errors=True)
