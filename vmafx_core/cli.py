@@ -23,7 +23,7 @@ from vmafx_core.clierrors import user_errors
 from vmafx_core.errors import BadInput, ExitCode, VmafxError
 from vmafx_core.job import Job, load_job_file, parse_job
 from vmafx_core.pixfmt import RAW_PIX_FMTS
-from vmafx_core.plugins import ENV_STORAGE_MODE, Plugins
+from vmafx_core.plugins import ENV_STORAGE_MODE, Plugins, allow_list, use_only
 from vmafx_core.plugins import shared as shared_plugins
 from vmafx_core.result import frames_text, write_atomically
 
@@ -259,7 +259,7 @@ def run(reference: str | None, distorted: str | None, job_file: Path | None, mod
     Several distorted, one reference read).
     """
     with user_errors():
-        plugins = shared_plugins() if plugin_names is None else Plugins(allow=_plugin_list(plugin_names))
+        plugins = shared_plugins() if plugin_names is None else use_only(allow_list(plugin_names))
         data: dict[str, Any]
         if job_file is not None:
             if reference or distorted:
@@ -357,13 +357,6 @@ def _storage_options_from_flags(data: dict[str, Any], pairs: tuple[str, ...], pl
         key = key.strip()
         owner = next((t for t in types.values() if key in attrs.fields_dict(t)), None)
         data["storage_options"][key] = option_value(text, owner, key)
-
-
-def _plugin_list(names: str | None) -> list[str] | None:
-    """`--plugins a,b` as the allow-list (None: $VMAFX_PLUGINS, or every installed plugin)."""
-    if names is None:
-        return None
-    return [n.strip() for n in names.split(",") if n.strip()]
 
 
 _run_cache: dict[str, Any] = {"on": False, "folder": None}

@@ -308,6 +308,19 @@ _shared: Plugins | None = None
 _shared_lock = threading.Lock()
 
 
+def allow_list(names: str) -> list[str]:
+    """`--plugins a,b` (the flag form of $VMAFX_PLUGINS) as a list of plugin names."""
+    return [n.strip() for n in names.split(",") if n.strip()]
+
+
+def use_only(names: Sequence[str]) -> Plugins:
+    """From now on this process's plugins are those the allow-list `names` admits (`--plugins`)."""
+    global _shared
+    with _shared_lock:
+        _shared = Plugins(allow=names)
+        return _shared
+
+
 def shared() -> Plugins:
     """This process's plugins, loaded on first use: a batch, a Dask worker, a command load them once."""
     global _shared

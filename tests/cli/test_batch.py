@@ -286,3 +286,15 @@ def test_encode_and_ladder_jobs_run_like_vmafx_run(media: Media, tmp_path: Path)
     assert ladder["schema"] == "vmafx.ladder" and [r["job_id"] for r in ladder["rungs"]] == ["ladder/0", "ladder/1"]
     high, low = (r["metrics"]["vmaf"]["mean"] for r in ladder["rungs"])
     assert high > low
+
+
+def test_plugins_flag_limits_what_a_batch_loads(media: Media, tmp_path: Path) -> None:
+    jobs = write_jobs(tmp_path / "jobs.jsonl", [pair(media.ref, media.dis, "a")])
+    without_storage = run_vmafx("batch", str(jobs), "--out", str(tmp_path / "none.jsonl"), "--plugins", "libvmaf")
+    assert without_storage.code == 1, without_storage.stderr
+    (failed,) = read_results(tmp_path / "none.jsonl")
+    assert failed["status"] != "ok" and "storage" in failed["error"], failed
+    allowed = run_vmafx("batch", str(jobs), "--out", str(tmp_path / "ok.jsonl"), "--plugins", "libvmaf,local")
+    assert allowed.code == 0, allowed.stderr
+    (ok,) = read_results(tmp_path / "ok.jsonl")
+    assert ok["status"] == "ok" and ok["metrics"]["vmaf"]["mean"] > 0, ok

@@ -144,11 +144,14 @@ def run_batch(jobs_file: Path, out: Path, *, jobs: int | None = None, threads_pe
 @click.option("--no-progress", is_flag=True, help="No progress bar even on a terminal.")
 @click.option("--report", "report_file", type=click.Path(path_type=Path, dir_okay=False),
               help="Also write an HTML report of every result in --out (needs the report extra).")
+@click.option("--plugins", "plugin_names", metavar="A,B",
+              help="Load only these plugins for the batch's jobs (like $VMAFX_PLUGINS; on a cluster the "
+                   "workers' own installation decides).")
 @cache.batch_no_cache
 @cache.batch_cache_dir
 def batch(jobs_file: Path, out: Path, jobs: int | None, threads_per_job: int | None, summary: Path | None,
           cluster: str | None, skip_failed: bool, ffmpeg_path: str | None, no_progress: bool,
-          report_file: Path | None) -> None:
+          report_file: Path | None, plugin_names: str | None) -> None:
     """Score every job of JOBS.jsonl (one `vmafx run --job` object per line) into --out.
 
     Jobs that already have an ok line in --out are skipped, so running the same command again
@@ -157,6 +160,10 @@ def batch(jobs_file: Path, out: Path, jobs: int | None, threads_per_job: int | N
     from vmafx_core.clierrors import user_errors
 
     with user_errors():
+        if plugin_names is not None:
+            from vmafx_core.plugins import allow_list, use_only
+
+            use_only(allow_list(plugin_names))
         if report_file is not None:  # before the batch runs, not after
             from vmafx_core.report.command import for_batch, require_extra
             require_extra()
