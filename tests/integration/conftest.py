@@ -8,6 +8,7 @@ Without a Docker engine these tests are skipped, except under CI (CI=true), wher
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import subprocess
@@ -20,6 +21,8 @@ from tests.integration import leftovers
 
 os.environ.setdefault(leftovers.MARKER, secrets.token_hex(8))
 from tests.integration.s3server import RunningServer, S3Server, docker_problem
+
+log = logging.getLogger("vmafx.tests")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -75,8 +78,15 @@ def node_image() -> str:
 
 
 @pytest.fixture
-def bucket(s3_server: S3Server) -> str:
-    return s3_server.make_bucket("t-" + secrets.token_hex(6))
+def bucket(s3_server: S3Server) -> Iterator[str]:
+    """A fresh bucket, deleted with its objects afterwards: the session's server keeps its data in
+    a tmpfs, and a full one answers every later upload with HTTP 500."""
+    name = s3_server.make_bucket("t-" + secrets.token_hex(6))
+    yield name
+    try:
+        s3_server.remove_bucket(name)
+    except Exception as exc:  # noqa: BLE001 - a test that broke the server has its own failure
+        log.warning("could not delete test bucket %s: %s", name, exc)
 
 
 @pytest.fixture(autouse=True)

@@ -58,6 +58,19 @@ class S3Server:
             client.make_bucket(name)
         return name
 
+    def remove_bucket(self, name: str) -> None:
+        """Delete a bucket and everything in it: the session's server keeps its data in memory."""
+        from minio.deleteobjects import DeleteObject
+
+        client = self.client()
+        if not client.bucket_exists(name):
+            return
+        doomed = [DeleteObject(o.object_name) for o in client.list_objects(name, recursive=True)
+                  if o.object_name is not None]
+        for error in client.remove_objects(name, doomed):
+            log.warning("could not delete %s from bucket %s: %s", error.name, name, error)
+        client.remove_bucket(name)
+
     def put_file(self, bucket: str, key: str, path: Path) -> None:
         self.client().fput_object(bucket, key, str(path), part_size=64 * 1024 * 1024)
 
