@@ -138,7 +138,7 @@ def remove_own() -> list[str]:
     mounted = mount_points()
     removed = []
     for path in left:
-        if any(point == path or point.startswith(path + os.sep) for point in mounted):
+        if _holds_mount(path, mounted):
             log.warning("%s is still a mount point; not removing it", path)
             continue
         shutil.rmtree(path, ignore_errors=True)
@@ -160,6 +160,11 @@ def mount_points() -> set[str]:
         if len(fields) > 4:
             points.add(re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[4]))
     return points
+
+
+def _holds_mount(path: str, mounted: set[str]) -> bool:
+    """Whether `path` is a mount point or has one below it: never to be removed recursively."""
+    return any(point == path or point.startswith(path + os.sep) for point in mounted)
 
 
 def stale(root: str | None = None) -> list[tuple[str, Owner]]:
@@ -189,7 +194,7 @@ def sweep(root: str | None = None) -> list[str]:
     mounted = mount_points()
     removed: list[str] = []
     for path, owner in candidates:
-        if any(point == path or point.startswith(path + os.sep) for point in mounted):
+        if _holds_mount(path, mounted):
             continue
         try:
             os.lstat(path)
