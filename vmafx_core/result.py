@@ -91,13 +91,17 @@ def pool(values: Sequence[float], libvmaf_pooled: Mapping[str, float] | None = N
 
     libvmaf pools at full precision while its log holds six decimals per frame, so its own pooled
     numbers are the exact ones; the rest is computed here. The harmonic mean follows libvmaf's
-    definition (shifted by one so a zero frame does not make it zero).
+    definition (shifted by one so a zero frame does not make it zero); where a value is -1 or
+    less, where that definition breaks, it is the smallest value.
     """
     ordered = sorted(values)
     lp = libvmaf_pooled or {}
+    # shifted by one, the mean is defined for values above -1 only; at -1 (an SSIM of a negated
+    # picture) its limit is -1, the smallest value: report that rather than divide by zero
+    harmonic = (len(values) / sum(1.0 / (v + 1.0) for v in values) - 1.0) if ordered[0] > -1.0 else ordered[0]
     return Pooled(
         mean=float(lp.get("mean", statistics.fmean(values))),
-        harmonic_mean=float(lp.get("harmonic_mean", len(values) / sum(1.0 / (v + 1.0) for v in values) - 1.0)),
+        harmonic_mean=float(lp.get("harmonic_mean", harmonic)),
         min=float(lp.get("min", ordered[0])),
         max=float(lp.get("max", ordered[-1])),
         p1=percentile(ordered, 1),

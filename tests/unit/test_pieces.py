@@ -24,6 +24,12 @@ def test_pool_matches_definitions() -> None:
     assert p.stdev == pytest.approx(11.180339887)
 
 
+def test_pool_of_a_value_at_minus_one_does_not_divide_by_zero() -> None:
+    p = pool([-1.0, 0.5, 0.9])  # SSIM can reach -1
+    assert p.harmonic_mean == -1.0 and p.mean == pytest.approx(0.4 / 3)
+    assert pool([-0.999999, 0.5]).harmonic_mean == pytest.approx(-1.0, abs=1e-5)  # the limit it tends to
+
+
 def test_pool_prefers_libvmaf_pooled_values() -> None:
     p = pool([1.0, 2.0], {"mean": 1.4999999, "harmonic_mean": 1.4, "min": 1.0, "max": 2.0})
     assert p.mean == 1.4999999 and p.harmonic_mean == 1.4
