@@ -108,7 +108,7 @@ def run_job(job: Job, options: Any, plugins: Plugins, *, ffmpeg: str | None = No
             stall_timeout=limits.stall_timeout, deadline=deadline, cancelled=should_stop))
         scored_at = time.monotonic()
 
-    return _build_result(job, options, scorer.name, output, prepared, [b.name for b in backends], raws, started,
+    return _build_result(job, scorer.name, output, prepared, [b.name for b in backends], raws, started,
                          prepared_at, scored_at, encoding, cache, key)
 
 
@@ -142,14 +142,14 @@ def _cached(cache: ResultCache, key: str, job: Job, started: float) -> tuple[Res
     return result, frames
 
 
-def _build_result(job: Job, options: Any, scorer_name: str, output: ScoreOutput, prepared: dict[str, PreparedInput],
+def _build_result(job: Job, scorer_name: str, output: ScoreOutput, prepared: dict[str, PreparedInput],
                   backend_names: Sequence[str], raws: dict[str, RawVideo | None], started: float, prepared_at: float,
                   scored_at: float, encoding: encode.EncodeRun | None, cache: ResultCache | None,
                   key: str | None) -> tuple[Result, Sequence[dict[str, float]]]:
     """A scorer's output checked (frame counts, partial scores) and pooled into the job's result."""
     frames = [dict(f) for f in output.frames]
-    notes = list(output.notes)
     ref_n, dis_n = output.reference_frames, output.distorted_frames
+    notes = [*_check_declared(job, output, prepared), *output.notes]
     for role, n in (("reference", ref_n), ("distorted", dis_n)):
         raw = raws[role]
         size = prepared[role].size
@@ -170,16 +170,15 @@ def _build_result(job: Job, options: Any, scorer_name: str, output: ScoreOutput,
     expected = min(cmp_ref, cmp_dis)
     if not frames:
         raise JobFailed("the scorer produced no frames")
-    subsample = max(int(getattr(options, "n_subsample", 1) or 1), 1)
+    subsample = output.subsample
     expected_scored = -(-expected // subsample)  # libvmaf scores frames 0, n, 2n, ...
     if not job.alignment.allow_frame_mismatch and len(frames) != expected_scored:
         raise JobFailed(f"scored {len(frames)} frames but both inputs have {expected}"
                         f"{f' (every {subsample}th: {expected_scored})' if subsample > 1 else ''}; "
                         "refusing a partial score")
 
-    libvmaf_pooled = output.provenance.get("pooled_by_libvmaf", {})
     names = list(dict.fromkeys(k for f in frames for k in f))
-    metrics = {name: pool([f[name] for f in frames if name in f], libvmaf_pooled.get(name)) for name in names}
+    metrics = {name: pool([f[name] for f in frames if name in f], output.pooled.get(name)) for name in names}
     score_s = scored_at - prepared_at
     numbers = list(output.frame_numbers) or list(range(len(frames)))
     rate = output.frame_rate
@@ -190,7 +189,7 @@ def _build_result(job: Job, options: Any, scorer_name: str, output: ScoreOutput,
         "scorer": scorer_name,
         "storage": {"reference": backend_names[0],
                     "distorted": backend_names[1] if len(backend_names) > 1 else "encode"},
-        **{k: v for k, v in output.provenance.items() if k != "pooled_by_libvmaf"},
+        **output.provenance,
     }
     result = Result(
         job_id=job.id,
@@ -211,6 +210,30 @@ def _build_result(job: Job, options: Any, scorer_name: str, output: ScoreOutput,
     if cache is not None and key is not None:
         cache.store(key, result.to_dict(), frames)
     return result, frames
+
+
+def _check_declared(job: Job, output: ScoreOutput, prepared: dict[str, PreparedInput]) -> list[str]:
+    """Fail an input that decoded fewer frames than its container declares: it was cut short.
+
+    A Matroska file cut in the middle, or one whose transfer ended early, decodes without a single
+    error; only the count tells. A small slack allows for rounded durations. Under
+    --allow-frame-mismatch the shorter input is expected to stop early: a note, not an error.
+    """
+    notes: list[str] = []
+    counts = (output.reference_frames, output.distorted_frames)
+    for index, (role, declared) in enumerate(zip(("reference", "distorted"), output.declared_frames, strict=True)):
+        got = counts[index]
+        if declared is None or got < 0 or got >= declared.count - max(2, declared.count // 200):
+            continue
+        rate = f" ({declared.fps:g} fps)" if declared.fps else ""
+        problem = (f"{role} {prepared[role].display}: decoded {got} frames but its container declares "
+                   f"{declared.count}{rate}; the input was cut short, or its header is wrong")
+        if job.alignment.allow_frame_mismatch:
+            if got <= counts[1 - index]:  # the shorter one: scoring stopped with it
+                notes.append(problem)
+            continue
+        raise JobFailed(problem + "; no score is reported (--allow-frame-mismatch scores what could be read)")
+    return notes
 
 
 _swept = threading.Event()

@@ -114,7 +114,7 @@ def run_group(jobs: Sequence[Job], options: Any, plugins: Plugins, *, ffmpeg: st
                         continue
                     try:
                         outcomes[index] = executor._build_result(
-                            job, options, "libvmaf", output, {"reference": reference, "distorted": prepared},
+                            job, "libvmaf", output, {"reference": reference, "distorted": prepared},
                             [ref_backend[0].name, name], {**raws, "distorted": dis_raw}, started, prepared_at,
                             scored_at, None, cache, key)
                     except VmafxError:

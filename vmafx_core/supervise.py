@@ -11,7 +11,7 @@ through these pieces:
 - `DECODED_RE`, `ENCODED_RE` and `TRUNCATED_RE` read ffmpeg's own accounting and its short-read
   markers from stderr: what the frame checks compare;
 - `run_scoring` runs one scoring ffmpeg under all of the above and returns its accounting;
-- `check_declared_frames` fails an input that gave fewer frames than its container declares;
+- `declared_frames` says what each container declares, for the executor's cut-short check;
 - `last_error` picks the line of ffmpeg's stderr that best says why it failed.
 
 Messages name both the flag and the job-file field (a batch has no `--stall-timeout`).
@@ -31,7 +31,7 @@ import attrs
 from vmafx_core.errors import Interrupted, JobFailed
 from vmafx_core.ffmpeg import InputArgs, StreamInfo, probe
 from vmafx_core.process import Child
-from vmafx_core.types import PreparedInput, ScoreRequest
+from vmafx_core.types import DeclaredFrames, PreparedInput, ScoreRequest
 
 DECODED_RE = re.compile(r"Input stream #(\d+):\d+ \(video\): .*?(\d+) frames decoded")
 ENCODED_RE = re.compile(r"Output stream #(\d+):\d+ \(video\): (\d+) frames encoded")
@@ -162,29 +162,17 @@ def last_error(stderr: str) -> str:
     return lines[-1] if lines else "no message"
 
 
-def check_declared_frames(request: ScoreRequest, infos: tuple[StreamInfo, StreamInfo],
-                           decoded: dict[int, int]) -> list[str]:
-    """Fail when an input gave fewer frames than its container declares: it was cut short.
+def declared_frames(infos: tuple[StreamInfo, StreamInfo], *, reads_all: bool = True,
+                    ) -> tuple[DeclaredFrames | None, DeclaredFrames | None]:
+    """What each input's container declares, for `ScoreOutput.declared_frames`: the executor fails
+    an input that decoded fewer (it was cut short). `reads_all=False` when ffmpeg is expected to
+    stop reading early (a frame limit): no count is then comparable."""
+    def one(info: StreamInfo) -> DeclaredFrames | None:
+        if not reads_all or not info.declared_frames:
+            return None
+        return DeclaredFrames(info.declared_frames, info.fps)
 
-    A Matroska file cut in the middle, or one whose transfer ended early, decodes without a single
-    error; only the count tells. A small slack allows for rounded durations. Under
-    --allow-frame-mismatch the shorter input is expected to stop early: a note, not an error.
-    """
-    notes: list[str] = []
-    inputs = (request.reference, request.distorted)
-    counts = [decoded.get(0, -1), decoded.get(1, -1)]
-    for index, (prepared, info) in enumerate(zip(inputs, infos, strict=True)):
-        declared, got = info.declared_frames, counts[index]
-        if not declared or got < 0 or got >= declared - max(2, declared // 200):
-            continue
-        problem = (f"{prepared.role} {prepared.display}: decoded {got} frames but its container declares "
-                   f"{declared} ({info.fps:g} fps); the input was cut short, or its header is wrong")
-        if request.alignment.allow_frame_mismatch:
-            if got <= counts[1 - index]:  # the shorter one: scoring stopped with it
-                notes.append(problem)
-            continue
-        raise JobFailed(problem + "; no score is reported (--allow-frame-mismatch scores what could be read)")
-    return notes
+    return one(infos[0]), one(infos[1])
 
 
 @attrs.define

@@ -236,6 +236,14 @@ class ScoreRequest:
 
 
 @attrs.frozen
+class DeclaredFrames:
+    """The frame count an input's container declares, at the rate it declares it."""
+
+    count: int
+    fps: float | None
+
+
+@attrs.frozen
 class ScoreOutput:
     """Per-frame values and how they were produced."""
 
@@ -252,6 +260,15 @@ class ScoreOutput:
     frame_numbers: Sequence[int] = ()
     #: the rate frames were paired at: a frame's time is its number over this
     frame_rate: float | None = None
+    #: the frames each input's container declares (reference, distorted), None where it declares
+    #: none or where reading is expected to stop early (a frame limit): fewer decoded than declared
+    #: means the input was cut short (`vmafx_core.supervise.declared_frames` fills it from probes)
+    declared_frames: tuple[DeclaredFrames | None, DeclaredFrames | None] = (None, None)
+    #: the scorer scores every nth paired frame (libvmaf's n_subsample): 0, n, 2n, ...
+    subsample: int = attrs.field(default=1, validator=attrs.validators.ge(1))
+    #: pooled values the scorer computed itself at full precision, metric -> {"mean": ..., "min": ...};
+    #: they are used over vmafx's pooling of the rounded per-frame values
+    pooled: Mapping[str, Mapping[str, float]] = attrs.field(factory=dict)
 
 
 @attrs.frozen

@@ -36,7 +36,7 @@ from vmafx_core.supervise import (
     DECODED_RE,
     TRUNCATED_RE,
     Progress,
-    check_declared_frames,
+    declared_frames,
     last_error,
     probe_both,
     run_scoring,
@@ -242,8 +242,7 @@ def score(request: ScoreRequest) -> ScoreOutput:
             _libvmaf_failed(vmaf_errors, options, ref_info, child.tail(15))
         if code != 0:
             raise JobFailed(f"ffmpeg failed (exit {code}): {last_error(child.tail())}", detail=child.tail(15))
-        # with a frame limit ffmpeg stops reading once the pairs are done: fewer decoded is expected
-        notes = [] if plan.frames else check_declared_frames(request, (ref_info, dis_info), decoded)
+        notes: list[str] = []
         groups = scoring_groups(options, _target_pix_fmt(ref_info.pix_fmt))
         log = _merge_logs([_read_log(p, child.tail(15)) for p in log_paths(log_path, len(groups))],
                           [fmt for fmt, _, _ in groups])
@@ -266,7 +265,6 @@ def score(request: ScoreRequest) -> ScoreOutput:
         "n_threads": options.threads(),
         "filter_graph": _hide_logs(graph, log_path, len(groups)),
         "alignment": plan.decisions,
-        "pooled_by_libvmaf": log.get("pooled_metrics", {}),
         "reference_stream": attrs.asdict(ref_info),
         "distorted_stream": attrs.asdict(dis_info),
         "score_seconds": elapsed,
@@ -274,7 +272,9 @@ def score(request: ScoreRequest) -> ScoreOutput:
     return ScoreOutput(frames=frames, reference_frames=decoded.get(0, -1), distorted_frames=decoded.get(1, -1),
                        provenance=provenance, notes=notes, compared_frames=compared,
                        frame_numbers=[int(f.get("frameNum", i)) for i, f in enumerate(log.get("frames", []))],
-                       frame_rate=rate)
+                       frame_rate=rate, subsample=options.n_subsample, pooled=log.get("pooled_metrics", {}),
+                       # with a frame limit ffmpeg stops reading once the pairs are done
+                       declared_frames=declared_frames((ref_info, dis_info), reads_all=not plan.frames))
 
 
 def _hide_logs(graph: str, log_path: str, count: int) -> str:
@@ -457,10 +457,9 @@ def score_group(requests: Sequence[ScoreRequest]) -> list[ScoreOutput | Exceptio
         if code != 0:
             raise JobFailed(f"ffmpeg failed (exit {code}): {last_error(child.tail())}", detail=child.tail(15))
         results: list[ScoreOutput | Exception] = []
-        for i, (request, (_, dis_info), plan) in enumerate(zip(requests, probed, plans, strict=True)):
+        for i, ((_, dis_info), plan) in enumerate(zip(probed, plans, strict=True)):
             try:
                 pair_decoded = {0: decoded.get(0, -1), 1: decoded.get(i + 1, -1)}
-                notes = check_declared_frames(request, (ref_info, dis_info), pair_decoded)
                 log = _read_log(logs[i], child.tail(15))
             except Exception as exc:  # this pair alone
                 results.append(exc)
@@ -473,16 +472,17 @@ def score_group(requests: Sequence[ScoreRequest]) -> list[ScoreOutput | Exceptio
                 "models": _models_provenance(options, groups, ref_info),
                 "features": [f.spec() for f in options.features], "n_subsample": options.n_subsample,
                 "n_threads": options.threads(), "filter_graph": _hide_logs(graphs[i], logs[i], 1),
-                "alignment": plan.decisions, "pooled_by_libvmaf": log.get("pooled_metrics", {}),
+                "alignment": plan.decisions,
                 "reference_stream": attrs.asdict(ref_info), "distorted_stream": attrs.asdict(dis_info),
                 "score_seconds": elapsed,
                 "group": {"size": n, "index": i, "reference_decoded_once": True},
             }
             results.append(ScoreOutput(
                 frames=frames, reference_frames=pair_decoded[0], distorted_frames=pair_decoded[1],
-                provenance=provenance, notes=notes, compared_frames=None,
+                provenance=provenance, compared_frames=None,
                 frame_numbers=[int(f.get("frameNum", j)) for j, f in enumerate(log.get("frames", []))],
-                frame_rate=rate))
+                frame_rate=rate, subsample=options.n_subsample, pooled=log.get("pooled_metrics", {}),
+                declared_frames=declared_frames((ref_info, dis_info))))
         return results
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -5,7 +5,8 @@ Everything around the filters is the core's, exactly as the builtin libvmaf scor
 offsets, sync) and `Plan.chain` gives each input timestamps that are its frame numbers, so frame n
 meets frame n whatever the containers' time bases; `vmafx_core.supervise.run_scoring` runs the one
 ffmpeg with progress, the stall/deadline/storage/cancel watchdog and ffmpeg's frame accounting;
-`check_declared_frames` and the short-read markers refuse an input that was cut short.
+`ScoreOutput.declared_frames` (checked by the executor) and the short-read markers refuse an
+input that was cut short.
 
 The chosen filters are chained on the distorted: each one passes its main (distorted) frame on
 with its values attached as frame metadata, and one `metadata=print` at the end writes every
@@ -30,7 +31,7 @@ from vmafx_core.alignment import SIGNATURE_FILTER, Plan
 from vmafx_core.errors import JobFailed
 from vmafx_core.ffmpeg import ffmpeg_info
 from vmafx_core.job import converter
-from vmafx_core.supervise import check_declared_frames, last_error, probe_both, run_scoring, strip_prefix
+from vmafx_core.supervise import declared_frames, last_error, probe_both, run_scoring, strip_prefix
 from vmafx_core.types import ScoreOutput, Scorer, ScoreRequest
 
 #: the filters this scorer can run, in the order they are chained
@@ -236,8 +237,7 @@ def score(request: ScoreRequest) -> ScoreOutput:
                             detail=run.tail(15))
         if run.code != 0:
             raise JobFailed(f"ffmpeg failed (exit {run.code}): {last_error(run.tail())}", detail=run.tail(15))
-        # with a frame limit ffmpeg stops reading once the pairs are done: fewer decoded is expected
-        notes = [] if plan.frames else check_declared_frames(request, (ref_info, dis_info), run.decoded)
+        notes: list[str] = []
         frames = read_frames(frames_path, weights, run.tail(15), cap)
         counted = (run.encoded[1], run.encoded[2]) if 1 in run.encoded and 2 in run.encoded else None
         compared = alignment.compared_frames(counted, thumbs, plan, notes)
@@ -266,7 +266,9 @@ def score(request: ScoreRequest) -> ScoreOutput:
     }
     return ScoreOutput(frames=frames, reference_frames=run.decoded.get(0, -1),
                        distorted_frames=run.decoded.get(1, -1), provenance=provenance, notes=notes,
-                       compared_frames=compared, frame_rate=rate)
+                       compared_frames=compared, frame_rate=rate,
+                       # with a frame limit ffmpeg stops reading once the pairs are done
+                       declared_frames=declared_frames((ref_info, dis_info), reads_all=not plan.frames))
 
 
 #: a value each filter writes on every frame
