@@ -184,6 +184,9 @@ class Job:
     storage: str = "auto"
     #: backend settings, e.g. {"rclone_config": "/etc/vmafx/rclone.conf"}
     storage_options: Mapping[str, Any] = attrs.field(factory=dict)
+    #: the plugins this job loads (an allow-list of plugin names, as `--plugins` takes); None: all
+    #: installed ones, or what the operator's --plugins / $VMAFX_PLUGINS allows
+    plugins: tuple[str, ...] | None = None
     id: str | None = None
 
     @property
@@ -231,6 +234,18 @@ def _strict_str(value: Any, _: type) -> str:
     return value
 
 
+def _strings(value: Any, _: type) -> tuple[str, ...]:
+    """A list of strings; a bare string is refused, not taken apart into its characters (an
+    `allow_roots = "/data"` read as "/", "d", ... would admit everything under /)."""
+    if isinstance(value, str) or not isinstance(value, list | tuple):
+        raise ValueError(f"must be a list of strings, e.g. [{json.dumps(value)}], got {json.dumps(value)}"
+                         if isinstance(value, str) else f"must be a list of strings, got {value!r}")
+    bad = [v for v in value if not isinstance(v, str)]
+    if bad:
+        raise ValueError(f"must be a list of strings; {bad[0]!r} is not one")
+    return tuple(value)
+
+
 def _strict_bool(value: Any, _: type) -> bool:
     if not isinstance(value, bool):
         raise ValueError(f"must be true or false, got {value!r}")
@@ -256,6 +271,7 @@ def _make_converter() -> cattrs.Converter:
     conv.register_structure_hook(FrameRate, _frame_rate)
     conv.register_structure_hook(Offset, _offset)
     conv.register_structure_hook(str, _strict_str)
+    conv.register_structure_hook_func(lambda t: t == tuple[str, ...], _strings)
     conv.register_structure_hook(bool, _strict_bool)
     conv.register_structure_hook(int, _strict_int)
     conv.register_structure_hook_func(lambda t: t == Mapping[str, Any], _mapping)
