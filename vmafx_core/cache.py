@@ -119,7 +119,8 @@ def job_material(job: Any, options: Any) -> dict[str, Any]:
     }
 
 
-def make_key(job: Any, options: Any, identities: Sequence[str | None], ffmpeg: str) -> str | None:
+def make_key(job: Any, options: Any, identities: Sequence[str | None], ffmpeg: str,
+             scorer_release: str = "unknown") -> str | None:
     """The entry's key, or None when something cannot be pinned down (then the job is not cached)."""
     from vmafx_core.ffmpeg import ffmpeg_info
 
@@ -136,7 +137,8 @@ def make_key(job: Any, options: Any, identities: Sequence[str | None], ffmpeg: s
                     model_files.append(hashlib.file_digest(fh, "sha256").hexdigest())
             except OSError:
                 return None
-    material = {"entry": ENTRY_VERSION, "vmafx": __version__, "ffmpeg": binary, "model_files": model_files,
+    material = {"entry": ENTRY_VERSION, "vmafx": __version__, "scorer_release": scorer_release,
+                "ffmpeg": binary, "model_files": model_files,
                 "ffmpeg_version": ffmpeg_info(ffmpeg).version, "inputs": list(identities),
                 "job": job_material(job, options)}
     text = json.dumps(material, sort_keys=True, separators=(",", ":"), default=str)

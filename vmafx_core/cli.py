@@ -24,6 +24,7 @@ from vmafx_core.errors import BadInput, ExitCode, VmafxError
 from vmafx_core.job import Job, load_job_file, parse_job
 from vmafx_core.pixfmt import RAW_PIX_FMTS
 from vmafx_core.plugins import ENV_STORAGE_MODE, Plugins, allow_list, use_only
+from vmafx_core.plugins import for_job as plugins_for_job
 from vmafx_core.plugins import shared as shared_plugins
 from vmafx_core.result import frames_text, write_atomically
 
@@ -283,6 +284,8 @@ def run(reference: str | None, distorted: str | None, job_file: Path | None, mod
             if more_distorted:  # several: each with the raw geometry given for the distorted
                 data["distorted"] = [{**data["distorted"], "uri": uri} for uri in (distorted, *more_distorted)]
             origin = "command line"
+        if plugin_names is None:  # a job file's `plugins = [...]`; the flag wins over it
+            plugins = plugins_for_job(data)
         encode_flags = {"crf": crf, "bitrate": bitrate, "preset": preset, "pix_fmt": encode_pix_fmt,
                         "size": encode_size, "extra_args": list(encode_args) or None}
         if encoder:

@@ -97,7 +97,8 @@ def run_job(job: Job, options: Any, plugins: Plugins, *, ffmpeg: str | None = No
             raise Interrupted("the job was cancelled before scoring started; no score is reported")
         key = None
         if cache is not None:
-            key = make_key(job, options, [_identity(prepared[r.role]) for r in requests], ffmpeg_path)
+            key = make_key(job, options, [_identity(prepared[r.role]) for r in requests], ffmpeg_path,
+                           plugins.scorer_release(scorer.name))
             hit = _cached(cache, key, job, started) if key is not None else None
             if hit is not None:
                 return hit
@@ -108,8 +109,8 @@ def run_job(job: Job, options: Any, plugins: Plugins, *, ffmpeg: str | None = No
             stall_timeout=limits.stall_timeout, deadline=deadline, cancelled=should_stop))
         scored_at = time.monotonic()
 
-    return _build_result(job, scorer.name, output, prepared, [b.name for b in backends], raws, started,
-                         prepared_at, scored_at, encoding, cache, key)
+    return _build_result(job, scorer.name, plugins.scorer_release(scorer.name), output, prepared,
+                         [b.name for b in backends], raws, started, prepared_at, scored_at, encoding, cache, key)
 
 
 def _identity(prepared: PreparedInput) -> str | None:
@@ -142,9 +143,10 @@ def _cached(cache: ResultCache, key: str, job: Job, started: float) -> tuple[Res
     return result, frames
 
 
-def _build_result(job: Job, scorer_name: str, output: ScoreOutput, prepared: dict[str, PreparedInput],
-                  backend_names: Sequence[str], raws: dict[str, RawVideo | None], started: float, prepared_at: float,
-                  scored_at: float, encoding: encode.EncodeRun | None, cache: ResultCache | None,
+def _build_result(job: Job, scorer_name: str, scorer_release: str, output: ScoreOutput,
+                  prepared: dict[str, PreparedInput], backend_names: Sequence[str],
+                  raws: dict[str, RawVideo | None], started: float, prepared_at: float, scored_at: float,
+                  encoding: encode.EncodeRun | None, cache: ResultCache | None,
                   key: str | None) -> tuple[Result, Sequence[dict[str, float]]]:
     """A scorer's output checked (frame counts, partial scores) and pooled into the job's result."""
     frames = [dict(f) for f in output.frames]
@@ -187,6 +189,7 @@ def _build_result(job: Job, scorer_name: str, output: ScoreOutput, prepared: dic
     provenance = {
         "vmafx": __version__,
         "scorer": scorer_name,
+        "scorer_package": scorer_release,
         "storage": {"reference": backend_names[0],
                     "distorted": backend_names[1] if len(backend_names) > 1 else "encode"},
         **output.provenance,

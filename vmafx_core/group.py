@@ -79,7 +79,7 @@ def run_group(jobs: Sequence[Job], options: Any, plugins: Plugins, *, ffmpeg: st
                 key = None
                 if cache is not None:
                     key = make_key(job, options, [executor._identity(reference), executor._identity(prepared)],
-                                   ffmpeg_path)
+                                   ffmpeg_path, plugins.scorer_release(job.scorer_name))
                     hit = executor._cached(cache, key, job, started) if key is not None else None
                     if hit is not None:
                         outcomes[index] = hit
@@ -114,7 +114,8 @@ def run_group(jobs: Sequence[Job], options: Any, plugins: Plugins, *, ffmpeg: st
                         continue
                     try:
                         outcomes[index] = executor._build_result(
-                            job, "libvmaf", output, {"reference": reference, "distorted": prepared},
+                            job, "libvmaf", plugins.scorer_release("libvmaf"), output,
+                            {"reference": reference, "distorted": prepared},
                             [ref_backend[0].name, name], {**raws, "distorted": dis_raw}, started, prepared_at,
                             scored_at, None, cache, key)
                     except VmafxError:

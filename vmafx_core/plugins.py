@@ -205,6 +205,14 @@ class Plugins:
         item: Scorer = scorers[name].item
         return item
 
+    def scorer_release(self, name: str) -> str:
+        """`package version` of what provides scorer `name`: its results and cache entries name it,
+        since a plugin upgrade may change its numbers."""
+        provided = self.scorers().get(name)
+        info = next((i for i in self.infos if provided is not None and i.name == provided.plugin and not i.error),
+                    None)
+        return f"{info.package} {info.version}" if info is not None else "unknown"
+
     def failures(self) -> list[PluginInfo]:
         return [i for i in self.infos if i.error]
 
@@ -306,6 +314,10 @@ class Plugins:
 
 _shared: Plugins | None = None
 _shared_lock = threading.Lock()
+#: the operator chose this process's plugins (--plugins): a job's own `plugins` list is not used
+_operator_chose = False
+#: the plugins of the allow-lists jobs named, loaded once each
+_by_allow: dict[tuple[str, ...], Plugins] = {}
 
 
 def allow_list(names: str) -> list[str]:
@@ -315,10 +327,26 @@ def allow_list(names: str) -> list[str]:
 
 def use_only(names: Sequence[str]) -> Plugins:
     """From now on this process's plugins are those the allow-list `names` admits (`--plugins`)."""
-    global _shared
+    global _shared, _operator_chose
     with _shared_lock:
         _shared = Plugins(allow=names)
+        _operator_chose = True
         return _shared
+
+
+def for_job(data: Any) -> Plugins:
+    """The plugins a job (as given, before parsing) loads: its own `plugins` allow-list, unless the
+    operator limited this process's (--plugins, $VMAFX_PLUGINS), which wins as --allow-root does;
+    else this process's. An ill-typed `plugins` field is left to `parse_job` to report."""
+    names = data.get("plugins") if isinstance(data, Mapping) else None
+    if (names is None or _operator_chose or os.environ.get(ENV_ALLOW) is not None
+            or not isinstance(names, list | tuple) or not all(isinstance(n, str) for n in names)):
+        return shared()
+    key = tuple(sorted({n.strip() for n in names if n.strip()}))
+    with _shared_lock:
+        if key not in _by_allow:
+            _by_allow[key] = Plugins(allow=key)
+        return _by_allow[key]
 
 
 def shared() -> Plugins:
@@ -372,8 +400,8 @@ def missing_scorer(name: str, allow: set[str] | None) -> None:
         return
     if allow is not None:
         raise EnvironmentMissing(f"scorer {name!r} is not loaded: its plugin is not in the allowed plugins "
-                                 f"({', '.join(sorted(allow)) or 'none'}; --plugins or {ENV_ALLOW}); add "
-                                 f"{name}, or install {package} if it is missing")
+                                 f"({', '.join(sorted(allow)) or 'none'}; set by --plugins, {ENV_ALLOW} or the "
+                                 f"job's plugins); add {name}, or install {package} if it is missing")
     raise EnvironmentMissing(f"scorer {name!r} is not installed; install {package} "
                              f"(pip install {package}, or -e plugins/{name.replace('-', '_')} from a checkout)")
 

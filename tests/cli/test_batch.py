@@ -298,3 +298,13 @@ def test_plugins_flag_limits_what_a_batch_loads(media: Media, tmp_path: Path) ->
     assert allowed.code == 0, allowed.stderr
     (ok,) = read_results(tmp_path / "ok.jsonl")
     assert ok["status"] == "ok" and ok["metrics"]["vmaf"]["mean"] > 0, ok
+
+
+def test_a_job_lines_plugins_list_limits_that_job_alone(media: Media, tmp_path: Path) -> None:
+    jobs = write_jobs(tmp_path / "jobs.jsonl", [pair(media.ref, media.dis, "bare", plugins=["libvmaf"]),
+                                                 pair(media.ref, media.dis, "full")])
+    out = run_vmafx("batch", str(jobs), "--out", str(tmp_path / "out.jsonl"))
+    assert out.code == 1, out.stderr
+    rows = by_id(read_results(tmp_path / "out.jsonl"))
+    assert rows["bare"]["status"] != "ok" and "no storage plugin is installed" in rows["bare"]["error"]
+    assert rows["full"]["status"] == "ok", rows["full"]

@@ -123,3 +123,31 @@ def test_storage_option_flag_takes_each_option_as_its_type(media: Media, tmp_pat
                      "--storage-option", "http_rw_timeout=2.5", "--rclone-config", str(tmp_path / "unused.conf"))
     assert good.code == 0, good.stderr
     assert good.json()["frames_scored"] == media.frames
+
+
+def test_a_job_files_plugins_list_is_its_allow_list_and_the_flag_wins(media: Media, tmp_path: Path) -> None:
+    job = tmp_path / "job.json"
+    base = {"reference": {"uri": str(media.ref)}, "distorted": {"uri": str(media.dis)}}
+    job.write_text(json.dumps({**base, "scorer": {"name": "ffmpeg-metrics"}, "plugins": ["libvmaf", "local"]}))
+    left_out = run_vmafx("run", "--job", str(job), "--json")
+    assert left_out.code == 3, left_out.stderr
+    assert "'ffmpeg-metrics' is not loaded: its plugin is not in the allowed plugins (libvmaf, local" \
+        in left_out.stderr
+    flag = run_vmafx("run", "--job", str(job), "--json", "--plugins", "ffmpeg-metrics,local")
+    assert flag.code == 0, flag.stderr
+    assert flag.json()["provenance"]["scorer_package"].startswith("vmafx-ffmpeg-metrics ")
+    job.write_text(json.dumps({**base, "plugins": ["libvmaf", "local"]}))
+    scored = run_vmafx("run", "--job", str(job), "--json")
+    assert scored.code == 0, scored.stderr
+    assert scored.json()["provenance"]["scorer_package"].startswith("vmafx ")
+
+
+def test_a_bare_string_where_a_list_belongs_is_refused_not_split(tmp_path: Path) -> None:
+    job = tmp_path / "job.json"
+    job.write_text(json.dumps({"reference": {"uri": "/data/ref.mkv"}, "distorted": {"uri": "/data/dis.mkv"},
+                               "allow_roots": "/data", "plugins": "local"}))
+    out = run_vmafx("run", "--job", str(job))
+    assert out.code == 2, out.stderr
+    assert 'job.allow_roots: must be a list of strings, e.g. ["/data"], got "/data"' in out.stderr
+    assert 'job.plugins: must be a list of strings, e.g. ["local"], got "local"' in out.stderr
+    assert "Traceback" not in out.stderr

@@ -22,7 +22,7 @@ def _job(**alignment: Any) -> Job:
 
 def _build(output: ScoreOutput, job: Job | None = None) -> Any:
     prepared = {role: PreparedInput(role, f"{role}.mkv", f"{role}.mkv") for role in ("reference", "distorted")}
-    result, _ = executor._build_result(job or _job(), "test", output, prepared, ["local", "local"],
+    result, _ = executor._build_result(job or _job(), "test", "test 0", output, prepared, ["local", "local"],
                                        {"reference": None, "distorted": None}, 0.0, 1.0, 2.0, None, None, None)
     return result
 

@@ -10,14 +10,15 @@ from vmafx_core.batch.results import Outcome
 from vmafx_core.errors import ExitCode, VmafxError
 from vmafx_core.job import parse_job
 from vmafx_core.plugins import Plugins
-from vmafx_core.plugins import shared as shared_plugins
+from vmafx_core.plugins import for_job as plugins_for_job
 
 log = logging.getLogger(__name__)
 
 
-def _plugins() -> Plugins:
-    """One plugin manager per process: loading entry points once, not once per job."""
-    return shared_plugins()
+def _plugins(data: Mapping[str, Any]) -> Plugins:
+    """One plugin manager per process (per allow-list a job names): entry points loaded once, not
+    once per job."""
+    return plugins_for_job(data)
 
 
 def with_threads(data: Mapping[str, Any], threads: int | None) -> Mapping[str, Any]:
@@ -57,7 +58,7 @@ def execute(data: Mapping[str, Any], *, origin: str, threads_per_job: int | None
     from vmafx_core.executor import ladder_result, ladder_rungs, run_job
 
     try:
-        plugins = _plugins()
+        plugins = _plugins(data)
 
         def options_type_for(name: str) -> type | None:
             provided = plugins.scorers().get(name)
