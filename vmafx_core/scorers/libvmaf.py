@@ -31,6 +31,7 @@ from vmafx_core.features import FEATURES, FeatureChoice, parse_feature
 from vmafx_core.ffmpeg import InputArgs, StreamInfo, probe, require_libvmaf
 from vmafx_core.job import NonNegativeInt, PositiveInt, converter
 from vmafx_core.models import ModelChoice, metric_names, parse_models
+from vmafx_core.pixfmt import scoring_format
 from vmafx_core.process import Child
 from vmafx_core.supervise import (
     DECODED_RE,
@@ -100,13 +101,8 @@ class LibvmafOptions:
 
 
 def _target_pix_fmt(pix_fmt: str) -> str:
-    if pix_fmt in _VMAF_PIX_FMTS:
-        return pix_fmt
-    if pix_fmt.startswith("yuvj"):
-        return "yuv" + pix_fmt[4:] if "yuv" + pix_fmt[4:] in _VMAF_PIX_FMTS else "yuv420p"
-    if "10" in pix_fmt:
-        return "yuv420p10le"
-    return "yuv420p"
+    """The format libvmaf scores a reference decoded as `pix_fmt` in (`pixfmt.scoring_format`)."""
+    return scoring_format(pix_fmt, _VMAF_PIX_FMTS)
 
 
 def build_filter_graph(ref: StreamInfo, dis: StreamInfo, options: LibvmafOptions, plan: Plan,
@@ -261,6 +257,7 @@ def score(request: ScoreRequest) -> ScoreOutput:
         "model": options.models[0].spec() if len(options.models) == 1 else [m.spec() for m in options.models],
         "models": _models_provenance(options, groups, ref_info),
         "features": [f.spec() for f in options.features],
+        "scored_as": _target_pix_fmt(ref_info.pix_fmt),
         "n_subsample": options.n_subsample,
         "n_threads": options.threads(),
         "filter_graph": _hide_logs(graph, log_path, len(groups)),
@@ -470,7 +467,8 @@ def score_group(requests: Sequence[ScoreRequest]) -> list[ScoreOutput | Exceptio
                 "ffmpeg": info.version, "ffmpeg_path": ffmpeg, "libvmaf": log.get("version", "unknown"),
                 "model": options.models[0].spec() if len(options.models) == 1 else [m.spec() for m in options.models],
                 "models": _models_provenance(options, groups, ref_info),
-                "features": [f.spec() for f in options.features], "n_subsample": options.n_subsample,
+                "features": [f.spec() for f in options.features], "scored_as": target,
+                "n_subsample": options.n_subsample,
                 "n_threads": options.threads(), "filter_graph": _hide_logs(graphs[i], logs[i], 1),
                 "alignment": plan.decisions,
                 "reference_stream": attrs.asdict(ref_info), "distorted_stream": attrs.asdict(dis_info),

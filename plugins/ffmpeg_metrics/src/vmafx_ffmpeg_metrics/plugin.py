@@ -31,6 +31,7 @@ from vmafx_core.alignment import SIGNATURE_FILTER, Plan
 from vmafx_core.errors import JobFailed
 from vmafx_core.ffmpeg import ffmpeg_info
 from vmafx_core.job import converter
+from vmafx_core.pixfmt import depth_of, scoring_format
 from vmafx_core.supervise import declared_frames, last_error, probe_both, run_scoring, strip_prefix
 from vmafx_core.types import ScoreOutput, Scorer, ScoreRequest
 
@@ -73,11 +74,9 @@ class FfmpegMetricsOptions:
 
 
 def target_pix_fmt(pix_fmt: str) -> str:
-    if pix_fmt in _PIX_FMTS:
-        return pix_fmt
-    if pix_fmt.startswith("yuvj") and "yuv" + pix_fmt[4:] in _PIX_FMTS:
-        return "yuv" + pix_fmt[4:]
-    return "yuv420p10le" if any(b in pix_fmt for b in ("10", "12", "16")) else "yuv420p"
+    """The format the filters score a reference decoded as `pix_fmt` in: its layout, 8 or 10 bits
+    (`vmafx_core.pixfmt.scoring_format`, the rule libvmaf's scoring follows too)."""
+    return scoring_format(pix_fmt, _PIX_FMTS)
 
 
 def xpsnr_weights(pix_fmt: str) -> tuple[int, int, int]:
@@ -141,8 +140,7 @@ _KEYS: dict[str, str] = {
 def psnr_cap(pix_fmt: str) -> float:
     """The dB a PSNR or XPSNR of identical planes is reported as: libvmaf's convention, 6 per bit + 12
     (60 dB at 8 bits, 72 at 10), since ffmpeg's infinity has no place in a mean or in JSON."""
-    bits = next((b for b in (16, 12, 10) if f"{b}le" in pix_fmt), 8)
-    return 6.0 * bits + 12.0
+    return 6.0 * depth_of(pix_fmt) + 12.0
 
 
 def cap_infinite(values: dict[str, float], cap: float) -> int:
