@@ -10,7 +10,9 @@ A result is reused only when everything that decides a number is the same as whe
   options as structured (so defaults and spellings are normalised), the alignment settings;
   limits, storage choices and the job's id do not change a number and are left out;
 - the SHA-256 of each model file the job names, the ffmpeg binary (real path, inode, size, mtime)
-  and its version, and the vmafx version.
+  and its version, the vmafx version, the scorer's package and version, and a digest of the code
+  itself (every .py file of the core and of the scorer's package: an editable install changed
+  since, or a fix released under the same version number, is a miss).
 
 All of these are hashed (SHA-256) into the key; an entry is one JSON file
 `<folder>/<key[:2]>/<key>.json` with the result and its per-frame values, written atomically. An
@@ -22,7 +24,9 @@ what `--cache-dir` says. `vmafx run` uses the cache with `--cache`; `vmafx batch
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import importlib.util
 import json
 import logging
 import os
@@ -119,8 +123,22 @@ def job_material(job: Any, options: Any) -> dict[str, Any]:
     }
 
 
+@functools.cache
+def code_digest(package: str) -> str:
+    """SHA-256 over the .py files of the importable package `package` (paths and contents)."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return "unknown"
+    digest = hashlib.sha256()
+    for location in spec.submodule_search_locations:
+        root = Path(location)
+        for path in sorted(root.rglob("*.py")):
+            digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
 def make_key(job: Any, options: Any, identities: Sequence[str | None], ffmpeg: str,
-             scorer_release: str = "unknown") -> str | None:
+             scorer_release: str = "unknown", scorer_module: str = "") -> str | None:
     """The entry's key, or None when something cannot be pinned down (then the job is not cached)."""
     from vmafx_core.ffmpeg import ffmpeg_info
 
@@ -137,7 +155,8 @@ def make_key(job: Any, options: Any, identities: Sequence[str | None], ffmpeg: s
                     model_files.append(hashlib.file_digest(fh, "sha256").hexdigest())
             except OSError:
                 return None
-    material = {"entry": ENTRY_VERSION, "vmafx": __version__, "scorer_release": scorer_release,
+    code = sorted({code_digest("vmafx_core"), *([code_digest(scorer_module.split(".")[0])] if scorer_module else [])})
+    material = {"entry": ENTRY_VERSION, "vmafx": __version__, "scorer_release": scorer_release, "code": code,
                 "ffmpeg": binary, "model_files": model_files,
                 "ffmpeg_version": ffmpeg_info(ffmpeg).version, "inputs": list(identities),
                 "job": job_material(job, options)}

@@ -98,7 +98,7 @@ def run_job(job: Job, options: Any, plugins: Plugins, *, ffmpeg: str | None = No
         key = None
         if cache is not None:
             key = make_key(job, options, [_identity(prepared[r.role]) for r in requests], ffmpeg_path,
-                           plugins.scorer_release(scorer.name))
+                           plugins.scorer_release(scorer.name), scorer.score.__module__)
             hit = _cached(cache, key, job, started) if key is not None else None
             if hit is not None:
                 return hit

@@ -79,7 +79,8 @@ def run_group(jobs: Sequence[Job], options: Any, plugins: Plugins, *, ffmpeg: st
                 key = None
                 if cache is not None:
                     key = make_key(job, options, [executor._identity(reference), executor._identity(prepared)],
-                                   ffmpeg_path, plugins.scorer_release(job.scorer_name))
+                                   ffmpeg_path, plugins.scorer_release(job.scorer_name),
+                                   plugins.scorer(job.scorer_name).score.__module__)
                     hit = executor._cached(cache, key, job, started) if key is not None else None
                     if hit is not None:
                         outcomes[index] = hit

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from vmafx_core.cache import make_key
+from vmafx_core.cache import code_digest, make_key
 from vmafx_core.ffmpeg import find_ffmpeg
 from vmafx_core.job import parse_job
 from vmafx_core.plugins import Plugins
@@ -48,3 +48,21 @@ def test_a_model_file_edited_in_place_changes_the_key(tmp_path: Path) -> None:
     assert _key({"scorer": {"name": "libvmaf", "model": str(model)}}) not in (first, None)
     model.unlink()
     assert _key({"scorer": {"name": "libvmaf", "model": str(model)}}) is None
+
+
+def test_the_scorers_release_and_code_are_in_the_key(tmp_path: Path, monkeypatch: Any) -> None:
+    plugins = Plugins()
+    job, options = parse_job({"reference": {"uri": "/r.mkv"}, "distorted": {"uri": "/d.mkv"}}, "test",
+                             lambda n: plugins.scorers()[n].item.options_type)
+    base = make_key(job, options, IDS, find_ffmpeg(), "vmafx 0.1.0", "vmafx_core.scorers.libvmaf")
+    assert make_key(job, options, IDS, find_ffmpeg(), "vmafx 0.1.1", "vmafx_core.scorers.libvmaf") != base
+    # a package whose code changed under the same version number: another key
+    package = tmp_path / "scorerpkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("X = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    first = make_key(job, options, IDS, find_ffmpeg(), "scorerpkg 1", "scorerpkg.plugin")
+    code_digest.cache_clear()
+    (package / "__init__.py").write_text("X = 2\n")
+    assert make_key(job, options, IDS, find_ffmpeg(), "scorerpkg 1", "scorerpkg.plugin") not in (first, None)
+    code_digest.cache_clear()
