@@ -5,7 +5,7 @@ A "worker" is one job at a time: locally, `--jobs 1` or `--jobs 2` of the thread
 this machine. Both sizes share the machine's cores among their jobs (--threads-per-job = cores /
 workers), so the table shows what running jobs side by side buys over giving one job every core.
 
-    .venv/bin/python benchmarks/batch_throughput.py [--jobs-in-batch 8] [--repeat 3] [--no-dask]
+    .venv/bin/python -m benchmarks.batch_throughput [--jobs-in-batch 8] [--repeat 3] [--no-dask]
 
 Each configuration runs the whole batch into a fresh results file, `--repeat` times, interleaved
 with the others so that drift of the machine hits all of them alike; the table gives the median.
@@ -26,6 +26,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from testkit.media import make_clip
 from vmafx_core.ffmpeg import find_ffmpeg
 from vmafx_core.process import Child
 
@@ -44,15 +45,8 @@ class Config:
 
 def make_pair(folder: Path, seconds: float) -> tuple[Path, Path]:
     """A 720p reference and a 360p low-bitrate encode of it, like one rung of a ladder."""
-    ffmpeg = find_ffmpeg()
-    ref, dis = folder / "ref.mp4", folder / "dis.mp4"
-    common = [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-y"]
-    subprocess.run([*common, "-f", "lavfi", "-i", f"testsrc2=size=1280x720:rate=25:duration={seconds}",
-                    "-c:v", "libx264", "-preset", "veryfast", "-crf", "18", "-pix_fmt", "yuv420p", str(ref)],
-                   check=True)
-    subprocess.run([*common, "-i", str(ref), "-vf", "scale=640:360", "-c:v", "libx264", "-preset", "veryfast",
-                    "-crf", "32", str(dis)], check=True)
-    return ref, dis
+    clip = make_clip(find_ffmpeg(), folder, seconds, size="1280x720", dis_size="640x360")
+    return clip.ref, clip.dis
 
 
 @contextmanager

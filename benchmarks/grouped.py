@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from vmafx_core.ffmpeg import find_ffmpeg
+from testkit.media import ffmpeg_run
 
 
 class _Counting(http.server.SimpleHTTPRequestHandler):
@@ -48,21 +48,17 @@ class _Counting(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-def _ffmpeg(*args: str) -> None:
-    subprocess.run([find_ffmpeg(), "-hide_banner", "-nostdin", "-v", "error", "-y", *args], check=True)
-
-
 def _make(folder: Path, seconds: float, size: str, rungs: int) -> tuple[Path, list[Path]]:
     width, height = (int(v) for v in size.split("x"))
     ref = folder / "ref.mkv"
-    _ffmpeg("-f", "lavfi", "-i", f"testsrc2=size={size}:rate=25:duration={seconds}", "-c:v", "libx264",
+    ffmpeg_run("-f", "lavfi", "-i", f"testsrc2=size={size}:rate=25:duration={seconds}", "-c:v", "libx264",
             "-crf", "12", "-preset", "veryfast", str(ref))
     out = []
     for i in range(rungs):
         crf = 23 + round(15 * i / max(rungs - 1, 1))
         path = folder / f"rung{i}.mkv"
         scale = ["-vf", f"scale={width // 2}:{height // 2}"] if i == rungs - 1 and rungs > 1 else []
-        _ffmpeg("-i", str(ref), *scale, "-c:v", "libx264", "-crf", str(crf), "-preset", "veryfast", str(path))
+        ffmpeg_run("-i", str(ref), *scale, "-c:v", "libx264", "-crf", str(crf), "-preset", "veryfast", str(path))
         out.append(path)
     return ref, out
 

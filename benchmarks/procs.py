@@ -3,7 +3,7 @@
 Bytes written and CPU time come from `wait4()`'s rusage, which the kernel accumulates over every
 descendant that was reaped: `ru_oublock` is the tree's `write_bytes` of /proc/PID/io in 512-byte
 units, exact, including what a child wrote just before it exited (sampling /proc would miss that).
-Peak memory per program comes from sampling the children's VmHWM (tests/integration/procwatch.py).
+Peak memory per program comes from sampling the children's VmHWM (testkit/watch.py).
 
 If the benchmark is interrupted, the running command is stopped (vmafx then stops its own servers
 and mounts and exits 130); whatever of its tree outlives a grace period is killed by pid, and any
@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.integration.procwatch import Watcher
+from testkit.procs import descendants, mount_point
+from testkit.watch import Watcher
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -105,37 +106,6 @@ class Sample:
                 "timings": self.timings}
 
 
-def descendants(pid: int) -> list[int]:
-    """Every live descendant of `pid`, from /proc (parents before children)."""
-    parents: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        parents.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), []).append(int(entry))
-    found: list[int] = []
-    queue = [pid]
-    while queue:
-        kids = parents.get(queue.pop(0), [])
-        found += kids
-        queue += kids
-    return found
-
-
-def _mount_point(pid: int) -> str | None:
-    """The folder an `rclone mount` process serves, read from its argv."""
-    try:
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return None
-    if os.path.basename(argv[0]) == b"rclone" and len(argv) > 3 and argv[1] == b"mount":
-        return argv[3].decode(errors="replace")
-    return None
-
-
 def stop_tree(proc: subprocess.Popen[bytes], signalled: bool = False, grace: float = 20.0) -> None:
     """Stop `proc` and everything it started; kill by pid whatever outlives `grace` seconds.
 
@@ -144,7 +114,7 @@ def stop_tree(proc: subprocess.Popen[bytes], signalled: bool = False, grace: flo
     vmafx stops its servers and mounts on SIGTERM as on Ctrl-C; a mount left anyway is detached.
     """
     tree = descendants(proc.pid)
-    mounts = [m for m in (_mount_point(p) for p in tree) if m]
+    mounts = [m for m in (mount_point(p) for p in tree) if m]
     try:
         if signalled:
             with contextlib.suppress(subprocess.TimeoutExpired):

@@ -2,7 +2,7 @@
 
     .venv/bin/python -m benchmarks [--quick] [--rounds N] [--out FILE.json]
 
-One S3 server container (tests/integration/s3server.py) serves the whole run and is always
+One S3 server container (testkit/s3server.py) serves the whole run and is always
 removed; so are every rclone, mount and temp file the run makes, on success, failure, Ctrl-C and
 SIGTERM. Timed comparisons are interleaved round by round (A, B, A, B, ...), with the order rotated
 each round, and reported as the median of per-round ratios with their min and max.
@@ -29,9 +29,11 @@ from typing import Any
 
 from vmafx_rclone_common.binary import find_rclone, rclone_version
 
-from benchmarks import media, procs, report, startup
+from benchmarks import procs, report, startup
 from benchmarks.procs import CommandFailed, Interrupted, Sample
-from tests.integration.s3server import RunningServer, S3Server, docker_problem
+from testkit import media
+from testkit.procs import descendants, mounts_under
+from testkit.s3server import RunningServer, S3Server, docker_problem
 from vmafx_core.ffmpeg import find_ffmpeg
 from vmafx_core.plugins import Plugins
 
@@ -394,15 +396,13 @@ def _container_pid(running: RunningServer) -> int | None:
 def leftovers(work: Path) -> list[str]:
     """Processes of ours still running and mounts under the work folder; each is removed."""
     found = []
-    for pid in procs.descendants(os.getpid()):
+    for pid in descendants(os.getpid()):
         found.append(f"process {pid}")
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-    for line in Path("/proc/mounts").read_text().splitlines():
-        point = line.split()[1]
-        if point.startswith(str(work)):
-            found.append(f"mount {point}")
-            subprocess.run(["fusermount3", "-uz", point], capture_output=True, check=False)
+    for point in mounts_under(str(work)):
+        found.append(f"mount {point}")
+        subprocess.run(["fusermount3", "-uz", point], capture_output=True, check=False)
     return found
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import attrs
 
-from tests.procs import cmdline
+from testkit.procs import cmdline
 
 RUNS = int(os.environ.get("VMAFX_STORM_RUNS", "100"))  #: per signal and storage mode
 PARALLEL = int(os.environ.get("VMAFX_STORM_PARALLEL", "4"))

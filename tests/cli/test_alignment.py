@@ -2,7 +2,7 @@
 
 Each case makes a nearly lossless reference and a heavy lossy distorted of it (so pairing a
 frame with its neighbour changes the score), runs `vmafx run`, and compares with a bare libvmaf
-run on both inputs decoded to raw YUV (see `tests/alignment_media.py`).
+run on both inputs decoded to raw YUV (see `testkit/alignment_media.py`).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.alignment_media import (
+from testkit.alignment_media import (
     FRAME_BYTES,
     RATES,
     Clip,
@@ -22,7 +22,7 @@ from tests.alignment_media import (
     make_reference,
     run_job,
 )
-from tests.conftest import run_vmafx
+from testkit.cli import run_vmafx
 
 #: (reference container, distorted container, rate): every container on both sides, every rate
 MATRIX = [

@@ -16,8 +16,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Media, clip_720p, run_vmafx
-from tests.procs import alive, children, cmdline
+from testkit.cli import run_vmafx
+from testkit.media import Media, clip_720p
+from testkit.procs import alive, children, cmdline
 
 
 def write_jobs(path: Path, jobs: Iterable[Mapping[str, Any] | str]) -> Path:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.conftest import Media, run_vmafx
+from testkit.cli import run_vmafx
+from testkit.media import Media
 
 
 def test_toml_and_json_job_files_give_the_same_result(media: Media, tmp_path: Path) -> None:

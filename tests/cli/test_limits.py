@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from tests.conftest import Media, run_vmafx
+from testkit.cli import run_vmafx
+from testkit.media import Media
 
 
 def test_allow_root_admits_inputs_inside(media: Media) -> None:
@@ -50,7 +51,7 @@ def test_bad_limits_are_field_errors(media: Media) -> None:
 
 
 def test_timeout_stops_a_long_job(tmp_path: Path) -> None:
-    from tests.conftest import clip_720p
+    from testkit.media import clip_720p
 
     clip = clip_720p(tmp_path / "long.mp4", 60)
     out = run_vmafx("run", str(clip), str(clip), "--timeout", "2")

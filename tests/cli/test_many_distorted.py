@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import bare_libvmaf, ffmpeg_run, run_vmafx
+from testkit.cli import run_vmafx
+from testkit.media import bare_libvmaf, ffmpeg_run
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,8 @@ from typing import Any
 import attrs
 import pytest
 
-from tests.conftest import ffmpeg_run, run_vmafx
+from testkit.cli import run_vmafx
+from testkit.media import ffmpeg_run
 
 W, H, FPS, FRAMES = 320, 180, 25, 25
 

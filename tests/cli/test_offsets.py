@@ -14,7 +14,7 @@ from pathlib import Path
 import attrs
 import pytest
 
-from tests.alignment_media import (
+from testkit.alignment_media import (
     Clip,
     assert_matches,
     bare_raw_vmaf,
@@ -25,7 +25,7 @@ from tests.alignment_media import (
     run_job,
     write_raw,
 )
-from tests.conftest import run_vmafx
+from testkit.cli import run_vmafx
 
 
 @attrs.frozen

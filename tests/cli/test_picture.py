@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.alignment_media import (
+from testkit.alignment_media import (
     Clip,
     H,
     W,
@@ -21,7 +21,8 @@ from tests.alignment_media import (
     encode_clip,
     run_job,
 )
-from tests.conftest import ffmpeg_run, run_vmafx
+from testkit.cli import run_vmafx
+from testkit.media import ffmpeg_run
 
 
 @pytest.fixture(scope="module")

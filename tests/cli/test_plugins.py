@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Media, run_vmafx
+from testkit.cli import run_vmafx
+from testkit.media import Media
 
 DEMO_PLUGIN = '''
 """A third-party storage backend: demo:NAME reads NAME from the folder in $DEMO_ROOT."""

@@ -18,8 +18,9 @@ import attrs
 import numpy as np
 import pytest
 
+from testkit.cli import run_vmafx
+from testkit.media import Media
 from tests.browser import CHARTS_DRAWN, visit
-from tests.conftest import Media, run_vmafx
 from vmafx_core.report.analysis import bd_metrics
 
 FPS = 24  # the media fixture's frame rate

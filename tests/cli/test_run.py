@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Media, bare_libvmaf, cut_mkv, ffmpeg_run, run_vmafx
+from testkit.cli import run_vmafx
+from testkit.media import Media, bare_libvmaf, cut_mkv, ffmpeg_run
 
 
 def _assert_same_as_bare(result: dict, bare: dict) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import clip_720p
+from testkit.media import clip_720p
 from tests.storm import storm
 
 

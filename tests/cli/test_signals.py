@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import clip_720p, ffmpeg_run
-from tests.procs import alive, children, cmdline
+from testkit.media import clip_720p, ffmpeg_run
+from testkit.procs import alive, children, cmdline
 from vmafx_core.errors import Interrupted
 from vmafx_core.executor import run_job
 from vmafx_core.job import parse_job

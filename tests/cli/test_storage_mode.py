@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Media, run_vmafx
+from testkit.cli import run_vmafx
+from testkit.media import Media
 
 
 @pytest.mark.parametrize("value", ["s3fs", "rclone_http", "AUTO"])

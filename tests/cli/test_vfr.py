@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.alignment_media import (
+from testkit.alignment_media import (
     Clip,
     assert_matches,
     bare_raw_vmaf,
@@ -19,7 +19,8 @@ from tests.alignment_media import (
     run_job,
     write_raw,
 )
-from tests.conftest import ffmpeg_run, run_vmafx
+from testkit.cli import run_vmafx
+from testkit.media import ffmpeg_run
 
 
 def _vfr_encode(src: Clip, path: Path, vf: str) -> Clip:

@@ -1,6 +1,6 @@
 """The integration harness shared by every integration test.
 
-A session-scoped S3 server in a container (see s3server.py), the scoring-node image built once per
+A session-scoped S3 server in a container (see testkit/s3server.py), the scoring-node image built once per
 session (see nodeimage.py), a fresh bucket per test, and an autouse check that each test leaves no
 rclone process, no FUSE mount and no vmafx temp folder.
 Without a Docker engine these tests are skipped, except under CI (CI=true), where they must run.
@@ -17,10 +17,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.integration import leftovers
+from testkit import leftovers
 
 os.environ.setdefault(leftovers.MARKER, secrets.token_hex(8))
-from tests.integration.s3server import RunningServer, S3Server, docker_problem
+from testkit.s3server import RunningServer, S3Server, docker_problem
 
 log = logging.getLogger("vmafx.tests")
 

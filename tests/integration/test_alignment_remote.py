@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.alignment_media import (
+from testkit.alignment_media import (
     RATES,
     Clip,
     assert_matches,
@@ -24,7 +24,7 @@ from tests.alignment_media import (
     raw_frames,
     write_raw,
 )
-from tests.conftest import run_vmafx
+from testkit.cli import run_vmafx
 
 pytestmark = pytest.mark.integration
 

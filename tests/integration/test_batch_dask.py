@@ -20,11 +20,12 @@ from typing import Any
 
 import pytest
 
+from testkit import leftovers
+from testkit.cli import run_vmafx
+from testkit.media import Media, clip_720p
+from testkit.procs import alive
+from testkit.s3server import S3Server
 from tests.cli.test_batch import by_id, pair, read_results, scoring_children, wait_for_lines, write_jobs
-from tests.conftest import Media, clip_720p, run_vmafx
-from tests.integration import leftovers
-from tests.integration.s3server import S3Server
-from tests.procs import alive
 from vmafx_core import tempdirs
 from vmafx_core.process import Child
 

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Media, ffmpeg_run, run_vmafx
+from testkit.cli import run_vmafx
+from testkit.media import Media, ffmpeg_run
 
 pytestmark = pytest.mark.integration
 

@@ -6,7 +6,8 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import Media, run_vmafx
+from testkit.cli import run_vmafx
+from testkit.media import Media
 
 
 def test_encode_from_s3_saved_to_s3(s3_server: Any, bucket: str, media: Media, tmp_path: Path) -> None:

@@ -24,11 +24,12 @@ from typing import Any
 import distributed
 import pytest
 
-from tests.conftest import Media, run_vmafx
+from testkit.cli import run_vmafx
+from testkit.media import Media
+from testkit.s3server import free_port
 from tests.helm.chart import Rendered, container, env_of, render
 from tests.integration.kubepod import PodContainer
 from tests.integration.nodeimage import Containers, docker_run, explain, fuse_device_for_the_node_user, unavailable
-from tests.integration.s3server import free_port
 
 pytestmark = pytest.mark.docker_image
 

@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Media, run_vmafx
+from testkit.cli import run_vmafx
+from testkit.media import Media
 from tests.integration.nodeimage import CONFIG_PATH, NODE_UID, REPO, docker_run
 from tests.integration.nodeimage import Containers as _Containers
 from tests.integration.nodeimage import explain as _explain

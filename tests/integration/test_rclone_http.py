@@ -17,8 +17,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Media, ffmpeg_run, run_vmafx
-from tests.integration.procwatch import BIG_H, BIG_W, Watcher, upload_gib_raw
+from testkit.cli import run_vmafx
+from testkit.media import BIG_H, BIG_W, Media, ffmpeg_run, upload_gib_raw
+from testkit.watch import Watcher
 
 pytestmark = pytest.mark.integration
 

@@ -17,9 +17,10 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Media, clip_720p, run_vmafx
-from tests.integration import leftovers
-from tests.integration.procwatch import BIG_H, BIG_W, Watcher, upload_gib_raw
+from testkit import leftovers
+from testkit.cli import run_vmafx
+from testkit.media import BIG_H, BIG_W, Media, clip_720p, upload_gib_raw
+from testkit.watch import Watcher
 
 pytestmark = pytest.mark.integration
 

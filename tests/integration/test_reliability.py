@@ -23,11 +23,12 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Media, cut_mkv, ffmpeg_run, run_vmafx
-from tests.integration import leftovers
+from testkit import leftovers
+from testkit.cli import run_vmafx
+from testkit.media import Media, cut_mkv, ffmpeg_run
+from testkit.s3server import RunningServer, S3Server, docker_problem
+from testkit.watch import Watcher
 from tests.integration.conftest import _unavailable
-from tests.integration.procwatch import Watcher
-from tests.integration.s3server import RunningServer, S3Server, docker_problem
 
 pytestmark = pytest.mark.integration
 

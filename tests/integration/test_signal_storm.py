@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import clip_720p
-from tests.integration.s3server import S3Server
+from testkit.media import clip_720p
+from testkit.s3server import S3Server
 from tests.storm import storm
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from vmafx_local import plugin as local
 
-from tests.conftest import Media
+from testkit.media import Media
 from tests.unit.conftest import BackendsPlugin
 from vmafx_core import hookimpl
 from vmafx_core.errors import BadInput, EnvironmentMissing

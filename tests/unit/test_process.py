@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from tests.procs import alive
+from testkit.procs import alive
 from vmafx_core.process import Child
 
 

@@ -25,39 +25,20 @@ from vmafx_rclone_common import (
 )
 from vmafx_rclone_common.config import ConfigChoice
 
+from testkit.procs import children_named
+from testkit.rclone import local_remotes
 from vmafx_core.errors import BadInput, EnvironmentMissing, JobFailed, Unreachable
 from vmafx_core.process import live_children
 
 STARTED = re.compile(r"HTTP Server started on \[(?P<urls>[^\]]*)\]")
 
 
-def _rclone_pids() -> set[int]:
-    """rclone processes that are children of this test process."""
-    found = set()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        comm = stat[stat.index("(") + 1:stat.rindex(")")]
-        ppid = int(stat[stat.rindex(")") + 2:].split()[1])
-        if comm == "rclone" and ppid == os.getpid():
-            found.add(int(entry.name))
-    return found
-
-
 @pytest.fixture(autouse=True)
 def rclone_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
     """A config-less rclone with one local remote `localt`; fail loudly if a test leaves rclone behind."""
-    for name in ("VMAFX_RCLONE_CONFIG", "RCLONE_CONFIG", "VMAFX_REMOTE_MAP", "VMAFX_RCLONE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
-    monkeypatch.setenv("RCLONE_CONFIG_LOCALT_TYPE", "local")
+    local_remotes(monkeypatch, tmp_path / "home", ["localt"])
     yield
-    left = _rclone_pids()
+    left = children_named("rclone", zombies=True)
     assert not left, f"rclone processes left behind: {left}"
     assert not [c for c in live_children() if "rclone" in c.name]
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import http.client
 import os
-import re
 import signal
 import subprocess
 from collections.abc import Iterator
@@ -14,32 +13,17 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from vmafx_rclone_common import find_rclone
 from vmafx_rclone_http.plugin import BACKEND, vmafx_storage_backends
 from vmafx_rclone_http.serve import HttpOptions, prepare
 
+from testkit.procs import children_named
+from testkit.rclone import local_remotes, serve_fake_s3
 from vmafx_core.errors import BadInput, EnvironmentMissing, JobFailed
-from vmafx_core.process import Child, live_children, wait_for
+from vmafx_core.process import Child, live_children
 from vmafx_core.types import InputRequest, PrepareContext, PreparedInput
 
 WEIRD_NAMES = ["with space.mp4", "ünïcödé ✓.mp4", "hash#1.mp4", "what?.mp4", "100%.mp4", "%41 literal.mp4",
                "plus+amp&semi;eq=.mp4", "quote'.mp4", "dir with space/inner #2.mp4"]
-
-
-def _rclone_pids() -> set[int]:
-    """rclone processes that are children of this test process."""
-    found = set()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        comm = stat[stat.index("(") + 1:stat.rindex(")")]
-        if comm == "rclone" and int(stat[stat.rindex(")") + 2:].split()[1]) == os.getpid():
-            found.add(int(entry.name))
-    return found
 
 
 def _servers() -> list[Child]:
@@ -49,13 +33,9 @@ def _servers() -> list[Child]:
 @pytest.fixture(autouse=True)
 def rclone_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
     """No config file, two local remotes `localt` and `localu`; fail loudly on a leftover rclone."""
-    for name in ("VMAFX_RCLONE_CONFIG", "RCLONE_CONFIG", "VMAFX_REMOTE_MAP", "VMAFX_RCLONE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("RCLONE_CONFIG_LOCALT_TYPE", "local")
-    monkeypatch.setenv("RCLONE_CONFIG_LOCALU_TYPE", "local")
+    local_remotes(monkeypatch, tmp_path / "home", ["localt", "localu"])
     yield
-    left = _rclone_pids() - {c.pid for c in live_children() if c.name == "fake s3"}
+    left = children_named("rclone", zombies=True) - {c.pid for c in live_children() if c.name == "fake s3"}
     assert not left, f"rclone processes left behind: {left}"
     assert not _servers()
 
@@ -249,23 +229,8 @@ def fake_s3(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[int]:
     bucket.mkdir(parents=True)
     (bucket / "ref.mp4").write_bytes(b"R" * 1000)
     (bucket / "dis.mp4").write_bytes(b"D" * 700)
-    env = {**os.environ, "RCLONE_CONFIG": os.devnull, "RCLONE_AUTH_KEY": '"AKIDVMAFX,SECRETVMAFX1"'}
-    ports: list[int] = []
-    started = re.compile(r"Starting s3 server on \[http://127\.0\.0\.1:(\d+)/")
-    child = Child([find_rclone(), "serve", "s3", str(tmp_path / "s3"), "--addr", "127.0.0.1:0"],
-                  name="fake s3", env=env,
-                  on_stderr_line=lambda line: ports.extend(int(m) for m in started.findall(line)))
-    try:
-        wait_for(lambda: bool(ports) or child.poll() is not None, timeout=30)
-        assert ports, child.tail()
-        monkeypatch.setenv("RCLONE_CONFIG_S3_TYPE", "s3")
-        monkeypatch.setenv("RCLONE_CONFIG_S3_PROVIDER", "Rclone")
-        monkeypatch.setenv("RCLONE_CONFIG_S3_ENDPOINT", f"http://127.0.0.1:{ports[0]}")
-        monkeypatch.setenv("RCLONE_CONFIG_S3_ACCESS_KEY_ID", "AKIDVMAFX")
-        monkeypatch.setenv("RCLONE_CONFIG_S3_SECRET_ACCESS_KEY", "SECRETVMAFX1")
-        yield ports[0]
-    finally:
-        child.stop()
+    with serve_fake_s3(tmp_path / "s3", monkeypatch, "AKIDVMAFX", "SECRETVMAFX1") as port:
+        yield port
 
 
 def test_s3_uris_share_one_server_per_bucket(fake_s3: int) -> None:

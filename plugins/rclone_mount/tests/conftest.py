@@ -11,16 +11,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from rclone_mount_helpers import (
-    WEIRD_NAMES,
-    children_named,
-    ffmpeg_run,
-    folders_of,
-    mount_children,
-    mounts_under,
-    my_prefix,
-)
+from rclone_mount_helpers import WEIRD_NAMES, folders_of, mount_children, my_prefix
 
+from testkit.media import ffmpeg_run
+from testkit.procs import children_named, mounts_under
+from testkit.rclone import local_remotes
 from vmafx_core.process import live_children
 
 
@@ -50,12 +45,7 @@ def rclone_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, private_temp: st
     """
     monkeypatch.setenv("TMPDIR", private_temp)
     monkeypatch.setattr(tempfile, "tempdir", private_temp)
-    for name in ("VMAFX_RCLONE_CONFIG", "RCLONE_CONFIG", "VMAFX_REMOTE_MAP", "VMAFX_RCLONE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
-    monkeypatch.setenv("RCLONE_CONFIG_LOCALT_TYPE", "local")
-    monkeypatch.setenv("RCLONE_CONFIG_LOCALU_TYPE", "local")
+    local_remotes(monkeypatch, tmp_path / "home", ["localt", "localu"])
     yield
     assert not mounts_under(my_prefix()), "mounts left behind"
     assert not folders_of(os.getpid()), "mount folders left behind"

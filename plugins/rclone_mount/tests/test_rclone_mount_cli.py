@@ -13,9 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from rclone_mount_helpers import children_named, ffmpeg_run, folders_of, mounts_under, processes_mentioning
+from rclone_mount_helpers import folders_of
 from vmafx_rclone_mount.folders import PREFIX, temp_root
 
+from testkit.media import ffmpeg_run
+from testkit.procs import children_named, mounts_under, processes_mentioning
 from vmafx_core.process import wait_for
 
 

@@ -12,13 +12,14 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
-from rclone_mount_helpers import WEIRD_NAMES, children_named, mount_children, mounts_under
+from rclone_mount_helpers import WEIRD_NAMES, mount_children
 from vmafx_rclone_common import find_rclone
 from vmafx_rclone_mount.folders import PREFIX, Owner, make_folder, temp_root
 from vmafx_rclone_mount.fuse import fuse_device_problem, is_mounted
 from vmafx_rclone_mount.mount import mount_args, prepare
 from vmafx_rclone_mount.plugin import BACKEND, availability, vmafx_storage_backends
 
+from testkit.procs import children_named, mounts_under
 from vmafx_core.errors import BadInput, EnvironmentMissing, JobFailed
 from vmafx_core.process import Child, wait_for
 from vmafx_core.types import InputRequest, PrepareContext

@@ -7,18 +7,17 @@ turns refused credentials, a missing object and a missing bucket into one clear 
 from __future__ import annotations
 
 import os
-import re
 import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from vmafx_rclone_common import find_rclone
 from vmafx_rclone_mount.mount import prepare
 
+from testkit.rclone import serve_fake_s3
 from vmafx_core.errors import BadInput, EnvironmentMissing, Unreachable
-from vmafx_core.process import Child, live_children, wait_for
+from vmafx_core.process import live_children
 from vmafx_core.types import InputRequest, PrepareContext
 
 SECRET = "SECRETVMAFX1"  # noqa: S105 - the fake store's test key
@@ -31,23 +30,8 @@ def fake_s3(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[int]:
     bucket.mkdir(parents=True)
     (bucket / "ref.mp4").write_bytes(b"R" * 1000)
     (bucket / "dis.mp4").write_bytes(b"D" * 700)
-    env = {**os.environ, "RCLONE_CONFIG": os.devnull, "RCLONE_AUTH_KEY": f'"AKIDVMAFX,{SECRET}"'}
-    ports: list[int] = []
-    started = re.compile(r"Starting s3 server on \[http://127\.0\.0\.1:(\d+)/")
-    child = Child([find_rclone(), "serve", "s3", str(tmp_path / "s3"), "--addr", "127.0.0.1:0"],
-                  name="fake s3", env=env,
-                  on_stderr_line=lambda line: ports.extend(int(m) for m in started.findall(line)))
-    try:
-        wait_for(lambda: bool(ports) or child.poll() is not None, timeout=30)
-        assert ports, child.tail()
-        monkeypatch.setenv("RCLONE_CONFIG_S3_TYPE", "s3")
-        monkeypatch.setenv("RCLONE_CONFIG_S3_PROVIDER", "Rclone")
-        monkeypatch.setenv("RCLONE_CONFIG_S3_ENDPOINT", f"http://127.0.0.1:{ports[0]}")
-        monkeypatch.setenv("RCLONE_CONFIG_S3_ACCESS_KEY_ID", "AKIDVMAFX")
-        monkeypatch.setenv("RCLONE_CONFIG_S3_SECRET_ACCESS_KEY", SECRET)
-        yield ports[0]
-    finally:
-        child.stop()
+    with serve_fake_s3(tmp_path / "s3", monkeypatch, "AKIDVMAFX", SECRET) as port:
+        yield port
 
 
 def _requests(*uris: str) -> list[InputRequest]:

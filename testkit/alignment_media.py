@@ -18,7 +18,8 @@ from typing import Any
 
 import attrs
 
-from tests.conftest import CliRun, ffmpeg_run, run_vmafx
+from testkit.cli import CliRun, run_vmafx
+from testkit.media import ffmpeg_run
 
 W, H = 160, 90
 FRAME_BYTES = W * H * 3 // 2

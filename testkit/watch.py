@@ -6,9 +6,8 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
-from tests.procs import children
+from testkit.procs import children
 
 
 class Watcher:
@@ -57,24 +56,3 @@ class Watcher:
     def named(self, name: bytes) -> list[int]:
         return [pid for pid, cmd in self.cmdlines.items() if os.path.basename(cmd.split(b"\0")[0]).startswith(name)]
 
-
-GIB = 1024 ** 3
-BIG_W, BIG_H = 1280, 720
-
-
-def upload_gib_raw(s3_server: Any, bucket: str, key: str, scratch: Path) -> tuple[int, int]:
-    """Make a raw 720p yuv420p source of at least 1 GiB, upload it, delete the local copy.
-
-    Returns (frames, size in bytes).
-    """
-    from tests.conftest import ffmpeg_run
-
-    frames = -(-GIB // (BIG_W * BIG_H * 3 // 2))
-    source = scratch / "big.yuv"
-    ffmpeg_run("-f", "lavfi", "-i", f"testsrc2=size={BIG_W}x{BIG_H}:rate=25", "-frames:v", str(frames),
-               "-f", "rawvideo", "-pix_fmt", "yuv420p", str(source))
-    size = source.stat().st_size
-    assert size >= GIB
-    s3_server.put_file(bucket, key, source)
-    source.unlink()
-    return frames, size

@@ -8,7 +8,7 @@ import signal
 import tempfile
 from pathlib import Path
 
-from tests.procs import cmdline
+from testkit.procs import cmdline, state
 
 #: temp-folder prefixes vmafx and its plugins use
 TEMP_PREFIXES = ("vmafx-libvmaf-", "vmafx-mount-", "vmafx-rclone-")
@@ -16,13 +16,6 @@ TEMP_PREFIXES = ("vmafx-libvmaf-", "vmafx-mount-", "vmafx-rclone-")
 
 def describe(pid: int) -> str:
     return cmdline(pid).replace(b"\0", b" ").decode(errors="replace")[:160]
-
-
-def _state(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return "gone"
 
 
 #: set in the environment of this test session; every process it starts inherits it, so the
@@ -46,7 +39,7 @@ def rclone_pids() -> set[int]:
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             argv0 = cmdline(int(entry)).split(b"\0")[0]
-            if os.path.basename(argv0) == b"rclone" and _state(int(entry)) not in ("Z", "gone") \
+            if os.path.basename(argv0) == b"rclone" and state(int(entry)) not in ("Z", "gone") \
                     and _ours(int(entry)):
                 found.add(int(entry))
     return found

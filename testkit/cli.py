@@ -1,0 +1,31 @@
+"""Running the real `vmafx` CLI in a child process, as a user would."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+
+@attrs.frozen
+class CliRun:
+    code: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> Any:
+        return json.loads(self.stdout)
+
+
+def run_vmafx(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
+              timeout: float = 300) -> CliRun:
+    """Run the real `vmafx` CLI in a child process, as a user would."""
+    full_env = {**os.environ, **(env or {})}
+    proc = subprocess.run([sys.executable, "-m", "vmafx_core", *args], capture_output=True, text=True,
+                          env=full_env, cwd=cwd, timeout=timeout, stdin=subprocess.DEVNULL)
+    return CliRun(proc.returncode, proc.stdout, proc.stderr)
