@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ffmpeg_run, run_vmafx
+from testkit.cli import run_vmafx
+from testkit.media import ffmpeg_run
 from vmafx_core.pixfmt import scoring_format
 from vmafx_core.scorers.libvmaf import _VMAF_PIX_FMTS
 
