@@ -32,14 +32,19 @@ class Watcher:
         while not self._stop.is_set():
             for kid in children(self.pid):
                 try:
-                    # read every time: right after fork, before exec, it is still the parent's argv
-                    self.cmdlines[kid] = Path(f"/proc/{kid}/cmdline").read_bytes() or self.cmdlines.get(kid, b"")
+                    # read every time: right after fork, before exec, it is still the parent's argv;
+                    # once exec'd, the argv read here names the environment read next (reading the
+                    # argv once before and once after would let an exec fall in between, and
+                    # rclone's own environment be filed under vmafx's argv)
                     now = Path(f"/proc/{kid}/cmdline").read_bytes()
-                    if now and now != self._parent_cmdline:  # exec'd: the environment is its own now
+                    if now and now != self._parent_cmdline:
+                        self.cmdlines[kid] = now
                         environ = Path(f"/proc/{kid}/environ").read_bytes()
                         seen = self.environs.setdefault(kid, [])
                         if environ and environ not in seen:
                             seen.append(environ)
+                    elif kid not in self.cmdlines:
+                        self.cmdlines[kid] = now
                     io = dict(line.split(": ") for line in Path(f"/proc/{kid}/io").read_text().splitlines())
                     self.write_bytes[kid] = int(io["write_bytes"])
                     for line in Path(f"/proc/{kid}/status").read_text().splitlines():
