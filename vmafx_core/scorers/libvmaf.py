@@ -324,14 +324,20 @@ def _models_provenance(options: LibvmafOptions, groups: list[Group], ref: Stream
     return rows
 
 
+_TOO_SMALL_RE = re.compile(r"(?:\w+: )?image too small(?:, operating width or height is 0)?")
+
+
 def _libvmaf_failed(errors: list[str], options: LibvmafOptions, ref: StreamInfo, tail: str) -> None:
     """Raise what libvmaf said first; a picture too small for a model is the user's to change."""
-    small = next((e for e in errors if "too small" in e), None)
+    # libvmaf writes its message in pieces and without a newline, from its own thread: ffmpeg's
+    # lines can land between "libvmaf ERROR " and the cause, so the cause is looked for everywhere
+    found = _TOO_SMALL_RE.search("\n".join([*errors, tail]))
+    small = found.group(0) if found else None
     models = ", ".join(m.spec() for m in options.models)
     tiny_for_v1 = any(m.is_v1 for m in options.models) and ref.width * ref.height < 320 * 180
     if small is not None or tiny_for_v1:
         raise BadInput(f"the pictures ({ref.width}x{ref.height}) are too small for {models} "
-                       f"(libvmaf: {(small or errors[0]).removeprefix('libvmaf ERROR ')}); the v1 models need "
+                       f"(libvmaf: {small or errors[0].removeprefix('libvmaf ERROR ')}); the v1 models need "
                        "at least about 320x180, 640x360 for _5d0h: score at a larger size", detail=tail)
     raise JobFailed(f"libvmaf failed with {models}: {errors[0]}", detail=tail)
 
