@@ -74,3 +74,27 @@ def test_save_encode_remote_failing_while_writing_is_one_line(s3_server: Any, bu
     assert _one_line(out).startswith(f"vmafx: error: --save-encode s3://{bucket}/big.nut: rclone rcat")
     assert s3_server.secret_key not in out.stderr
     assert list(s3_server.client().list_objects(bucket, recursive=True)) == []
+
+
+def test_ladder_from_s3_reads_the_reference_once_and_saves_each_rung(s3_server: Any, bucket: str, media: Media,
+                                                                      tmp_path: Path) -> None:
+    s3_server.put_file(bucket, "src/ref.mp4", media.ref)
+    job = tmp_path / "ladder.toml"
+    job.write_text(f'id = "lad"\n[reference]\nuri = "s3://{bucket}/src/ref.mp4"\n'
+                   '[[ladder]]\nencoder = "libx264"\ncrf = 24\n'
+                   '[[ladder]]\nencoder = "libx264"\ncrf = 36\nsize = "160x120"\n')
+    out = run_vmafx("run", "--job", str(job), "--json", "--save-encode", f"s3://{bucket}/enc/rung-{{rung}}.nut",
+                    env=s3_server.rclone_env())
+    assert out.code == 0, out.stderr
+    assert s3_server.secret_key not in out.stdout + out.stderr
+    for index, rung in enumerate(out.json()["rungs"]):
+        assert rung["provenance"]["ladder"]["mode"] == "shared"
+        assert rung["provenance"]["storage"] == {"reference": "rclone-http", "distorted": "encode"}
+        stat = s3_server.client().stat_object(bucket, f"enc/rung-{index}.nut")
+        assert rung["encode"]["encoded_bytes"] == stat.size > 0
+        # the saved object scores locally exactly as the rung did from S3
+        local = tmp_path / f"rung-{index}.nut"
+        s3_server.client().fget_object(bucket, f"enc/rung-{index}.nut", str(local))
+        again = run_vmafx("run", str(media.ref), str(local), "--json")
+        assert again.code == 0, again.stderr
+        assert again.json()["metrics"]["vmaf"] == rung["metrics"]["vmaf"]
