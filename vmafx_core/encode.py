@@ -196,6 +196,10 @@ def _save_error(save: str | None, exc: BaseException) -> VmafxError:
 REFERENCE_CODEC = "rawvideo"
 
 
+class SharedEncoderFailed(JobFailed):
+    """The shared encoder of a ladder exited non-zero: one of its rungs, unknown which, failed."""
+
+
 class NotShareable(Exception):
     """A rung whose options cannot be written per stream (see `rung_args`): encode it on its own."""
 
@@ -311,8 +315,8 @@ def start_ladder(ffmpeg: str, reference: PreparedInput, reference_raw: RawVideo 
 
         def encoder_failed(code: int | None) -> JobFailed:
             names = ", ".join(dict.fromkeys(s.encoder for s in specs))
-            return JobFailed(f"the shared encoder ({names}) failed (exit {code}): {last_error(encoder.tail())}",
-                             detail=encoder.tail(15))
+            return SharedEncoderFailed(f"the shared encoder ({names}) failed (exit {code}): "
+                                       f"{last_error(encoder.tail())}", detail=encoder.tail(15))
 
         try:
             yield run

@@ -161,12 +161,14 @@ def _shared(job: Job, rungs: Sequence[Job], options: Any, plugins: Plugins, ffmp
         except VmafxError as exc:
             if interrupts.pending() is not None or should_stop() or isinstance(exc, Interrupted):
                 raise
+            # the encoder failed (`SharedEncoderFailed`: which rung is not known), an input broke, a
+            # stall: each rung runs on its own, and gets its own result or exactly its own run's error
             raise _PerRung(f"the shared pass failed: {exc.message}") from None
         scored_at = time.monotonic()
         note = (f"the reference was read and decoded once for the {len(shared)} rungs of this ladder: one encoder "
                 "ffmpeg encoded every rung and one scorer ffmpeg scored them all, streamed (no encode on disk)")
-        for position, index in enumerate(shared):
-            output, rung_run = scored[position], running.rungs[position]
+        for position, output in enumerate(scored):
+            index, rung_run = shared[position], running.rungs[position]
             problem: VmafxError | None = running.failed.get(position)
             if problem is None and not isinstance(output, Exception):
                 try:
