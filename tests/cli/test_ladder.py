@@ -172,3 +172,28 @@ def test_interrupted_shared_ladder_leaves_nothing(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["long.mp4", "long.toml"]  # no saved or part file
     assert not [n for n in set(os.listdir(tempfile.gettempdir())) - before if n.startswith("vmafx-") and
                 f"-{proc.pid}-" in n]
+
+
+def test_a_rung_whose_saved_copy_fails_fails_alone(media: Media, tmp_path: Path) -> None:
+    """A real write error mid-stream (EFBIG: the vmafx process may write files of 64 KiB at most):
+    the big rung's copy fails, the small rung's is saved, and both were encoded in the shared pass."""
+    import resource
+
+    def limit_file_size() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))
+
+    rungs = [{"encoder": "libx264", "crf": 0}, {"encoder": "libx264", "crf": 45, "size": "160x120"}]
+    job = _ladder_job(tmp_path / "save.toml", media.ref, rungs)
+    saves = tmp_path / "out" / "enc-{rung}.nut"
+    saves.parent.mkdir()
+    proc = subprocess.run([sys.executable, "-m", "vmafx_core", "run", "--job", str(job), "--json",
+                           "--save-encode", str(saves)], capture_output=True, text=True, timeout=300,
+                          stdin=subprocess.DEVNULL, preexec_fn=limit_file_size)
+    assert proc.returncode == 1, proc.stderr
+    big, small = json.loads(proc.stdout)["rungs"]
+    big_path = str(saves).replace("{rung}", "0")
+    assert big["schema"] == "vmafx.error"
+    assert big["error"] == f"--save-encode {big_path}: writing failed (File too large)"
+    assert small["provenance"]["ladder"]["mode"] == "shared"
+    assert sorted(p.name for p in saves.parent.iterdir()) == ["enc-1.nut"]  # no part file of the big one
+    assert small["encode"]["encoded_bytes"] == (saves.parent / "enc-1.nut").stat().st_size
