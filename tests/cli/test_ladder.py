@@ -127,8 +127,14 @@ def test_a_rung_whose_encoder_fails_fails_alone(media: Media, tmp_path: Path) ->
 
 def test_a_rung_with_an_unknown_encoder_fails_alone_the_others_share(media: Media, tmp_path: Path) -> None:
     rungs = [{"encoder": "libx264", "crf": 30}, {"encoder": "libx999"}, {"encoder": "libx264", "crf": 40}]
-    out, data, _ = _run_ladder(_ladder_job(tmp_path / "unknown.toml", media.ref, rungs), tmp_path, "unknown")
+    saved = tmp_path / "ladder.json"
+    out, data, _ = _run_ladder(_ladder_job(tmp_path / "unknown.toml", media.ref, rungs), tmp_path, "unknown",
+                               None, "-o", str(saved))
     assert out.code == 2, out.stderr
+    # the report charts the rungs that were scored and lists the failed one
+    report = run_vmafx("report", str(saved), "-o", str(tmp_path / "r.html"))
+    assert report.code == 0, report.stderr
+    assert "libx999" in (tmp_path / "r.html").read_text()
     assert data["rungs"][1]["schema"] == "vmafx.error" and data["rungs"][1]["exit_code"] == 2
     assert data["rungs"][1]["error"].startswith("unknown encoder 'libx999'; this ffmpeg has: ")
     for index in (0, 2):
