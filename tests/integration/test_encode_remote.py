@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import Media, run_vmafx
+from tests.conftest import Media, clip_720p, run_vmafx
+from tests.procs import alive, children, cmdline
 
 
 def test_encode_from_s3_saved_to_s3(s3_server: Any, bucket: str, media: Media, tmp_path: Path) -> None:
@@ -98,3 +104,30 @@ def test_ladder_from_s3_reads_the_reference_once_and_saves_each_rung(s3_server: 
         again = run_vmafx("run", str(media.ref), str(local), "--json")
         assert again.code == 0, again.stderr
         assert again.json()["metrics"]["vmaf"] == rung["metrics"]["vmaf"]
+
+
+def test_ctrl_c_during_a_ladder_from_s3_leaves_nothing(s3_server: Any, bucket: str, tmp_path: Path) -> None:
+    clip = clip_720p(tmp_path / "long.mp4", 40)
+    s3_server.put_file(bucket, "src/long.mp4", clip)
+    job = tmp_path / "ladder.toml"
+    job.write_text(f'[reference]\nuri = "s3://{bucket}/src/long.mp4"\n' +
+                   "".join(f'[[ladder]]\nencoder = "libx264"\ncrf = {crf}\npreset = "veryslow"\n' for crf in (24, 34)))
+    proc = subprocess.Popen([sys.executable, "-m", "vmafx_core", "run", "--job", str(job), "--json",
+                             "--save-encode", f"s3://{bucket}/enc/r-{{rung}}.nut"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, **s3_server.rclone_env()})
+    encoder = None
+    deadline = time.monotonic() + 60
+    while encoder is None and time.monotonic() < deadline:
+        encoder = next((pid for pid in children(proc.pid) if b"tee" in cmdline(pid).split(b"\0")), None)
+        time.sleep(0.05)
+    assert encoder is not None, "the shared encoder never started"
+    time.sleep(1.0)
+    kids = children(proc.pid)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert stdout == "" and "Traceback" not in stderr and s3_server.secret_key not in stderr
+    assert not any(alive(pid) for pid in kids)
+    names = [o.object_name for o in s3_server.client().list_objects(bucket, recursive=True)]
+    assert names == ["src/long.mp4"]  # no saved rung, no partial upload
