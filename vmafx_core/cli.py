@@ -230,11 +230,13 @@ def _cli_raw(data: dict[str, Any], shared: dict[str, Any] | None, reference_raw:
 @click.option("--encode-size", help="Encode: scale to WIDTHxHEIGHT before encoding.")
 @click.option("--encode-arg", "encode_args", multiple=True,
               help="Encode: one more encoder argument (repeatable; each is one argv word).")
-@click.option("--save-encode", help="Also write the encoded stream here (a local path or a remote URI).")
+@click.option("--save-encode", help="Also write the encoded stream here (a local path or a remote URI); for a "
+              "ladder, {rung} in the name stands for the rung's index.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Also write the result JSON to this file.")
 @click.option("--frames", "frames_file", type=click.Path(path_type=Path),
-              help="Write per-frame values to this file (.csv or .json).")
+              help="Write per-frame values to this file (.csv or .json); for a ladder, {rung} in the name "
+                   "stands for the rung's index.")
 @click.option("--no-progress", is_flag=True, help="No progress bar even on a terminal.")
 @click.option("--report", "report_file", type=click.Path(path_type=Path, dir_okay=False),
               help="Also write an HTML report with per-frame charts (needs the report extra).")
@@ -419,27 +421,38 @@ def _run_and_report(job: Job, options: Any, plugins: Plugins, ffmpeg_path: str |
 def _run_ladder(job: Job, options: Any, plugins: Plugins, ffmpeg_path: str | None, as_json: bool,
                 output: Path | None, frames_file: Path | None, no_progress: bool, save_encode: str | None,
                 report_file: Path | None = None) -> None:
-    """One encode and score per rung, in order; one result per rung."""
-    from vmafx_core.executor import ladder_result, ladder_rungs, run_job
+    """Every rung encoded and scored, the reference read once for all (vmafx_core.ladder); one result
+    per rung, a failed rung's error in its place; the exit code is the first failed rung's."""
+    from vmafx_core.executor import ladder_result
+    from vmafx_core.ladder import ladder_rows, run_ladder
 
-    if frames_file is not None or save_encode is not None:
-        raise BadInput("--frames and --save-encode take one encode: run the rungs one by one for those")
-    rungs = []
-    for rung_job in ladder_rungs(job):
-        bar = _Bar() if sys.stderr.isatty() and not no_progress else None
-        try:
-            result, _ = run_job(rung_job, options, plugins, ffmpeg=ffmpeg_path, progress=bar)
-        finally:
-            if bar is not None:
-                bar.close()
-        rungs.append(result.to_dict())
+    if frames_file is not None and "{rung}" not in frames_file.name:
+        raise BadInput(f"--frames {frames_file}: a ladder writes one file per rung; put {{rung}} in the name for "
+                       "the rung's index, e.g. frames-{rung}.csv")
+    bar = _Bar() if sys.stderr.isatty() and not no_progress else None
+    try:
+        outcomes = run_ladder(job, options, plugins, ffmpeg=ffmpeg_path, progress=bar, save_encode=save_encode)
+    finally:
+        if bar is not None:
+            bar.close()
+    interrupts.check()  # scores that finished after Ctrl-C are not reported
+    rungs, failed = ladder_rows(job, outcomes)
+    if frames_file is not None:
+        for index, outcome in enumerate(outcomes):
+            if not isinstance(outcome, VmafxError):
+                path = frames_file.with_name(frames_file.name.replace("{rung}", str(index)))
+                write_atomically(path, frames_text(outcome[1], frames_file.suffix.lower().lstrip(".")))
+    for row in rungs:
+        if row["schema"] == "vmafx.error":
+            click.echo(f"vmafx: error: rung {row['job_id']} ({row['distorted']}): {row['error']}", err=True)
+            continue
         if not as_json:
-            e, metrics = rungs[-1]["encode"], rungs[-1]["metrics"]
+            e, metrics = row["encode"], row["metrics"]
             rate = f"{e['bitrate_bps'] / 1000:8.0f} kb/s" if e.get("bitrate_bps") else "-"
             scores = [f"{m['metric'] if m['metric'] != 'vmaf' else 'VMAF'} {metrics[m['metric']]['mean']:.4f}"
-                      for m in rungs[-1]["provenance"].get("models", []) if m.get("metric") in metrics] or \
+                      for m in row["provenance"].get("models", []) if m.get("metric") in metrics] or \
                 [f"VMAF {metrics['vmaf']['mean']:.4f}"] * ("vmaf" in metrics)
-            click.echo(f"{rungs[-1]['distorted']['uri']:<48} {rate}  {'  '.join(scores)}", err=True)
+            click.echo(f"{row['distorted']['uri']:<48} {rate}  {'  '.join(scores)}", err=True)
     interrupts.check()
     data = ladder_result(job, rungs)
     text = json.dumps(data, indent=2) + "\n"
@@ -447,9 +460,11 @@ def _run_ladder(job: Job, options: Any, plugins: Plugins, ffmpeg_path: str | Non
         write_atomically(output, text)
     if report_file is not None:
         from vmafx_core.report.command import for_run
-        for_run(data, None, report_file)
+        for_run({**data, "rungs": [r for r in rungs if r["schema"] == "vmafx.result"]}, None, report_file)
     if as_json:
         click.echo(text, nl=False)
+    if failed is not None:
+        sys.exit(int(failed.exit_code))
 
 
 def _summary(data: dict[str, Any]) -> None:

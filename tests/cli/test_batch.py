@@ -287,6 +287,21 @@ def test_encode_and_ladder_jobs_run_like_vmafx_run(media: Media, tmp_path: Path)
     assert ladder["schema"] == "vmafx.ladder" and [r["job_id"] for r in ladder["rungs"]] == ["ladder/0", "ladder/1"]
     high, low = (r["metrics"]["vmaf"]["mean"] for r in ladder["rungs"])
     assert high > low
+    assert [r["provenance"]["ladder"]["mode"] for r in ladder["rungs"]] == ["shared", "shared"]
+
+
+def test_a_ladder_with_a_failed_rung_is_a_failed_line_holding_every_rung(media: Media, tmp_path: Path) -> None:
+    jobs = write_jobs(tmp_path / "jobs.jsonl", [
+        {"id": "ladder", "reference": {"uri": str(media.ref)},
+         "ladder": [{"encoder": "libx264", "crf": 20}, {"encoder": "libx999"}, {"encoder": "libx264", "crf": 40}]},
+    ])
+    results = tmp_path / "results.jsonl"
+    out = run_vmafx("batch", str(jobs), "--out", str(results))
+    assert out.code != 0
+    (line,) = read_results(results)
+    assert line["status"] == "failed" and line["exit_code"] == 2
+    assert line["error"].startswith("unknown encoder 'libx999'")
+    assert [r["schema"] for r in line["rungs"]] == ["vmafx.result", "vmafx.error", "vmafx.result"]
 
 
 def test_plugins_flag_limits_what_a_batch_loads(media: Media, tmp_path: Path) -> None:

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
 from testkit.cli import run_vmafx
-from testkit.media import Media
+from testkit.media import Media, clip_720p
+from testkit.procs import alive, children, cmdline
 
 
 def test_encode_from_s3_saved_to_s3(s3_server: Any, bucket: str, media: Media, tmp_path: Path) -> None:
@@ -75,3 +81,54 @@ def test_save_encode_remote_failing_while_writing_is_one_line(s3_server: Any, bu
     assert _one_line(out).startswith(f"vmafx: error: --save-encode s3://{bucket}/big.nut: rclone rcat")
     assert s3_server.secret_key not in out.stderr
     assert list(s3_server.client().list_objects(bucket, recursive=True)) == []
+
+
+def test_ladder_from_s3_reads_the_reference_once_and_saves_each_rung(s3_server: Any, bucket: str, media: Media,
+                                                                      tmp_path: Path) -> None:
+    s3_server.put_file(bucket, "src/ref.mp4", media.ref)
+    job = tmp_path / "ladder.toml"
+    job.write_text(f'id = "lad"\n[reference]\nuri = "s3://{bucket}/src/ref.mp4"\n'
+                   '[[ladder]]\nencoder = "libx264"\ncrf = 24\n'
+                   '[[ladder]]\nencoder = "libx264"\ncrf = 36\nsize = "160x120"\n')
+    out = run_vmafx("run", "--job", str(job), "--json", "--save-encode", f"s3://{bucket}/enc/rung-{{rung}}.nut",
+                    env=s3_server.rclone_env())
+    assert out.code == 0, out.stderr
+    assert s3_server.secret_key not in out.stdout + out.stderr
+    for index, rung in enumerate(out.json()["rungs"]):
+        assert rung["provenance"]["ladder"]["mode"] == "shared"
+        assert rung["provenance"]["storage"] == {"reference": "rclone-http", "distorted": "encode"}
+        stat = s3_server.client().stat_object(bucket, f"enc/rung-{index}.nut")
+        assert rung["encode"]["encoded_bytes"] == stat.size > 0
+        # the saved object scores locally exactly as the rung did from S3
+        local = tmp_path / f"rung-{index}.nut"
+        s3_server.client().fget_object(bucket, f"enc/rung-{index}.nut", str(local))
+        again = run_vmafx("run", str(media.ref), str(local), "--json")
+        assert again.code == 0, again.stderr
+        assert again.json()["metrics"]["vmaf"] == rung["metrics"]["vmaf"]
+
+
+def test_ctrl_c_during_a_ladder_from_s3_leaves_nothing(s3_server: Any, bucket: str, tmp_path: Path) -> None:
+    clip = clip_720p(tmp_path / "long.mp4", 40)
+    s3_server.put_file(bucket, "src/long.mp4", clip)
+    job = tmp_path / "ladder.toml"
+    job.write_text(f'[reference]\nuri = "s3://{bucket}/src/long.mp4"\n' +
+                   "".join(f'[[ladder]]\nencoder = "libx264"\ncrf = {crf}\npreset = "veryslow"\n' for crf in (24, 34)))
+    proc = subprocess.Popen([sys.executable, "-m", "vmafx_core", "run", "--job", str(job), "--json",
+                             "--save-encode", f"s3://{bucket}/enc/r-{{rung}}.nut"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, **s3_server.rclone_env()})
+    encoder = None
+    deadline = time.monotonic() + 60
+    while encoder is None and time.monotonic() < deadline:
+        encoder = next((pid for pid in children(proc.pid) if b"tee" in cmdline(pid).split(b"\0")), None)
+        time.sleep(0.05)
+    assert encoder is not None, "the shared encoder never started"
+    time.sleep(1.0)
+    kids = children(proc.pid)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert stdout == "" and "Traceback" not in stderr and s3_server.secret_key not in stderr
+    assert not any(alive(pid) for pid in kids)
+    names = [o.object_name for o in s3_server.client().list_objects(bucket, recursive=True)]
+    assert names == ["src/long.mp4"]  # no saved rung, no partial upload

@@ -55,7 +55,7 @@ def execute(data: Mapping[str, Any], *, origin: str, threads_per_job: int | None
     This is what a Dask worker runs, so everything it returns must pickle and nothing a user can
     cause may come back as an exception (that would count as a task failure and be retried).
     """
-    from vmafx_core.executor import ladder_result, ladder_rungs, run_job
+    from vmafx_core.executor import ladder_result, run_job
 
     try:
         plugins = _plugins(data)
@@ -67,10 +67,13 @@ def execute(data: Mapping[str, Any], *, origin: str, threads_per_job: int | None
         job, options = parse_job(with_threads(data, threads_per_job), origin, options_type_for,
                                  plugins.storage_option_types)
         if getattr(job, "ladder", ()):
-            # as `vmafx run --job` does: one encode and score per rung, one result holding them all
-            rungs = [run_job(rung, options, plugins, ffmpeg=ffmpeg, cancelled=cancelled)[0].to_dict()
-                     for rung in ladder_rungs(job)]
-            return {"status": "ok", **ladder_result(job, rungs)}
+            # as `vmafx run --job` does: the reference read once for every rung, one result holding them all
+            from vmafx_core.ladder import ladder_rows, run_ladder
+
+            rows, failed = ladder_rows(job, run_ladder(job, options, plugins, ffmpeg=ffmpeg, cancelled=cancelled))
+            if failed is not None:  # the ladder is not done: rerun on resume, the rungs that worked kept here
+                return {**failure(failed), **ladder_result(job, rows)}
+            return {"status": "ok", **ladder_result(job, rows)}
         result, _frames = run_job(job, options, plugins, ffmpeg=ffmpeg, cancelled=cancelled)
         return {"status": "ok", **result.to_dict()}
     except VmafxError as exc:

@@ -23,6 +23,8 @@ from vmafx_core.errors import BadInput
 from vmafx_core.result import SCHEMA_ID, SCHEMA_VERSION
 
 LADDER_SCHEMA = "vmafx.ladder"
+#: a ladder's rung that failed
+ERROR_SCHEMA = "vmafx.error"
 #: a frames file's metric mean may differ from the result's pooled mean by libvmaf's log rounding
 MEAN_TOLERANCE = 1e-3
 
@@ -122,6 +124,7 @@ def load(paths: Sequence[Path], fps: float | None = None) -> Inputs:
         previous_single = None
         if kind == "ladder":
             inputs.pairs.extend(_rungs(content, str(path)))
+            inputs.failed.extend(_failed_rungs(content, str(path)))
         else:  # batch results
             for record in content:
                 where = f"{path}:{record.get('line', '?')}"
@@ -129,6 +132,7 @@ def load(paths: Sequence[Path], fps: float | None = None) -> Inputs:
                     inputs.failed.append(Failed(str(record["id"]), where, str(record.get("error", "failed"))))
                 elif record.get("schema") == LADDER_SCHEMA:
                     inputs.pairs.extend(_rungs(_checked_ladder(record, where), where))
+                    inputs.failed.extend(_failed_rungs(record, where))
                 else:
                     result = _checked_result(record, where)
                     inputs.pairs.append(Pair(label=str(record["id"]), source=where, result=result))
@@ -175,7 +179,13 @@ def _unique_labels(pairs: list[Pair]) -> None:
 
 def _rungs(ladder: Mapping[str, Any], where: str) -> list[Pair]:
     return [Pair(label=result_label(rung, f"rung {i}"), source=f"{where} rung {i}", result=rung)
-            for i, rung in enumerate(ladder["rungs"])]
+            for i, rung in enumerate(ladder["rungs"]) if rung.get("schema") != ERROR_SCHEMA]
+
+
+def _failed_rungs(ladder: Mapping[str, Any], where: str) -> list[Failed]:
+    """A ladder's rungs that failed (`vmafx.error` in their place): listed, not charted."""
+    return [Failed(str(rung.get("job_id", f"rung {i}")), f"{where} rung {i}", str(rung.get("error", "failed")))
+            for i, rung in enumerate(ladder["rungs"]) if rung.get("schema") == ERROR_SCHEMA]
 
 
 # ---- reading and recognising one file ------------------------------------------------------
@@ -247,7 +257,8 @@ def _checked_ladder(data: Mapping[str, Any], where: str) -> Mapping[str, Any]:
     if not isinstance(rungs, list) or not rungs:
         raise BadInput(f"{where}: a vmafx ladder without rungs")
     for i, rung in enumerate(rungs):
-        _checked_result(rung, f"{where} rung {i}")
+        if not (isinstance(rung, Mapping) and rung.get("schema") == ERROR_SCHEMA):
+            _checked_result(rung, f"{where} rung {i}")
     return data
 
 

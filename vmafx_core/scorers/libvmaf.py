@@ -44,7 +44,7 @@ from vmafx_core.supervise import (
     strip_prefix,
     watch,
 )
-from vmafx_core.types import ScoreOutput, Scorer, ScoreRequest
+from vmafx_core.types import PreparedInput, ScoreOutput, Scorer, ScoreRequest
 
 #: formats libvmaf reads; anything else is converted to the nearest of these
 _VMAF_PIX_FMTS = {"yuv420p", "yuv422p", "yuv444p", "yuv420p10le", "yuv422p10le", "yuv444p10le",
@@ -365,11 +365,15 @@ def vmafx_scorers() -> list[Scorer]:
     return [SCORER]
 
 
+#: a shared input's per-stream accounting (`score_group(shared=...)`): stream index, frames decoded
+_STREAM_DECODED_RE = re.compile(r"Input stream #0:(\d+) \(video\): .*?(\d+) frames decoded")
+
+
 class NotGroupable(Exception):
     """A group whose pairs cannot share one pass (see `score_group`): score them one by one."""
 
 
-def score_group(requests: Sequence[ScoreRequest]) -> list[ScoreOutput | Exception]:
+def score_group(requests: Sequence[ScoreRequest], shared: PreparedInput | None = None) -> list[ScoreOutput | Exception]:
     """Score several distorted against one reference in one ffmpeg pass: the reference decoded once.
 
     The reference's decoded frames are split to one branch per distorted; each branch and each
@@ -380,6 +384,11 @@ def score_group(requests: Sequence[ScoreRequest]) -> list[ScoreOutput | Exceptio
     input on a pipe; otherwise `NotGroupable` is raised before anything is read. An error of the
     whole pass (ffmpeg failed, an input cut off) is raised; a pair whose own checks fail gets its
     error in its place in the list.
+
+    `shared` (an encode ladder, `vmafx_core.ladder`): one input on a pipe that holds the reference's
+    decoded frames as stream 0 and pair i's distorted as stream i+1. ffmpeg reads only it; each
+    request still describes its pair as a separate run sees it (the reference as stored, the
+    distorted as the streamed encode), so the plans and graphs are the separate runs'.
     """
     first = requests[0]
     options: LibvmafOptions = first.options
@@ -388,7 +397,7 @@ def score_group(requests: Sequence[ScoreRequest]) -> list[ScoreOutput | Exceptio
     options.check(ffmpeg)
     settings = first.alignment
     if (settings.sync == "auto" or settings.allow_frame_mismatch or first.reference.stdin_fd is not None
-            or any(r.distorted.stdin_fd is not None for r in requests)):
+            or (shared is None and any(r.distorted.stdin_fd is not None for r in requests))):
         raise NotGroupable("sync, frame-mismatch scoring or a piped input")
     ref_info, dis_first = probe_both(ffmpeg, first)  # the reference is probed once for all
     probed = [(ref_info, dis_first), *((ref_info, probe(ffmpeg, r.distorted, r.distorted_raw or r.distorted.stream_hint,
@@ -409,7 +418,8 @@ def score_group(requests: Sequence[ScoreRequest]) -> list[ScoreOutput | Exceptio
                   for i, ((_, dis_i), plan) in enumerate(zip(probed, plans, strict=True))]
         graph = f"[0:v:0]split={n}" + "".join(f"[r{i}]" for i in range(n)) + ";"
         for i, one in enumerate(graphs):  # the separate run's graph, its labels renamed for pair i
-            one = (one.replace("[1:v:0]", f"[{i + 1}:v:0]").replace("[0:v:0]", f"[r{i}]")
+            dis_label = f"[0:v:{i + 1}]" if shared is not None else f"[{i + 1}:v:0]"
+            one = (one.replace("[1:v:0]", dis_label).replace("[0:v:0]", f"[r{i}]")
                    .replace("[dis]", f"[dis{i}]").replace("[ref]", f"[ref{i}]"))
             graph += one + f"[scored{i}];"
         graph = graph.rstrip(";")
@@ -421,7 +431,7 @@ def score_group(requests: Sequence[ScoreRequest]) -> list[ScoreOutput | Exceptio
         vmaf_errors: list[str] = []
 
         def on_line(line: str) -> None:
-            m = DECODED_RE.search(line)
+            m = (_STREAM_DECODED_RE if shared is not None else DECODED_RE).search(line)
             if m:
                 decoded[int(m.group(1))] = int(m.group(2))
             elif _LIBVMAF_ERROR_RE.search(line):
@@ -434,14 +444,17 @@ def score_group(requests: Sequence[ScoreRequest]) -> list[ScoreOutput | Exceptio
             expected = first.reference.size // first.reference_raw.frame_bytes
         progress = Progress(expected, first.progress, False)
         with contextlib.ExitStack() as inputs:
-            ref_in = inputs.enter_context(InputArgs(first.reference, first.reference_raw))
-            dis_ins = [inputs.enter_context(InputArgs(r.distorted, r.distorted_raw)) for r in requests]
+            ref_in = inputs.enter_context(InputArgs(shared or first.reference, None if shared else first.reference_raw))
+            dis_ins = [] if shared else [inputs.enter_context(InputArgs(r.distorted, r.distorted_raw))
+                                         for r in requests]
             argv = [ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "verbose", "-xerror",
                     "-progress", "pipe:1", *ref_in.args, *(a for d in dis_ins for a in d.args),
                     "-filter_complex", graph, *outputs]
             started = time.monotonic()
             child = Child(argv, name="ffmpeg", pass_fds=[*ref_in.pass_fds, *(f for d in dis_ins for f in d.pass_fds)],
-                          stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                          stdout=subprocess.PIPE,
+                          stdin=shared.stdin_fd if shared is not None and shared.stdin_fd is not None
+                          else subprocess.DEVNULL,
                           secrets=[*first.reference.secrets, *(s for r in requests for s in r.distorted.secrets)],
                           on_stderr_line=on_line, tail_lines=60)
         with child:
@@ -449,7 +462,7 @@ def score_group(requests: Sequence[ScoreRequest]) -> list[ScoreOutput | Exceptio
             pump = threading.Thread(target=progress.pump, args=(child.proc.stdout,), daemon=True)
             pump.start()
             code = watch(child, progress, first.stall_timeout, first.deadline,
-                         [first.reference, *(r.distorted for r in requests)], first.cancelled)
+                         [first.reference, *([] if shared else [r.distorted for r in requests])], first.cancelled)
             pump.join(timeout=2)
         elapsed = time.monotonic() - started
         if cut_short:
@@ -479,7 +492,8 @@ def score_group(requests: Sequence[ScoreRequest]) -> list[ScoreOutput | Exceptio
                 "alignment": plan.decisions,
                 "reference_stream": attrs.asdict(ref_info), "distorted_stream": attrs.asdict(dis_info),
                 "score_seconds": elapsed,
-                "group": {"size": n, "index": i, "reference_decoded_once": True},
+                "group": {"size": n, "index": i, "reference_decoded_once": True,
+                          **({"shared_encode": True} if shared is not None else {})},
             }
             results.append(ScoreOutput(
                 frames=frames, reference_frames=pair_decoded[0], distorted_frames=pair_decoded[1],
