@@ -15,14 +15,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import attrs
 
 from vmafx_core import executor, interrupts
-from vmafx_core.cache import make_key, process_default
-from vmafx_core.errors import BadInput, VmafxError
+from vmafx_core.cache import ResultCache, make_key, process_default
+from vmafx_core.errors import BadInput, Interrupted, VmafxError
 from vmafx_core.ffmpeg import find_ffmpeg
 from vmafx_core.job import Job
 from vmafx_core.plugins import Plugins
@@ -35,13 +35,18 @@ Outcome = tuple[Result, Sequence[dict[str, float]]] | VmafxError
 
 
 def run_group(jobs: Sequence[Job], options: Any, plugins: Plugins, *, ffmpeg: str | None = None,
-              progress: executor.ProgressFn | None = None) -> list[Outcome]:
-    """Score jobs that share their reference; one result or error per job, in order."""
+              progress: executor.ProgressFn | None = None, cancelled: Callable[[], bool] | None = None,
+              cache: ResultCache | None = None) -> list[Outcome]:
+    """Score jobs that share their reference; one result or error per job, in order.
+
+    `cancelled` and `cache` are `executor.run_job`'s: a cached member is answered before the pass,
+    which scores only the others.
+    """
     first = jobs[0]
     if any(attrs.evolve(j, distorted=None, id=None) != attrs.evolve(first, distorted=None, id=None) for j in jobs):
         raise BadInput("jobs scored as a group must differ only in their distorted")
     if first.scorer_name != "libvmaf" or first.encode is not None or first.ladder or len(jobs) == 1:
-        return _one_by_one(jobs, options, plugins, ffmpeg, progress)
+        return _one_by_one(jobs, options, plugins, ffmpeg, progress, cancelled, cache)
     from vmafx_core.scorers.libvmaf import NotGroupable, score_group
 
     started = time.monotonic()
@@ -53,7 +58,8 @@ def run_group(jobs: Sequence[Job], options: Any, plugins: Plugins, *, ffmpeg: st
     ref_request = InputRequest("reference", first.reference.uri, raws["reference"])
     limits = first.limits
     deadline = started + limits.timeout if limits.timeout else None
-    cache = process_default()
+    cache = cache if cache is not None else process_default()
+    should_stop = executor._cancel_check(cancelled)
     with contextlib.ExitStack() as stack:
         context = PrepareContext(options=dict(first.storage_options), ready_timeout=limits.prepare_timeout,
                                  deadline=time.monotonic() + limits.prepare_timeout)
@@ -91,7 +97,8 @@ def run_group(jobs: Sequence[Job], options: Any, plugins: Plugins, *, ffmpeg: st
         interrupts.check()
         requests = [ScoreRequest(reference=reference, distorted=prepared, reference_raw=raws["reference"],
                                  distorted_raw=dis_raw, options=options, alignment=first.alignment, ffmpeg=ffmpeg_path,
-                                 progress=progress, stall_timeout=limits.stall_timeout, deadline=deadline)
+                                 progress=progress, stall_timeout=limits.stall_timeout, deadline=deadline,
+                                 cancelled=should_stop)
                      for _, _, prepared, _, dis_raw, _ in pending]
         prepared_at = time.monotonic()
         alone: list[int] = []
@@ -102,7 +109,7 @@ def run_group(jobs: Sequence[Job], options: Any, plugins: Plugins, *, ffmpeg: st
                 log.info("scoring the %d distorted one by one: %s", len(requests), why)
                 alone = [p[0] for p in pending]
             except VmafxError as exc:
-                if interrupts.pending() is not None:
+                if interrupts.pending() is not None or isinstance(exc, Interrupted):
                     raise
                 log.info("the shared pass failed (%s); scoring each distorted alone", exc)
                 alone = [p[0] for p in pending]
@@ -122,19 +129,21 @@ def run_group(jobs: Sequence[Job], options: Any, plugins: Plugins, *, ffmpeg: st
         else:
             alone = [p[0] for p in pending]
     for index in alone:  # scored again on its own: its result, or exactly its own run's error
-        outcomes[index] = _one_by_one([jobs[index]], options, plugins, ffmpeg, progress)[0]
+        outcomes[index] = _one_by_one([jobs[index]], options, plugins, ffmpeg, progress, cancelled, cache)[0]
     return [outcomes[i] for i in range(len(jobs))]
 
 
 def _one_by_one(jobs: Sequence[Job], options: Any, plugins: Plugins, ffmpeg: str | None,
-                progress: executor.ProgressFn | None) -> list[Outcome]:
+                progress: executor.ProgressFn | None, cancelled: Callable[[], bool] | None = None,
+                cache: ResultCache | None = None) -> list[Outcome]:
     outcomes: list[Outcome] = []
     for job in jobs:
         interrupts.check()
         try:
-            outcomes.append(executor.run_job(job, options, plugins, ffmpeg=ffmpeg, progress=progress))
+            outcomes.append(executor.run_job(job, options, plugins, ffmpeg=ffmpeg, progress=progress,
+                                             cancelled=cancelled, cache=cache))
         except VmafxError as exc:
-            if interrupts.pending() is not None:
+            if interrupts.pending() is not None or isinstance(exc, Interrupted):
                 raise
             outcomes.append(exc)
     return outcomes
