@@ -8,13 +8,13 @@ ladder jobs, jobs of another scorer, and jobs without a distorted are never grou
 
 One pass holds one libvmaf instance and one decoder per distorted, so its memory grows with the
 group: measured here (`python -m benchmarks.group_memory`, ffmpeg n9.0.2, libvmaf 86da14d,
-`--n-threads 2`, x264 rungs at the reference's size, the worst case) the scoring ffmpeg's peak
-RSS was about `BASE_MIB` plus `PER_DISTORTED_MIB` per distorted at 1080p (less at 720p, see
-docs/CLUSTER.md). The default group size is what fits in the memory one job slot may use (the
-memory available to the batch, or a Dask worker's memory limit, shared by its slots) at the 1080p
-figure, at most `MAX_DEFAULT_GROUP`: the libvmaf instances of one pass take turns on each frame,
-so a larger group saves no more CPU, while a pass that fails costs more to redo. `--group-size N`
-sets it; `1` scores every job on its own.
+`--n-threads 2`, x264 rungs at the reference's size, the worst case) the scoring ffmpeg's peak RSS
+was 341, 554, 1044 and 1922 MiB with 1, 2, 4 and 8 distorted at 1080p (about 114 MiB plus 227 MiB
+per distorted), and 173, 278, 507 and 851 MiB at 720p (76 plus 97 per distorted). The default group
+size is what fits in the memory one job slot may use (the memory available to the batch, or a Dask
+worker's memory limit, shared by its slots) at the 1080p figure, at most `MAX_DEFAULT_GROUP`: the
+libvmaf instances of one pass take turns on each frame, so a larger group saves no more CPU, while a
+pass that fails costs more to redo. `--group-size N` sets it; `1` scores every job on its own.
 """
 
 from __future__ import annotations
@@ -26,10 +26,10 @@ from typing import Any
 
 from vmafx_core.batch.jobsfile import Entry
 
-#: the scoring ffmpeg's peak RSS (MiB) with one distorted at 1080p, less the slope below
-BASE_MIB = 150
-#: what each further distorted at 1080p added to that peak (MiB)
-PER_DISTORTED_MIB = 110
+#: the scoring ffmpeg's peak RSS (MiB) at 1080p, less the per-distorted slope below (measured: 114)
+BASE_MIB = 120
+#: what each distorted at 1080p added to that peak (MiB; measured: 227, 97 at 720p)
+PER_DISTORTED_MIB = 230
 #: the default never groups more than this many jobs in one pass
 MAX_DEFAULT_GROUP = 8
 
