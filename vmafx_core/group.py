@@ -27,7 +27,7 @@ from vmafx_core.ffmpeg import find_ffmpeg
 from vmafx_core.job import Job
 from vmafx_core.plugins import Plugins
 from vmafx_core.result import Result
-from vmafx_core.types import InputRequest, PrepareContext, PreparedInput, ScoreRequest
+from vmafx_core.types import InputRequest, PrepareContext, PreparedInput, ScoreRequest, StorageBackend
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +66,7 @@ def run_group(jobs: Sequence[Job], options: Any, plugins: Plugins, *, ffmpeg: st
         ref_backend = plugins.choose_storage([ref_request.uri], first.storage, dict(first.storage_options))
         if first.allow_roots:
             executor.check_allowed([ref_request], ref_backend, first.allow_roots, plugins)
-        reference = executor._prepare(stack, [ref_request], ref_backend, context, limits.prepare_retries)["reference"]
-        pending: list[tuple[int, Job, PreparedInput, str, Any, str | None]] = []
+        chosen: dict[int, tuple[InputRequest, Any, Sequence[StorageBackend]]] = {}
         for index, job in enumerate(jobs):
             assert job.distorted is not None
             dis_raw = job.distorted.raw.to_raw() if job.distorted.raw else None
@@ -76,24 +75,37 @@ def run_group(jobs: Sequence[Job], options: Any, plugins: Plugins, *, ffmpeg: st
                 backend = plugins.choose_storage([request.uri], job.storage, dict(job.storage_options))
                 if job.allow_roots:
                     executor.check_allowed([request], backend, job.allow_roots, plugins)
-                prepared = executor._prepare(stack, [request], backend, context, limits.prepare_retries)["distorted"]
-                for p, raw in ((reference, raws["reference"]), (prepared, dis_raw)):
+            except VmafxError as exc:  # this distorted alone: outside the roots, no backend, ...
+                outcomes[index] = exc
+                continue
+            chosen[index] = (request, dis_raw, backend)
+        reference, distorted = _prepare_group(stack, ref_request, ref_backend, chosen, context, limits.prepare_retries)
+        for index, got in list(distorted.items()):
+            if isinstance(got, VmafxError):  # this distorted alone: missing, unreadable, ...
+                outcomes[index] = got
+                del distorted[index]
+        ready: dict[int, PreparedInput] = {}
+        for index, prepared in distorted.items():
+            assert isinstance(prepared, PreparedInput)
+            try:
+                for p, raw in ((reference, raws["reference"]), (prepared, chosen[index][1])):
                     if p.size == 0:
                         raise BadInput(f"{p.role} {p.display}: is empty (0 bytes)")
                     if raw is not None and p.size is not None:
                         executor._check_raw_size(p, raw)
-                key = None
-                if cache is not None:
-                    key = make_key(job, options, [executor._identity(reference), executor._identity(prepared)],
-                                   ffmpeg_path)
-                    hit = executor._cached(cache, key, job, started) if key is not None else None
-                    if hit is not None:
-                        outcomes[index] = hit
-                        continue
-            except VmafxError as exc:  # this distorted alone: missing, empty, outside the roots, ...
+            except VmafxError as exc:  # this distorted alone: empty, the wrong size for its raw geometry
                 outcomes[index] = exc
                 continue
-            pending.append((index, job, prepared, backend[0].name, dis_raw, key))
+            ready[index] = prepared
+        keys = _cache_keys(cache, jobs, options, reference, ready, ffmpeg_path)
+        pending: list[tuple[int, Job, PreparedInput, str, Any, str | None]] = []
+        for index, prepared in ready.items():
+            key = keys.get(index)
+            hit = executor._cached(cache, key, jobs[index], started) if cache is not None and key else None
+            if hit is not None:
+                outcomes[index] = hit
+                continue
+            pending.append((index, jobs[index], prepared, chosen[index][2][0].name, chosen[index][1], key))
         interrupts.check()
         requests = [ScoreRequest(reference=reference, distorted=prepared, reference_raw=raws["reference"],
                                  distorted_raw=dis_raw, options=options, alignment=first.alignment, ffmpeg=ffmpeg_path,
@@ -131,6 +143,53 @@ def run_group(jobs: Sequence[Job], options: Any, plugins: Plugins, *, ffmpeg: st
     for index in alone:  # scored again on its own: its result, or exactly its own run's error
         outcomes[index] = _one_by_one([jobs[index]], options, plugins, ffmpeg, progress, cancelled, cache)[0]
     return [outcomes[i] for i in range(len(jobs))]
+
+
+def _prepare_group(stack: contextlib.ExitStack, ref_request: InputRequest, ref_backend: Sequence[StorageBackend],
+                   chosen: dict[int, tuple[InputRequest, Any, Sequence[StorageBackend]]], context: PrepareContext,
+                   retries: int) -> tuple[PreparedInput, dict[int, PreparedInput | VmafxError]]:
+    """The reference and each distorted prepared: all in one preparation (one rclone server for a
+    bucket, as a pair's two inputs share one) when they go to one backend and none fails; else the
+    reference alone (its failure fails the group) and each distorted alone, so that one that is
+    missing gets its own error and the others are still scored."""
+    if chosen and all(b[0].name == ref_backend[0].name for _, _, b in chosen.values()):
+        attempt = contextlib.ExitStack()
+        try:
+            got = executor.prepare_all(attempt, [ref_request, *(r for r, _, _ in chosen.values())],
+                                       [ref_backend[0]] * (len(chosen) + 1), context, 0)
+        except VmafxError as exc:
+            attempt.close()
+            if interrupts.pending() is not None or isinstance(exc, Interrupted):
+                raise
+            log.info("preparing the group's inputs together failed (%s); preparing each alone", exc)
+        else:
+            stack.enter_context(attempt)
+            return got[0], dict(zip(chosen, got[1:], strict=True))
+    reference = executor.prepare_all(stack, [ref_request], ref_backend, context, retries)[0]
+    distorted: dict[int, PreparedInput | VmafxError] = {}
+    for index, (request, _, backend) in chosen.items():
+        try:
+            distorted[index] = executor.prepare_all(stack, [request], backend, context, retries)[0]
+        except VmafxError as exc:
+            if interrupts.pending() is not None or isinstance(exc, Interrupted):
+                raise
+            distorted[index] = exc
+    return reference, distorted
+
+
+def _cache_keys(cache: ResultCache | None, jobs: Sequence[Job], options: Any, reference: PreparedInput,
+                ready: dict[int, PreparedInput], ffmpeg: str) -> dict[int, str | None]:
+    """Each job's cache key; the identities (an `rclone lsjson` each for an object) looked up at
+    once, the reference's once for all."""
+    if cache is None or not ready:
+        return {}
+    from concurrent.futures import ThreadPoolExecutor
+
+    inputs = [reference, *ready.values()]
+    with ThreadPoolExecutor(max_workers=min(8, len(inputs)), thread_name_prefix="vmafx-identity") as pool:
+        identities = list(pool.map(executor._identity, inputs))
+    return {index: make_key(jobs[index], options, [identities[0], identity], ffmpeg)
+            for index, identity in zip(ready, identities[1:], strict=True)}
 
 
 def _one_by_one(jobs: Sequence[Job], options: Any, plugins: Plugins, ffmpeg: str | None,
