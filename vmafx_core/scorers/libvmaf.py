@@ -16,9 +16,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
-import threading
-import time
 from collections.abc import Sequence
 from typing import Any, NewType
 
@@ -28,20 +25,15 @@ from vmafx_core import alignment, hookimpl, tempdirs
 from vmafx_core.alignment import SIGNATURE_FILTER, Plan
 from vmafx_core.errors import BadInput, JobFailed
 from vmafx_core.features import FEATURES, FeatureChoice, parse_feature
-from vmafx_core.ffmpeg import InputArgs, StreamInfo, probe, require_libvmaf
+from vmafx_core.ffmpeg import StreamInfo, probe, require_libvmaf
 from vmafx_core.job import NonNegativeInt, PositiveInt, converter
 from vmafx_core.models import ModelChoice, metric_names, parse_models
-from vmafx_core.process import Child
 from vmafx_core.supervise import (
-    DECODED_RE,
-    TRUNCATED_RE,
-    Progress,
     check_declared_frames,
     last_error,
     probe_both,
     run_scoring,
     strip_prefix,
-    watch,
 )
 from vmafx_core.types import ScoreOutput, Scorer, ScoreRequest
 
@@ -413,42 +405,15 @@ def score_group(requests: Sequence[ScoreRequest]) -> list[ScoreOutput | Exceptio
         outputs: list[str] = []
         for i in range(n):
             outputs += ["-map", f"[scored{i}]", "-f", "null", "-"]
-        decoded: dict[int, int] = {}
-        cut_short: list[str] = []
         vmaf_errors: list[str] = []
 
         def on_line(line: str) -> None:
-            m = DECODED_RE.search(line)
-            if m:
-                decoded[int(m.group(1))] = int(m.group(2))
-            elif _LIBVMAF_ERROR_RE.search(line):
+            if _LIBVMAF_ERROR_RE.search(line):
                 vmaf_errors.append(strip_prefix(line))
-            elif TRUNCATED_RE.search(line):
-                cut_short.append(line.strip())
 
-        expected = ref_info.expected_frames
-        if first.reference_raw is not None and first.reference.size:
-            expected = first.reference.size // first.reference_raw.frame_bytes
-        progress = Progress(expected, first.progress, False)
-        with contextlib.ExitStack() as inputs:
-            ref_in = inputs.enter_context(InputArgs(first.reference, first.reference_raw))
-            dis_ins = [inputs.enter_context(InputArgs(r.distorted, r.distorted_raw)) for r in requests]
-            argv = [ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "verbose", "-xerror",
-                    "-progress", "pipe:1", *ref_in.args, *(a for d in dis_ins for a in d.args),
-                    "-filter_complex", graph, *outputs]
-            started = time.monotonic()
-            child = Child(argv, name="ffmpeg", pass_fds=[*ref_in.pass_fds, *(f for d in dis_ins for f in d.pass_fds)],
-                          stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
-                          secrets=[*first.reference.secrets, *(s for r in requests for s in r.distorted.secrets)],
-                          on_stderr_line=on_line, tail_lines=60)
-        with child:
-            assert child.proc.stdout is not None
-            pump = threading.Thread(target=progress.pump, args=(child.proc.stdout,), daemon=True)
-            pump.start()
-            code = watch(child, progress, first.stall_timeout, first.deadline,
-                         [first.reference, *(r.distorted for r in requests)], first.cancelled)
-            pump.join(timeout=2)
-        elapsed = time.monotonic() - started
+        run = run_scoring(first, ref_info, graph, outputs, on_line=on_line,
+                          more_distorted=[(r.distorted, r.distorted_raw) for r in requests[1:]])
+        code, decoded, cut_short, child, elapsed = run.code, run.decoded, run.cut_short, run.child, run.elapsed
         if cut_short:
             raise JobFailed(f"an input was cut off while reading ({cut_short[0]}); no score is reported",
                             detail=child.tail(15))
