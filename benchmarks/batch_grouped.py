@@ -34,8 +34,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from benchmarks.grouped import _ffmpeg
 from tests.integration.s3server import RunningServer, docker_problem
-from vmafx_core.ffmpeg import find_ffmpeg
 
 PATTERNS = ("testsrc2", "mandelbrot", "smptehdbars", "rgbtestsrc")
 
@@ -51,6 +51,11 @@ class CountingProxy(http.server.ThreadingHTTPServer):
         self.upstream = upstream
         self.sent: dict[str, int] = {}
         self.lock = threading.Lock()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A reader that went away (ffmpeg done, rclone closing a range) is no error here."""
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            super().handle_error(request, client_address)
 
     def count(self, key: str, n: int) -> None:
         with self.lock:
@@ -97,10 +102,6 @@ class _Forward(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
         pass
-
-
-def _ffmpeg(*args: str) -> None:
-    subprocess.run([find_ffmpeg(), "-hide_banner", "-nostdin", "-v", "error", "-y", *args], check=True)
 
 
 def make_media(folder: Path, size: str, seconds: float, rungs: int) -> dict[str, list[Path]]:
