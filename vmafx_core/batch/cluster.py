@@ -93,22 +93,24 @@ def worker_cache(setting: CacheSetting) -> ResultCache | None:
 
 
 def worker_group_size(client: Any, threads_per_job: int | None) -> int:
-    """The default group size for this cluster: what its smallest worker's slot can hold."""
-    from vmafx_core.batch.grouping import MAX_DEFAULT_GROUP, default_group_size
+    """The default group size for this cluster: what a task slot of its smallest worker can hold.
+
+    A worker's memory is its `--memory-limit`, or else (and at most) what its machine or cgroup
+    has available, asked of the worker itself.
+    """
+    from vmafx_core.batch.grouping import MAX_DEFAULT_GROUP, available_memory, default_group_size
 
     try:
-        workers = client.scheduler_info()["workers"].values()
-    except Exception as exc:  # an old scheduler, or one that went away: the plain default
-        log.info("could not ask the scheduler about its workers: %s", exc)
+        workers = client.scheduler_info()["workers"]
+        free = client.run(available_memory)  # address -> bytes, run on every worker
+    except Exception as exc:  # an old scheduler, a worker without vmafx: the plain default
+        log.info("could not ask the workers about their memory: %s", exc)
         return MAX_DEFAULT_GROUP
     sizes = []
-    for w in workers:
+    for address, w in workers.items():
         slots = int(w.get("nthreads") or 1)
-        memory = w.get("memory_limit") or None  # 0: no limit set, then the machine's memory
-        if memory is None:
-            memory = (w.get("metrics") or {}).get("host_memory") or None  # older versions leave it out
-        threads = threads_per_job or max(1, int(w.get("nthreads") or 1))
-        sizes.append(default_group_size(slots, threads, int(memory) if memory else None))
+        limits = [m for m in (w.get("memory_limit"), free.get(address)) if m]
+        sizes.append(default_group_size(slots, threads_per_job or 1, int(min(limits)) if limits else None))
     return min(sizes) if sizes else MAX_DEFAULT_GROUP
 
 
