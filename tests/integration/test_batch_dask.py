@@ -276,10 +276,10 @@ def test_cluster_groups_by_reference_and_its_workers_use_the_cache(dask_cluster:
                    str(source))
         s3_server.put_file(bucket, f"{ref}.mkv", source)
         for crf in (26, 32, 40):
-            rung = folder / f"{ref}{crf}.mkv"
-            ffmpeg_run("-i", str(source), "-c:v", "libx264", "-crf", str(crf), str(rung))
-            s3_server.put_file(bucket, rung.name, rung)
-            keys.append((ref, rung.name))
+            encode = folder / f"{ref}{crf}.mkv"
+            ffmpeg_run("-i", str(source), "-c:v", "libx264", "-crf", str(crf), str(encode))
+            s3_server.put_file(bucket, encode.name, encode)
+            keys.append((ref, encode.name))
     s3 = f"s3://{bucket}"
     jobs = write_jobs(tmp_path / "jobs.jsonl", [
         *(pair(f"{s3}/{ref}.mkv", f"{s3}/{rung}", rung) for ref, rung in keys),
