@@ -83,6 +83,7 @@ def run_batch(jobs_file: Path, out: Path, config: Config, address: str | None) -
     """Wall seconds of one `vmafx batch` over the whole batch; every job must end ok."""
     argv = [sys.executable, "-m", "vmafx_core", "batch", str(jobs_file), "--out", str(out), "--no-progress",
             "--no-cache",  # throughput of scoring, not of the result cache
+            "--group-size", "1",  # one job per pass: the batch's jobs are one pair repeated
             "--threads-per-job", str(config.threads_per_job)]
     argv += ["--cluster", address] if address else ["--jobs", str(config.workers)]
     started = time.perf_counter()

@@ -19,7 +19,8 @@ All of these are hashed (SHA-256) into the key; an entry is one JSON file
 entry that cannot be read, is not JSON, or does not hold what it should is a miss with a warning,
 never an error. The folder is `$VMAFX_CACHE_DIR/results` (default `~/.cache/vmafx/results`) or
 what `--cache-dir` says. `vmafx run` uses the cache with `--cache`; `vmafx batch` uses it unless
-`--no-cache` is given (or `VMAFX_RESULT_CACHE=off` is set).
+`--no-cache` is given (or `VMAFX_RESULT_CACHE=off` is set); on a Dask cluster each worker uses the
+`--cache-dir` folder (as a path on the worker) or else its own default (`batch_setting`).
 """
 
 from __future__ import annotations
@@ -183,6 +184,14 @@ _process_default: ResultCache | None = None
 def set_process_default(cache: ResultCache | None) -> None:
     global _process_default
     _process_default = cache
+
+
+def batch_setting() -> str | None:
+    """The batch's cache as a Dask worker should use it: None (off), "" (the worker's own default
+    folder) or the folder `--cache-dir` named."""
+    if process_default() is None:
+        return None
+    return _batch_folder or ""
 
 
 def _batch_flag(ctx: click.Context, param: click.Parameter, value: Any) -> None:

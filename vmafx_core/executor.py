@@ -306,18 +306,26 @@ def _saving(backend: StorageBackend, destination: str, context: PrepareContext) 
 
 def _prepare(stack: contextlib.ExitStack, requests: Sequence[InputRequest], backends: Sequence[StorageBackend],
              context: PrepareContext, retries: int) -> dict[str, PreparedInput]:
-    """Hand each backend all the inputs it serves, at once; keep the results by role.
+    """Hand each backend all the inputs it serves, at once; keep the results by role (`prepare_all`)."""
+    return {r.role: p for r, p in zip(requests, prepare_all(stack, requests, backends, context, retries), strict=True)}
+
+
+def prepare_all(stack: contextlib.ExitStack, requests: Sequence[InputRequest], backends: Sequence[StorageBackend],
+                context: PrepareContext, retries: int) -> list[PreparedInput]:
+    """Hand each backend all the inputs it serves, at once; the prepared inputs in the requests' order.
 
     A `JobFailed` or `Unreachable` while preparing (a server that did not come up, a store that did
     not answer) may be passing, so it is retried `retries` times with a growing pause, as long as
     the preparation's deadline (`limits.prepare_timeout`, all attempts together) leaves time for
     another attempt; a user's mistake (`BadInput`) or a missing tool (`EnvironmentMissing`) is not.
     """
-    groups: dict[str, tuple[StorageBackend, list[InputRequest]]] = {}
-    for request, backend in zip(requests, backends, strict=True):
-        groups.setdefault(backend.name, (backend, []))[1].append(request)
-    prepared: dict[str, PreparedInput] = {}
-    for backend, group in groups.values():
+    groups: dict[str, tuple[StorageBackend, list[InputRequest], list[int]]] = {}
+    for index, (request, backend) in enumerate(zip(requests, backends, strict=True)):
+        entry = groups.setdefault(backend.name, (backend, [], []))
+        entry[1].append(request)
+        entry[2].append(index)
+    prepared: dict[int, PreparedInput] = {}  # by position: roles repeat when several distorted share a pass
+    for backend, group, positions in groups.values():
         log.debug("storage %s prepares %s", backend.name, ", ".join(r.uri for r in group))
         for attempt in range(retries + 1):
             interrupts.check()
@@ -337,9 +345,8 @@ def _prepare(stack: contextlib.ExitStack, requests: Sequence[InputRequest], back
                 time.sleep(pause)
         if len(results) != len(group):
             raise JobFailed(f"storage {backend.name!r} prepared {len(results)} inputs for {len(group)} requests")
-        for request, result in zip(group, results, strict=True):
-            prepared[request.role] = result
-    return prepared
+        prepared.update(zip(positions, results, strict=True))
+    return [prepared[i] for i in range(len(requests))]
 
 
 def check_allowed(requests: Sequence[InputRequest], backends: Sequence[StorageBackend], roots: Sequence[str],

@@ -15,19 +15,19 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import attrs
 
 from vmafx_core import executor, interrupts
-from vmafx_core.cache import make_key, process_default
-from vmafx_core.errors import BadInput, VmafxError
+from vmafx_core.cache import ResultCache, make_key, process_default
+from vmafx_core.errors import BadInput, Interrupted, VmafxError
 from vmafx_core.ffmpeg import find_ffmpeg
 from vmafx_core.job import Job
 from vmafx_core.plugins import Plugins
 from vmafx_core.result import Result
-from vmafx_core.types import InputRequest, PrepareContext, PreparedInput, ScoreRequest
+from vmafx_core.types import InputRequest, PrepareContext, PreparedInput, ScoreRequest, StorageBackend
 
 log = logging.getLogger(__name__)
 
@@ -35,13 +35,18 @@ Outcome = tuple[Result, Sequence[dict[str, float]]] | VmafxError
 
 
 def run_group(jobs: Sequence[Job], options: Any, plugins: Plugins, *, ffmpeg: str | None = None,
-              progress: executor.ProgressFn | None = None) -> list[Outcome]:
-    """Score jobs that share their reference; one result or error per job, in order."""
+              progress: executor.ProgressFn | None = None, cancelled: Callable[[], bool] | None = None,
+              cache: ResultCache | None = None) -> list[Outcome]:
+    """Score jobs that share their reference; one result or error per job, in order.
+
+    `cancelled` and `cache` are `executor.run_job`'s: a cached member is answered before the pass,
+    which scores only the others.
+    """
     first = jobs[0]
     if any(attrs.evolve(j, distorted=None, id=None) != attrs.evolve(first, distorted=None, id=None) for j in jobs):
         raise BadInput("jobs scored as a group must differ only in their distorted")
     if first.scorer_name != "libvmaf" or first.encode is not None or first.ladder or len(jobs) == 1:
-        return _one_by_one(jobs, options, plugins, ffmpeg, progress)
+        return _one_by_one(jobs, options, plugins, ffmpeg, progress, cancelled, cache)
     from vmafx_core.scorers.libvmaf import NotGroupable, score_group
 
     started = time.monotonic()
@@ -53,15 +58,15 @@ def run_group(jobs: Sequence[Job], options: Any, plugins: Plugins, *, ffmpeg: st
     ref_request = InputRequest("reference", first.reference.uri, raws["reference"])
     limits = first.limits
     deadline = started + limits.timeout if limits.timeout else None
-    cache = process_default()
+    cache = cache if cache is not None else process_default()
+    should_stop = executor._cancel_check(cancelled)
     with contextlib.ExitStack() as stack:
         context = PrepareContext(options=dict(first.storage_options), ready_timeout=limits.prepare_timeout,
                                  deadline=time.monotonic() + limits.prepare_timeout)
         ref_backend = plugins.choose_storage([ref_request.uri], first.storage, dict(first.storage_options))
         if first.allow_roots:
             executor.check_allowed([ref_request], ref_backend, first.allow_roots, plugins)
-        reference = executor._prepare(stack, [ref_request], ref_backend, context, limits.prepare_retries)["reference"]
-        pending: list[tuple[int, Job, PreparedInput, str, Any, str | None]] = []
+        chosen: dict[int, tuple[InputRequest, Any, Sequence[StorageBackend]]] = {}
         for index, job in enumerate(jobs):
             assert job.distorted is not None
             dis_raw = job.distorted.raw.to_raw() if job.distorted.raw else None
@@ -70,29 +75,42 @@ def run_group(jobs: Sequence[Job], options: Any, plugins: Plugins, *, ffmpeg: st
                 backend = plugins.choose_storage([request.uri], job.storage, dict(job.storage_options))
                 if job.allow_roots:
                     executor.check_allowed([request], backend, job.allow_roots, plugins)
-                prepared = executor._prepare(stack, [request], backend, context, limits.prepare_retries)["distorted"]
-                for p, raw in ((reference, raws["reference"]), (prepared, dis_raw)):
+            except VmafxError as exc:  # this distorted alone: outside the roots, no backend, ...
+                outcomes[index] = exc
+                continue
+            chosen[index] = (request, dis_raw, backend)
+        reference, distorted = _prepare_group(stack, ref_request, ref_backend, chosen, context, limits.prepare_retries)
+        for index, got in list(distorted.items()):
+            if isinstance(got, VmafxError):  # this distorted alone: missing, unreadable, ...
+                outcomes[index] = got
+                del distorted[index]
+        ready: dict[int, PreparedInput] = {}
+        for index, prepared in distorted.items():
+            assert isinstance(prepared, PreparedInput)
+            try:
+                for p, raw in ((reference, raws["reference"]), (prepared, chosen[index][1])):
                     if p.size == 0:
                         raise BadInput(f"{p.role} {p.display}: is empty (0 bytes)")
                     if raw is not None and p.size is not None:
                         executor._check_raw_size(p, raw)
-                key = None
-                if cache is not None:
-                    key = make_key(job, options, [executor._identity(reference), executor._identity(prepared)],
-                                   ffmpeg_path, plugins.scorer_release(job.scorer_name),
-                                   plugins.scorer(job.scorer_name).score.__module__)
-                    hit = executor._cached(cache, key, job, started) if key is not None else None
-                    if hit is not None:
-                        outcomes[index] = hit
-                        continue
-            except VmafxError as exc:  # this distorted alone: missing, empty, outside the roots, ...
+            except VmafxError as exc:  # this distorted alone: empty, the wrong size for its raw geometry
                 outcomes[index] = exc
                 continue
-            pending.append((index, job, prepared, backend[0].name, dis_raw, key))
+            ready[index] = prepared
+        keys = _cache_keys(cache, jobs, options, reference, ready, ffmpeg_path, plugins)
+        pending: list[tuple[int, Job, PreparedInput, str, Any, str | None]] = []
+        for index, prepared in ready.items():
+            key = keys.get(index)
+            hit = executor._cached(cache, key, jobs[index], started) if cache is not None and key else None
+            if hit is not None:
+                outcomes[index] = hit
+                continue
+            pending.append((index, jobs[index], prepared, chosen[index][2][0].name, chosen[index][1], key))
         interrupts.check()
         requests = [ScoreRequest(reference=reference, distorted=prepared, reference_raw=raws["reference"],
                                  distorted_raw=dis_raw, options=options, alignment=first.alignment, ffmpeg=ffmpeg_path,
-                                 progress=progress, stall_timeout=limits.stall_timeout, deadline=deadline)
+                                 progress=progress, stall_timeout=limits.stall_timeout, deadline=deadline,
+                                 cancelled=should_stop)
                      for _, _, prepared, _, dis_raw, _ in pending]
         prepared_at = time.monotonic()
         alone: list[int] = []
@@ -103,7 +121,7 @@ def run_group(jobs: Sequence[Job], options: Any, plugins: Plugins, *, ffmpeg: st
                 log.info("scoring the %d distorted one by one: %s", len(requests), why)
                 alone = [p[0] for p in pending]
             except VmafxError as exc:
-                if interrupts.pending() is not None:
+                if interrupts.pending() is not None or isinstance(exc, Interrupted):
                     raise
                 log.info("the shared pass failed (%s); scoring each distorted alone", exc)
                 alone = [p[0] for p in pending]
@@ -124,19 +142,70 @@ def run_group(jobs: Sequence[Job], options: Any, plugins: Plugins, *, ffmpeg: st
         else:
             alone = [p[0] for p in pending]
     for index in alone:  # scored again on its own: its result, or exactly its own run's error
-        outcomes[index] = _one_by_one([jobs[index]], options, plugins, ffmpeg, progress)[0]
+        outcomes[index] = _one_by_one([jobs[index]], options, plugins, ffmpeg, progress, cancelled, cache)[0]
     return [outcomes[i] for i in range(len(jobs))]
 
 
+def _prepare_group(stack: contextlib.ExitStack, ref_request: InputRequest, ref_backend: Sequence[StorageBackend],
+                   chosen: dict[int, tuple[InputRequest, Any, Sequence[StorageBackend]]], context: PrepareContext,
+                   retries: int) -> tuple[PreparedInput, dict[int, PreparedInput | VmafxError]]:
+    """The reference and each distorted prepared: all in one preparation (one rclone server for a
+    bucket, as a pair's two inputs share one) when they go to one backend and none fails; else the
+    reference alone (its failure fails the group) and each distorted alone, so that one that is
+    missing gets its own error and the others are still scored."""
+    if chosen and all(b[0].name == ref_backend[0].name for _, _, b in chosen.values()):
+        attempt = contextlib.ExitStack()
+        try:
+            got = executor.prepare_all(attempt, [ref_request, *(r for r, _, _ in chosen.values())],
+                                       [ref_backend[0]] * (len(chosen) + 1), context, 0)
+        except VmafxError as exc:
+            attempt.close()
+            if interrupts.pending() is not None or isinstance(exc, Interrupted):
+                raise
+            log.info("preparing the group's inputs together failed (%s); preparing each alone", exc)
+        else:
+            stack.enter_context(attempt)
+            return got[0], dict(zip(chosen, got[1:], strict=True))
+    reference = executor.prepare_all(stack, [ref_request], ref_backend, context, retries)[0]
+    distorted: dict[int, PreparedInput | VmafxError] = {}
+    for index, (request, _, backend) in chosen.items():
+        try:
+            distorted[index] = executor.prepare_all(stack, [request], backend, context, retries)[0]
+        except VmafxError as exc:
+            if interrupts.pending() is not None or isinstance(exc, Interrupted):
+                raise
+            distorted[index] = exc
+    return reference, distorted
+
+
+def _cache_keys(cache: ResultCache | None, jobs: Sequence[Job], options: Any, reference: PreparedInput,
+                ready: dict[int, PreparedInput], ffmpeg: str, plugins: Plugins) -> dict[int, str | None]:
+    """Each job's cache key; the identities (an `rclone lsjson` each for an object) looked up at
+    once, the reference's once for all."""
+    if cache is None or not ready:
+        return {}
+    from concurrent.futures import ThreadPoolExecutor
+
+    inputs = [reference, *ready.values()]
+    with ThreadPoolExecutor(max_workers=min(8, len(inputs)), thread_name_prefix="vmafx-identity") as pool:
+        identities = list(pool.map(executor._identity, inputs))
+    name = jobs[0].scorer_name
+    release, module = plugins.scorer_release(name), plugins.scorer(name).score.__module__
+    return {index: make_key(jobs[index], options, [identities[0], identity], ffmpeg, release, module)
+            for index, identity in zip(ready, identities[1:], strict=True)}
+
+
 def _one_by_one(jobs: Sequence[Job], options: Any, plugins: Plugins, ffmpeg: str | None,
-                progress: executor.ProgressFn | None) -> list[Outcome]:
+                progress: executor.ProgressFn | None, cancelled: Callable[[], bool] | None = None,
+                cache: ResultCache | None = None) -> list[Outcome]:
     outcomes: list[Outcome] = []
     for job in jobs:
         interrupts.check()
         try:
-            outcomes.append(executor.run_job(job, options, plugins, ffmpeg=ffmpeg, progress=progress))
+            outcomes.append(executor.run_job(job, options, plugins, ffmpeg=ffmpeg, progress=progress,
+                                             cancelled=cancelled, cache=cache))
         except VmafxError as exc:
-            if interrupts.pending() is not None:
+            if interrupts.pending() is not None or isinstance(exc, Interrupted):
                 raise
             outcomes.append(exc)
     return outcomes

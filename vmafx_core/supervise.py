@@ -19,6 +19,7 @@ Messages name both the flag and the job-file field (a batch has no `--stall-time
 
 from __future__ import annotations
 
+import contextlib
 import re
 import subprocess
 import threading
@@ -31,9 +32,9 @@ import attrs
 from vmafx_core.errors import Interrupted, JobFailed
 from vmafx_core.ffmpeg import InputArgs, StreamInfo, probe
 from vmafx_core.process import Child
-from vmafx_core.types import DeclaredFrames, PreparedInput, ScoreRequest
+from vmafx_core.types import DeclaredFrames, PreparedInput, RawVideo, ScoreRequest
 
-DECODED_RE = re.compile(r"Input stream #(\d+):\d+ \(video\): .*?(\d+) frames decoded")
+DECODED_RE = re.compile(r"Input stream #(\d+):(\d+) \(video\): .*?(\d+) frames decoded")
 ENCODED_RE = re.compile(r"Output stream #(\d+):\d+ \(video\): (\d+) frames encoded")
 #: what ffmpeg says when an input ends before its end: over http, through a mount, or in a file
 TRUNCATED_RE = re.compile(r"Stream ends prematurely|partial file|Error during demuxing|"
@@ -185,6 +186,8 @@ class Supervised:
     cut_short: list[str]  #: ffmpeg's short-read lines
     child: Child
     elapsed: float
+    #: (input index, stream index) -> frames decoded: one input may carry several video streams
+    stream_decoded: dict[tuple[int, int], int] = attrs.field(factory=dict)
 
     def tail(self, lines: int | None = None) -> str:
         return self.child.tail(lines)
@@ -202,13 +205,20 @@ def expected_frames(request: ScoreRequest, ref: StreamInfo) -> tuple[int | None,
 
 def run_scoring(request: ScoreRequest, ref: StreamInfo, graph: str, outputs: list[str], *,
                 on_line: Callable[[str], None] | None = None, pass_fds: Sequence[int] = (),
-                started: Callable[[], None] | None = None) -> Supervised:
+                started: Callable[[], None] | None = None,
+                more_distorted: Sequence[tuple[PreparedInput, RawVideo | None]] = (),
+                only_input: PreparedInput | None = None) -> Supervised:
     """Run ffmpeg on the request's two inputs (reference as input 0, distorted as input 1) through
     `graph` into `outputs`, with progress, the stall/deadline/storage/cancel watchdog and ffmpeg's
     accounting read from its stderr. `on_line` sees every other stderr line (a filter's own errors);
-    `started` is called once the child holds `pass_fds`. Raises only for the watchdog's reasons: the
-    caller judges the exit code and the counts."""
+    `started` is called once the child holds `pass_fds`. `more_distorted` are further inputs (2, 3,
+    ...: several distorted against one reference in one pass), watched like the first.
+    `only_input` replaces them all: ffmpeg reads that one input (a pipe holding the reference and
+    every distorted as its streams: an encode ladder), while the request's inputs stay watched for
+    their storage's health. Raises only for the watchdog's reasons: the caller judges the exit code
+    and the counts."""
     decoded: dict[int, int] = {}
+    stream_decoded: dict[tuple[int, int], int] = {}
     encoded: dict[int, int] = {}
     cut_short: list[str] = []
 
@@ -216,7 +226,8 @@ def run_scoring(request: ScoreRequest, ref: StreamInfo, graph: str, outputs: lis
         m = DECODED_RE.search(text)
         e = ENCODED_RE.search(text)
         if m:
-            decoded[int(m.group(1))] = int(m.group(2))
+            stream_decoded[(int(m.group(1)), int(m.group(2)))] = int(m.group(3))
+            decoded.setdefault(int(m.group(1)), int(m.group(3)))  # an input's first video stream
         elif e:
             encoded[int(e.group(1))] = int(e.group(2))
         elif TRUNCATED_RE.search(text):
@@ -226,16 +237,21 @@ def run_scoring(request: ScoreRequest, ref: StreamInfo, graph: str, outputs: lis
 
     expected, estimated = expected_frames(request, ref)
     progress = Progress(expected, request.progress, estimated)
-    with InputArgs(request.reference, request.reference_raw) as ref_in, \
-            InputArgs(request.distorted, request.distorted_raw) as dis_in:
+    inputs = [(request.reference, request.reference_raw), (request.distorted, request.distorted_raw),
+              *more_distorted]
+    watched = [prepared for prepared, _ in inputs]
+    if only_input is not None:
+        inputs = [(only_input, None)]
+    stdin = next((p.stdin_fd for p, _ in inputs if p.stdin_fd is not None), None)
+    with contextlib.ExitStack() as opened:
+        args = [opened.enter_context(InputArgs(prepared, raw)) for prepared, raw in inputs]
         argv = [request.ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "verbose", "-xerror",
-                "-progress", "pipe:1", *ref_in.args, *dis_in.args, "-filter_complex", graph, *outputs]
+                "-progress", "pipe:1", *(a for one in args for a in one.args), "-filter_complex", graph, *outputs]
         began = time.monotonic()
-        child = Child(argv, name="ffmpeg", pass_fds=[*ref_in.pass_fds, *dis_in.pass_fds, *pass_fds],
+        child = Child(argv, name="ffmpeg", pass_fds=[*(fd for one in args for fd in one.pass_fds), *pass_fds],
                       stdout=subprocess.PIPE,
-                      stdin=request.distorted.stdin_fd if request.distorted.stdin_fd is not None
-                      else subprocess.DEVNULL,
-                      secrets=[*request.reference.secrets, *request.distorted.secrets],
+                      stdin=stdin if stdin is not None else subprocess.DEVNULL,
+                      secrets=[s for prepared in [*watched, *(p for p, _ in inputs)] for s in prepared.secrets],
                       on_stderr_line=line, tail_lines=60)
         if started is not None:
             started()
@@ -243,7 +259,6 @@ def run_scoring(request: ScoreRequest, ref: StreamInfo, graph: str, outputs: lis
         assert child.proc.stdout is not None
         pump = threading.Thread(target=progress.pump, args=(child.proc.stdout,), daemon=True)
         pump.start()
-        code = watch(child, progress, request.stall_timeout, request.deadline,
-                     [request.reference, request.distorted], request.cancelled)
+        code = watch(child, progress, request.stall_timeout, request.deadline, watched, request.cancelled)
         pump.join(timeout=2)
-    return Supervised(code, decoded, encoded, cut_short, child, time.monotonic() - began)
+    return Supervised(code, decoded, encoded, cut_short, child, time.monotonic() - began, stream_decoded)

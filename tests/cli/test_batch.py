@@ -212,7 +212,9 @@ def wait_for_lines(path: Path, count: int, proc: subprocess.Popen[str], timeout:
 def test_interrupted_batch_keeps_finished_results_and_resumes(hd_clip: Path, tmp_path: Path, sig: int) -> None:
     jobs = write_jobs(tmp_path / "jobs.jsonl", [pair(hd_clip, hd_clip, f"job-{i}") for i in range(6)])
     results = tmp_path / "results.jsonl"
-    argv = [sys.executable, "-m", "vmafx_core", "batch", str(jobs), "--out", str(results), "--jobs", "2"]
+    # one job per pass: grouped, the six identical jobs would end (and be written) together
+    argv = [sys.executable, "-m", "vmafx_core", "batch", str(jobs), "--out", str(results), "--jobs", "2",
+            "--group-size", "1"]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     wait_for_lines(results, 1, proc)
     deadline = time.monotonic() + 30

@@ -22,7 +22,7 @@ import pytest
 
 from testkit import leftovers
 from testkit.cli import run_vmafx
-from testkit.media import Media, clip_720p
+from testkit.media import Media, clip_720p, ffmpeg_run
 from testkit.procs import alive
 from testkit.s3server import S3Server
 from tests.cli.test_batch import by_id, pair, read_results, scoring_children, wait_for_lines, write_jobs
@@ -197,8 +197,10 @@ def test_local_batch_interrupted_with_remote_jobs_resumes(s3_server: S3Server, b
     results = tmp_path / "results.jsonl"
     env = {**os.environ, **s3_server.rclone_env()}
     rclone_before = leftovers.rclone_pids()
+    # one job per pass (--group-size 1): grouped, the six identical jobs would end together
     proc = subprocess.Popen([sys.executable, "-m", "vmafx_core", "batch", str(jobs), "--out", str(results),
-                             "--jobs", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                             "--jobs", "2", "--group-size", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env)
     wait_for_lines(results, 1, proc)
     deadline = time.monotonic() + 30
     while not scoring_children(proc.pid) and time.monotonic() < deadline:
@@ -221,7 +223,7 @@ def test_cluster_batch_interrupted_resumes(dask_cluster: DaskCluster, hd_pair: P
     jobs = write_jobs(tmp_path / "jobs.jsonl", [pair(hd_pair, hd_pair, f"job-{i}") for i in range(8)])
     results = tmp_path / "results.jsonl"
     argv = [sys.executable, "-m", "vmafx_core", "batch", str(jobs), "--out", str(results),
-            "--cluster", dask_cluster.address]
+            "--cluster", dask_cluster.address, "--group-size", "1"]  # one job per task: lines one by one
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     wait_for_lines(results, 1, proc)
     proc.send_signal(signal.SIGINT)
@@ -260,3 +262,60 @@ def test_cancelled_cluster_batch_stops_the_jobs_running_on_workers(dask_cluster:
     assert dask_cluster.worker_running_a_job() is None, "a cancelled job kept scoring on a worker"
     assert all(w.poll() is None for w in dask_cluster.workers), "a worker died instead of stopping the job"
     assert not results.exists() or not read_results(results)
+
+
+def test_cluster_groups_by_reference_and_its_workers_use_the_cache(dask_cluster: DaskCluster, s3_server: S3Server,
+                                                                   bucket: str, tmp_path: Path) -> None:
+    """Jobs of one S3 reference scored in one pass on a worker, equal to job by job; the second run
+    is answered from the cache folder the batch names, on the workers."""
+    folder = tmp_path / "media"
+    folder.mkdir()
+    keys = []
+    for ref, pattern in (("a", "testsrc2"), ("b", "smptehdbars")):
+        source = folder / f"{ref}.mkv"
+        ffmpeg_run("-f", "lavfi", "-i", f"{pattern}=size=320x180:rate=25:duration=2", "-c:v", "libx264", "-crf", "8",
+                   str(source))
+        s3_server.put_file(bucket, f"{ref}.mkv", source)
+        for crf in (26, 32, 40):
+            encode = folder / f"{ref}{crf}.mkv"
+            ffmpeg_run("-i", str(source), "-c:v", "libx264", "-crf", str(crf), str(encode))
+            s3_server.put_file(bucket, encode.name, encode)
+            keys.append((ref, encode.name))
+    s3 = f"s3://{bucket}"
+    jobs = write_jobs(tmp_path / "jobs.jsonl", [
+        *(pair(f"{s3}/{ref}.mkv", f"{s3}/{rung}", rung) for ref, rung in keys),
+        pair(f"{s3}/a.mkv", f"{s3}/missing.mkv", "missing"),
+    ])
+    alone_out, grouped_out, again_out = (tmp_path / f"{n}.jsonl" for n in ("alone", "grouped", "again"))
+    cache = tmp_path / "cache"  # a path on the workers: here the same machine, so one cache for both
+    alone = run_vmafx("batch", str(jobs), "--out", str(alone_out), "--group-size", "1", "--no-cache",
+                      env=s3_server.rclone_env())
+    assert alone.code == 1, alone.stderr
+    on = {"VMAFX_RESULT_CACHE": "on"}
+    grouped = run_vmafx("batch", str(jobs), "--out", str(grouped_out), "--cluster", dask_cluster.address,
+                        "--cache-dir", str(cache), env=on)
+    assert grouped.code == 1, grouped.stderr
+    assert "Traceback" not in grouped.stderr
+    here, there = by_id(read_results(alone_out)), by_id(read_results(grouped_out))
+    assert sorted(here) == sorted(there) and len(there) == 7
+    for job_id in here:
+        assert _comparable(there[job_id]) == _comparable(here[job_id]), job_id
+    assert there["missing"]["status"] == "failed" and "no such object" in there["missing"]["error"]
+    for _, rung in keys:
+        # a's missing one failed before its pass: three in each
+        assert there[rung]["provenance"]["group"]["size"] == 3, rung
+        assert there[rung]["cache"]["hit"] is False
+    assert list(cache.glob("*/*.json")), "the workers kept nothing in the cache folder"
+
+    again = run_vmafx("batch", str(jobs), "--out", str(again_out), "--cluster", dask_cluster.address,
+                      "--cache-dir", str(cache), env=on)
+    assert again.code == 1, again.stderr
+    second = by_id(read_results(again_out))
+    assert all(second[rung]["cache"]["hit"] is True for _, rung in keys)
+    assert all(second[rung]["metrics"] == there[rung]["metrics"] for _, rung in keys)
+    assert second["missing"]["status"] == "failed"
+    # --no-cache turns it off on the workers as well
+    off = run_vmafx("batch", str(jobs), "--out", str(tmp_path / "off.jsonl"), "--cluster", dask_cluster.address,
+                    "--cache-dir", str(cache), "--no-cache", env=on)
+    assert off.code == 1, off.stderr
+    assert all("cache" not in r or r["cache"] is None for r in read_results(tmp_path / "off.jsonl"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -50,3 +51,21 @@ def test_an_object_uploaded_again_with_the_same_size_is_a_miss(s3_server: Any, b
     fourth = run_vmafx(*argv, env=env)
     assert fourth.code != 0 or (fourth.json()["cache"]["hit"] is False
                                 and fourth.json()["metrics"] != first["metrics"])
+
+
+def test_identities_listed_together_equal_each_one_asked_alone(s3_server: Any, bucket: str, media: Media) -> None:
+    """A group's objects are looked up in one rclone process; the identities (hence the cache keys)
+    are the very ones a job scored alone gets, so grouped and single runs share their entries."""
+    from vmafx_rclone_common.settings import RcloneSettings
+
+    for key in ("g/ref.mp4", "g/dis.mp4", "g/ref copy #1.mp4", "other/dis.mp4"):
+        s3_server.put_file(bucket, key, media.ref if "ref" in key else media.dis)
+    settings = RcloneSettings.from_options({}, {**os.environ, **s3_server.rclone_env()})
+    targets = [settings.resolve(f"s3://{bucket}/{k}") for k in ("g/ref.mp4", "g/dis.mp4", "g/ref copy #1.mp4",
+                                                                 "other/dis.mp4", "g/missing.mp4")]
+    together = settings.identities(targets, 30)
+    got = [together(t) for t in targets]
+    alone = [settings.identity(t, 30) for t in targets]
+    assert got == alone
+    assert all(got[:4]) and got[4] is None
+    assert together._listed is not None and sorted(together._listed) == sorted(t.spec for t in targets[:3])

@@ -1,4 +1,10 @@
-"""`vmafx batch --cluster`: the same batch, one Dask task per job, on a distributed scheduler.
+"""`vmafx batch --cluster`: the same batch, one Dask task per unit of jobs, on a distributed scheduler.
+
+A unit is one job, or jobs of one reference scored in one pass (`grouping.units`); a task returns
+one outcome per job of its unit. Each worker uses the result cache the batch names: `--cache-dir
+DIR` is that folder on every worker (a shared file system makes it one cache for the cluster),
+without it each worker's own default (`$VMAFX_CACHE_DIR/results` in the worker's environment);
+`--no-cache` turns it off on the workers too.
 
 Dask does the hard parts: it places tasks on workers, and when a worker is lost it runs that
 worker's tasks again elsewhere. Each worker runs a job with its own installed plugins, ffmpeg and
@@ -26,12 +32,15 @@ if TYPE_CHECKING:
     from vmafx_core.batch.jobsfile import Entry
     from vmafx_core.batch.progress import BatchProgress
     from vmafx_core.batch.results import Outcome, RecordFn
+    from vmafx_core.cache import ResultCache
 
 log = logging.getLogger(__name__)
 
 MISSING = "--cluster needs the dask extra: pip install 'vmafx[dask]'"
 #: how long the client waits for the scheduler to answer at the start
 CONNECT_TIMEOUT_S = 10.0
+#: how the client names the workers' result cache (see `run_task`)
+CacheSetting = str | None
 
 
 def require() -> None:
@@ -59,14 +68,50 @@ def worker_threads() -> int:
     return max(1, CPU_COUNT // slots)
 
 
-def run_task(line: int, data: Mapping[str, Any], *, threads_per_job: int | None = None,
-             ffmpeg: str | None = None) -> Outcome:
-    """Run one job on a Dask worker; always return an outcome dict (see `batch.task.execute`)."""
-    from vmafx_core.batch.task import execute
+def run_task(lines: Sequence[int], datas: Sequence[Mapping[str, Any]], *, threads_per_job: int | None = None,
+             ffmpeg: str | None = None, cache: CacheSetting = None) -> list[Outcome]:
+    """Run one unit of jobs (one job, or jobs of one reference scored in one pass) on a Dask worker;
+    always one outcome dict per job (see `batch.task.execute_group`).
+
+    `cache` says which result cache the worker uses: None, none; "" the worker's own default
+    ($VMAFX_CACHE_DIR/results there); else that folder on the worker.
+    """
+    from vmafx_core.batch.task import execute_group
 
     threads = threads_per_job or worker_threads()
-    return execute(data, origin=f"line {line}", threads_per_job=threads, ffmpeg=ffmpeg,
-                   cancelled=cancellation_check())
+    return execute_group([(f"line {line}", data) for line, data in zip(lines, datas, strict=True)],
+                         threads_per_job=threads, ffmpeg=ffmpeg, cancelled=cancellation_check(),
+                         cache=worker_cache(cache))
+
+
+def worker_cache(setting: CacheSetting) -> ResultCache | None:
+    from vmafx_core.cache import ResultCache, default_folder
+
+    if setting is None:
+        return None
+    return ResultCache(setting or default_folder())
+
+
+def worker_group_size(client: Any, threads_per_job: int | None) -> int:
+    """The default group size for this cluster: what a task slot of its smallest worker can hold.
+
+    A worker's memory is its `--memory-limit`, or else (and at most) what its machine or cgroup
+    has available, asked of the worker itself.
+    """
+    from vmafx_core.batch.grouping import MAX_DEFAULT_GROUP, available_memory, default_group_size
+
+    try:
+        workers = client.scheduler_info()["workers"]
+        free = client.run(available_memory)  # address -> bytes, run on every worker
+    except Exception as exc:  # an old scheduler, a worker without vmafx: the plain default
+        log.info("could not ask the workers about their memory: %s", exc)
+        return MAX_DEFAULT_GROUP
+    sizes = []
+    for address, w in workers.items():
+        slots = int(w.get("nthreads") or 1)
+        limits = [m for m in (w.get("memory_limit"), free.get(address)) if m]
+        sizes.append(default_group_size(slots, threads_per_job or 1, int(min(limits)) if limits else None))
+    return min(sizes) if sizes else MAX_DEFAULT_GROUP
 
 
 def cancellation_check() -> Callable[[], bool] | None:
@@ -115,9 +160,9 @@ def connect(address: str) -> Any:
         raise EnvironmentMissing(f"cannot reach the Dask scheduler at {address}: {exc}") from None
 
 
-def run_on_cluster(client: Any, entries: Sequence[Entry], record: RecordFn, progress: BatchProgress, *,
-                   threads_per_job: int | None, ffmpeg: str | None) -> None:
-    """Submit one task per job through `client` and record results as they complete.
+def run_on_cluster(client: Any, units: Sequence[Sequence[Entry]], record: RecordFn, progress: BatchProgress, *,
+                   threads_per_job: int | None, ffmpeg: str | None, cache: CacheSetting = None) -> None:
+    """Submit one task per unit of jobs through `client` and record results as they complete.
 
     On Ctrl-C or SIGTERM the client cancels its tasks; a job already running on a worker sees that
     within a fraction of a second (`cancellation_check`) and stops its processes there.
@@ -125,13 +170,14 @@ def run_on_cluster(client: Any, entries: Sequence[Entry], record: RecordFn, prog
     from distributed import as_completed
 
     run = secrets.token_hex(4)
-    futures = client.map(run_task, [e.line for e in entries], [e.data for e in entries],
-                         key=[task_key(e.id, run) for e in entries], pure=False,
-                         threads_per_job=threads_per_job, ffmpeg=ffmpeg)
-    pending = {future.key: (future, entry) for future, entry in zip(futures, entries, strict=True)}
+    futures = client.map(run_task, [[e.line for e in u] for u in units], [[e.data for e in u] for u in units],
+                         key=[task_key("\0".join(e.id for e in u), run) for u in units], pure=False,
+                         threads_per_job=threads_per_job, ffmpeg=ffmpeg, cache=cache)
+    pending = {future.key: (future, unit) for future, unit in zip(futures, units, strict=True)}
     completed = as_completed(futures, loop=client.loop)
     del futures
-    log.info("submitted %d jobs to %s", len(pending), client.scheduler.address)
+    log.info("submitted %d jobs as %d tasks to %s", sum(len(u) for u in units), len(pending),
+             client.scheduler.address)
     try:
         while not completed.is_empty():
             ready = completed.next_batch(block=False)
@@ -140,13 +186,14 @@ def run_on_cluster(client: Any, entries: Sequence[Entry], record: RecordFn, prog
                 time.sleep(0.2)
                 continue
             for future in ready:
-                _, entry = pending.pop(future.key)
+                _, unit = pending.pop(future.key)
                 try:
-                    outcome = future.result()
+                    outcomes = future.result()
                 except (Exception, asyncio.CancelledError) as exc:
-                    log.info("task of job %s failed: %r", entry.id, exc)
-                    outcome = lost(exc)
-                record(entry, outcome)
+                    log.info("task of job(s) %s failed: %r", ", ".join(e.id for e in unit), exc)
+                    outcomes = [lost(exc)] * len(unit)
+                for entry, outcome in zip(unit, outcomes, strict=True):
+                    record(entry, outcome)
                 future.release()
     except BaseException:
         if pending:

@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from vmafx_core import cache
+from vmafx_core.batch.grouping import available_memory, default_group_size, task_limit, units
 from vmafx_core.batch.jobsfile import Entry, read_jobs
 from vmafx_core.batch.local import cores, local_sizing, run_local
 from vmafx_core.batch.progress import BatchProgress
@@ -37,16 +38,21 @@ _CLUSTER_ADDRESS = re.compile(r"^(tcp|tls)://(\[[0-9a-fA-F:]+\]|[A-Za-z0-9_.-]+)
 
 
 def _run(runnable: Sequence[Entry], record: RecordFn, progress: BatchProgress, client: Any, *, jobs: int | None,
-         threads_per_job: int | None, ffmpeg: str | None, out: Path, total: int, known: Mapping[str, Known]) -> None:
+         threads_per_job: int | None, ffmpeg: str | None, out: Path, total: int, known: Mapping[str, Known],
+         group_size: int | None) -> None:
     """Run the jobs here or on the cluster; on Ctrl-C say what was kept before the error line."""
     try:
         if client is not None:
             from vmafx_core.batch import cluster as dask_cluster
-            dask_cluster.run_on_cluster(client, runnable, record, progress, threads_per_job=threads_per_job,
-                                       ffmpeg=ffmpeg)
+            size = group_size or dask_cluster.worker_group_size(client, threads_per_job)
+            dask_cluster.run_on_cluster(client, _units(runnable, size), record, progress,
+                                       threads_per_job=threads_per_job, ffmpeg=ffmpeg,
+                                       cache=cache.batch_setting())
         elif runnable:
             assert jobs is not None and threads_per_job is not None
-            run_local(runnable, record, progress, jobs=jobs, threads_per_job=threads_per_job, ffmpeg=ffmpeg)
+            size = group_size or default_group_size(jobs, threads_per_job, available_memory(), task_limit())
+            run_local(_units(runnable, size), record, progress, jobs=jobs, threads_per_job=threads_per_job,
+                      ffmpeg=ffmpeg)
     except BaseException:
         progress.close()
         ok = sum(1 for k in list(known.values()) if k.status == "ok")
@@ -56,9 +62,18 @@ def _run(runnable: Sequence[Entry], record: RecordFn, progress: BatchProgress, c
     progress.close()
 
 
+def _units(runnable: Sequence[Entry], size: int) -> list[list[Entry]]:
+    made = units(runnable, size)
+    grouped = sum(len(u) for u in made if len(u) > 1)
+    if grouped:
+        log.info("%d of %d jobs scored in %d shared passes (group size at most %d)", grouped, len(runnable),
+                 sum(1 for u in made if len(u) > 1), size)
+    return made
+
+
 def run_batch(jobs_file: Path, out: Path, *, jobs: int | None = None, threads_per_job: int | None = None,
               cluster: str | None = None, summary: Path | None = None, skip_failed: bool = False,
-              ffmpeg: str | None = None, show_progress: bool = False) -> ExitCode:
+              ffmpeg: str | None = None, show_progress: bool = False, group_size: int | None = None) -> ExitCode:
     """Run every job of `jobs_file` that has no result yet; return the batch's exit code."""
     if cluster is not None:
         if not _CLUSTER_ADDRESS.match(cluster):
@@ -114,7 +129,7 @@ def run_batch(jobs_file: Path, out: Path, *, jobs: int | None = None, threads_pe
                     record(entry, {"status": "failed", "error": f"line {entry.line}: {entry.problem}",
                                    "exit_code": int(ExitCode.BAD_INPUT)}, running=False)
             _run(runnable, record, progress, client, jobs=jobs, threads_per_job=threads_per_job, ffmpeg=ffmpeg,
-                 out=out, total=len(entries), known=known)
+                 out=out, total=len(entries), known=known, group_size=group_size)
     finally:
         writer.close()
         if summary is not None:
@@ -141,6 +156,10 @@ def run_batch(jobs_file: Path, out: Path, *, jobs: int | None = None, threads_pe
 @click.option("--cluster", metavar="tcp://HOST:PORT", help="Run the jobs on this Dask scheduler's workers.")
 @click.option("--skip-failed", is_flag=True, help="On resume, keep earlier failures instead of running them again.")
 @click.option("--ffmpeg", "ffmpeg_path", help="ffmpeg binary (on a cluster: its path on the workers).")
+@click.option("--group-size", type=click.IntRange(min=1),
+              help="Jobs that differ only in their distorted scored together in one pass over their reference, "
+                   "at most N per pass; 1: every job alone (default: what a job slot's memory holds, at most 8; "
+                   "README: Batches).")
 @click.option("--no-progress", is_flag=True, help="No progress bar even on a terminal.")
 @click.option("--report", "report_file", type=click.Path(path_type=Path, dir_okay=False),
               help="Also write an HTML report of every result in --out (needs the report extra).")
@@ -150,7 +169,7 @@ def run_batch(jobs_file: Path, out: Path, *, jobs: int | None = None, threads_pe
 @cache.batch_no_cache
 @cache.batch_cache_dir
 def batch(jobs_file: Path, out: Path, jobs: int | None, threads_per_job: int | None, summary: Path | None,
-          cluster: str | None, skip_failed: bool, ffmpeg_path: str | None, no_progress: bool,
+          cluster: str | None, skip_failed: bool, ffmpeg_path: str | None, group_size: int | None, no_progress: bool,
           report_file: Path | None, plugin_names: str | None) -> None:
     """Score every job of JOBS.jsonl (one `vmafx run --job` object per line) into --out.
 
@@ -169,7 +188,7 @@ def batch(jobs_file: Path, out: Path, jobs: int | None, threads_per_job: int | N
             require_extra()
         code = run_batch(jobs_file, out, jobs=jobs, threads_per_job=threads_per_job, cluster=cluster,
                          summary=summary, skip_failed=skip_failed, ffmpeg=ffmpeg_path,
-                         show_progress=sys.stderr.isatty() and not no_progress)
+                         show_progress=sys.stderr.isatty() and not no_progress, group_size=group_size)
         if report_file is not None:
             for_batch(out, report_file)
     sys.exit(int(code))

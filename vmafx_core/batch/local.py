@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from vmafx_core.batch.jobsfile import Entry
 from vmafx_core.batch.progress import BatchProgress
 from vmafx_core.batch.results import RecordFn
-from vmafx_core.batch.task import execute
+from vmafx_core.batch.task import execute_group
 
 log = logging.getLogger(__name__)
 
@@ -42,29 +42,32 @@ def local_sizing(jobs: int | None, threads_per_job: int | None, n_cores: int) ->
     return jobs, threads_per_job
 
 
-def run_local(entries: Sequence[Entry], record: RecordFn, progress: BatchProgress, *, jobs: int,
+def run_local(units: Sequence[Sequence[Entry]], record: RecordFn, progress: BatchProgress, *, jobs: int,
               threads_per_job: int, ffmpeg: str | None) -> None:
-    """Run jobs `jobs` at a time on threads; each job's ffmpeg and rclone are its own children.
+    """Run units of jobs (`grouping.units`: one job, or jobs of one reference scored in one pass)
+    `jobs` at a time on threads; each unit's ffmpeg and rclone are its own children.
 
-    A job thread starts and waits for its own children (their death signal is tied to that
-    thread). On Ctrl-C or SIGTERM (raised in this, the main thread) queued jobs are dropped and
+    A unit's thread starts and waits for its own children (their death signal is tied to that
+    thread). On Ctrl-C or SIGTERM (raised in this, the main thread) queued units are dropped and
     the running ones are cancelled the way a cluster cancels its tasks: `run_job(cancelled=...)`,
     polled while scoring, makes each job stop its own processes and unwind. A job that failed
     only because it was stopped is not recorded: it runs again next time.
     """
     cancelled = threading.Event()
 
-    def work(entry: Entry) -> None:
-        assert entry.data is not None
-        progress.start()
-        outcome = execute(entry.data, origin=f"line {entry.line}", threads_per_job=threads_per_job, ffmpeg=ffmpeg,
-                          cancelled=cancelled.is_set)
-        if cancelled.is_set() and outcome["status"] != "ok":
-            return
-        record(entry, outcome)
+    def work(unit: Sequence[Entry]) -> None:
+        for entry in unit:
+            assert entry.data is not None
+            progress.start()
+        outcomes = execute_group([(f"line {e.line}", e.data) for e in unit if e.data is not None],
+                                 threads_per_job=threads_per_job, ffmpeg=ffmpeg, cancelled=cancelled.is_set)
+        for entry, outcome in zip(unit, outcomes, strict=True):
+            if cancelled.is_set() and outcome["status"] != "ok":
+                continue
+            record(entry, outcome)
 
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="vmafx-batch")
-    futures = [pool.submit(work, entry) for entry in entries]
+    futures = [pool.submit(work, unit) for unit in units]
     try:
         pending = set(futures)
         while pending:

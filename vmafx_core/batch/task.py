@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from vmafx_core.batch.results import Outcome
+from vmafx_core.cache import ResultCache
 from vmafx_core.errors import ExitCode, VmafxError
 from vmafx_core.job import parse_job
 from vmafx_core.plugins import Plugins
@@ -49,11 +50,13 @@ def failure(exc: VmafxError) -> Outcome:
 
 
 def execute(data: Mapping[str, Any], *, origin: str, threads_per_job: int | None,
-            ffmpeg: str | None = None, cancelled: Callable[[], bool] | None = None) -> Outcome:
+            ffmpeg: str | None = None, cancelled: Callable[[], bool] | None = None,
+            cache: ResultCache | None = None) -> Outcome:
     """Parse and run one job; return its result or its error as plain data, never raise a user error.
 
     This is what a Dask worker runs, so everything it returns must pickle and nothing a user can
     cause may come back as an exception (that would count as a task failure and be retried).
+    `cache` is the result cache to use (default: the process's, which `vmafx batch` sets).
     """
     from vmafx_core.executor import ladder_result, run_job
 
@@ -74,11 +77,70 @@ def execute(data: Mapping[str, Any], *, origin: str, threads_per_job: int | None
             if failed is not None:  # the ladder is not done: rerun on resume, the rungs that worked kept here
                 return {**failure(failed), **ladder_result(job, rows)}
             return {"status": "ok", **ladder_result(job, rows)}
-        result, _frames = run_job(job, options, plugins, ffmpeg=ffmpeg, cancelled=cancelled)
+        result, _frames = run_job(job, options, plugins, ffmpeg=ffmpeg, cancelled=cancelled, cache=cache)
         return {"status": "ok", **result.to_dict()}
     except VmafxError as exc:
         return failure(exc)
     except Exception as exc:  # a bug: keep the batch going, and keep the traceback in the log
-        log.exception("%s: unexpected error", origin)
-        return {"status": "failed", "error": f"unexpected error {type(exc).__name__}: {exc}",
-                "exit_code": int(ExitCode.JOB_FAILED)}
+        return _bug(origin, exc)
+
+
+def _bug(origin: str, exc: Exception) -> Outcome:
+    log.exception("%s: unexpected error", origin)
+    return {"status": "failed", "error": f"unexpected error {type(exc).__name__}: {exc}",
+            "exit_code": int(ExitCode.JOB_FAILED)}
+
+
+def execute_group(members: Sequence[tuple[str, Mapping[str, Any]]], *, threads_per_job: int | None,
+                  ffmpeg: str | None = None, cancelled: Callable[[], bool] | None = None,
+                  cache: ResultCache | None = None) -> list[Outcome]:
+    """Run jobs that share their reference and settings (`grouping.units`) together: one outcome
+    each, in order, as `execute` gives them.
+
+    `members` are (origin, job data). A member whose line does not parse fails alone; the others
+    go to `group.run_group`, which answers cached ones first and scores the rest in one pass. When
+    the group as a whole fails (its reference cannot be prepared), each member runs alone so that
+    its error is exactly its own run's.
+    """
+    from vmafx_core.errors import Interrupted
+    from vmafx_core.group import run_group
+
+    if len(members) == 1:
+        origin, data = members[0]
+        return [execute(data, origin=origin, threads_per_job=threads_per_job, ffmpeg=ffmpeg, cancelled=cancelled,
+                        cache=cache)]
+    outcomes: dict[int, Outcome] = {}
+    parsed: list[tuple[int, Any]] = []
+    options: Any = None
+    try:
+        plugins = _plugins(members[0][1])  # members share every field but id and distorted
+
+        def options_type_for(name: str) -> type | None:
+            provided = plugins.scorers().get(name)
+            return provided.item.options_type if provided else None
+
+        for index, (origin, data) in enumerate(members):
+            try:
+                job, options = parse_job(with_threads(data, threads_per_job), origin, options_type_for,
+                                         plugins.storage_option_types)
+            except VmafxError as exc:
+                outcomes[index] = failure(exc)
+                continue
+            parsed.append((index, job))
+        if parsed:
+            scored = run_group([job for _, job in parsed], options, plugins, ffmpeg=ffmpeg, cancelled=cancelled,
+                               cache=cache)
+            for (index, _), outcome in zip(parsed, scored, strict=True):
+                outcomes[index] = (failure(outcome) if isinstance(outcome, VmafxError)
+                                   else {"status": "ok", **outcome[0].to_dict()})
+    except Interrupted as exc:
+        return [outcomes.get(i) or failure(exc) for i in range(len(members))]
+    except VmafxError:
+        for index, _ in parsed:  # exactly each one's own error, or its result
+            origin, data = members[index]
+            outcomes[index] = execute(data, origin=origin, threads_per_job=threads_per_job, ffmpeg=ffmpeg,
+                                      cancelled=cancelled, cache=cache)
+    except Exception as exc:  # a bug: keep the batch going, and keep the traceback in the log
+        bug = _bug(members[0][0], exc)
+        return [outcomes.get(i) or bug for i in range(len(members))]
+    return [outcomes[i] for i in range(len(members))]

@@ -16,9 +16,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
-import threading
-import time
 from collections.abc import Sequence
 from typing import Any, NewType
 
@@ -28,21 +25,16 @@ from vmafx_core import alignment, hookimpl, tempdirs
 from vmafx_core.alignment import SIGNATURE_FILTER, Plan
 from vmafx_core.errors import BadInput, JobFailed
 from vmafx_core.features import FEATURES, FeatureChoice, parse_feature
-from vmafx_core.ffmpeg import InputArgs, StreamInfo, probe, require_libvmaf
+from vmafx_core.ffmpeg import StreamInfo, probe, require_libvmaf
 from vmafx_core.job import NonNegativeInt, PositiveInt, converter
 from vmafx_core.models import ModelChoice, metric_names, parse_models
 from vmafx_core.pixfmt import scoring_format
-from vmafx_core.process import Child
 from vmafx_core.supervise import (
-    DECODED_RE,
-    TRUNCATED_RE,
-    Progress,
     declared_frames,
     last_error,
     probe_both,
     run_scoring,
     strip_prefix,
-    watch,
 )
 from vmafx_core.types import PreparedInput, ScoreOutput, Scorer, ScoreRequest
 
@@ -365,10 +357,6 @@ def vmafx_scorers() -> list[Scorer]:
     return [SCORER]
 
 
-#: a shared input's per-stream accounting (`score_group(shared=...)`): stream index, frames decoded
-_STREAM_DECODED_RE = re.compile(r"Input stream #0:(\d+) \(video\): .*?(\d+) frames decoded")
-
-
 class NotGroupable(Exception):
     """A group whose pairs cannot share one pass (see `score_group`): score them one by one."""
 
@@ -426,45 +414,19 @@ def score_group(requests: Sequence[ScoreRequest], shared: PreparedInput | None =
         outputs: list[str] = []
         for i in range(n):
             outputs += ["-map", f"[scored{i}]", "-f", "null", "-"]
-        decoded: dict[int, int] = {}
-        cut_short: list[str] = []
         vmaf_errors: list[str] = []
 
         def on_line(line: str) -> None:
-            m = (_STREAM_DECODED_RE if shared is not None else DECODED_RE).search(line)
-            if m:
-                decoded[int(m.group(1))] = int(m.group(2))
-            elif _LIBVMAF_ERROR_RE.search(line):
+            if _LIBVMAF_ERROR_RE.search(line):
                 vmaf_errors.append(strip_prefix(line))
-            elif TRUNCATED_RE.search(line):
-                cut_short.append(line.strip())
 
-        expected = ref_info.expected_frames
-        if first.reference_raw is not None and first.reference.size:
-            expected = first.reference.size // first.reference_raw.frame_bytes
-        progress = Progress(expected, first.progress, False)
-        with contextlib.ExitStack() as inputs:
-            ref_in = inputs.enter_context(InputArgs(shared or first.reference, None if shared else first.reference_raw))
-            dis_ins = [] if shared else [inputs.enter_context(InputArgs(r.distorted, r.distorted_raw))
-                                         for r in requests]
-            argv = [ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "verbose", "-xerror",
-                    "-progress", "pipe:1", *ref_in.args, *(a for d in dis_ins for a in d.args),
-                    "-filter_complex", graph, *outputs]
-            started = time.monotonic()
-            child = Child(argv, name="ffmpeg", pass_fds=[*ref_in.pass_fds, *(f for d in dis_ins for f in d.pass_fds)],
-                          stdout=subprocess.PIPE,
-                          stdin=shared.stdin_fd if shared is not None and shared.stdin_fd is not None
-                          else subprocess.DEVNULL,
-                          secrets=[*first.reference.secrets, *(s for r in requests for s in r.distorted.secrets)],
-                          on_stderr_line=on_line, tail_lines=60)
-        with child:
-            assert child.proc.stdout is not None
-            pump = threading.Thread(target=progress.pump, args=(child.proc.stdout,), daemon=True)
-            pump.start()
-            code = watch(child, progress, first.stall_timeout, first.deadline,
-                         [first.reference, *([] if shared else [r.distorted for r in requests])], first.cancelled)
-            pump.join(timeout=2)
-        elapsed = time.monotonic() - started
+        run = run_scoring(first, ref_info, graph, outputs, on_line=on_line,
+                          more_distorted=[(r.distorted, r.distorted_raw) for r in requests[1:]], only_input=shared)
+        code, cut_short, child, elapsed = run.code, run.cut_short, run.child, run.elapsed
+        if shared is not None:  # one input: the reference is its stream 0, pair i's distorted stream i + 1
+            decoded = {i: run.stream_decoded.get((0, i), -1) for i in range(n + 1)}
+        else:
+            decoded = run.decoded
         if cut_short:
             raise JobFailed(f"an input was cut off while reading ({cut_short[0]}); no score is reported",
                             detail=child.tail(15))

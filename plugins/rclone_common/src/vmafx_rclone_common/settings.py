@@ -120,11 +120,11 @@ class RcloneSettings:
             entry = json.loads(out)
         except ValueError:
             return None
-        if not isinstance(entry, dict) or entry.get("IsDir") or "Size" not in entry or not entry.get("ModTime"):
-            return None
-        hashes = entry.get("Hashes") if isinstance(entry.get("Hashes"), dict) else {}
-        return (f"rclone:{target.spec}|size={entry['Size']}|modtime={entry['ModTime']}"
-                f"|hashes={json.dumps(hashes, sort_keys=True)}")
+        return identity_line(target, entry) if isinstance(entry, dict) else None
+
+    def identities(self, targets: Sequence[RemotePath], timeout: float = 30.0) -> Identities:
+        """The identities of one preparation's inputs, looked up together (see `Identities`)."""
+        return Identities(self, list(targets), timeout)
 
     def explain(self, tail: str, *, subject: str, target: RemotePath) -> VmafxError | None:
         """`explain_storage_error` with this job's config hint; None when nothing is recognised."""
@@ -140,3 +140,93 @@ def rclone_availability(options: Mapping[str, Any] | None = None) -> Availabilit
     except VmafxError as exc:
         return Availability(False, exc.message)
     return Availability(True, f"rclone {version} at {binary}")
+
+
+class Identities:
+    """`RcloneSettings.identity` for all inputs of one preparation, asked of rclone at once.
+
+    Several distorted scored against one reference are prepared together; the first identity asked
+    for lists every target that shares its folder with another in one `rclone lsjson --files-from-raw
+    -` (rclone then looks each named object up directly, as `--stat` does, instead of listing the
+    folder), so a group of N objects costs one rclone process, not N. A target the listing did not
+    give (alone in its folder, or the listing failed) is asked on its own; the identity string is
+    the same either way.
+    """
+
+    def __init__(self, settings: RcloneSettings, targets: list[RemotePath], timeout: float) -> None:
+        self.settings = settings
+        self.targets = targets
+        self.timeout = timeout
+        self._lock = threading.Lock()
+        self._listed: dict[str, str] | None = None
+
+    def __call__(self, target: RemotePath) -> str | None:
+        with self._lock:
+            if self._listed is None:
+                self._listed = self._list_together()
+            found = self._listed.get(target.spec)
+        return found if found is not None else self.settings.identity(target, self.timeout)
+
+    def _list_together(self) -> dict[str, str]:
+        folders: dict[str, list[RemotePath]] = {}
+        for target in self.targets:
+            folder, _, name = target.path.rpartition("/")
+            if folder and name:
+                folders.setdefault(f"{target.remote}:{folder}", []).append(target)
+        found: dict[str, str] = {}
+        for folder, members in folders.items():
+            names = sorted({t.path.rpartition("/")[2] for t in members})
+            if len(names) < 2:
+                continue
+            entries = self._lsjson(folder, names)
+            for target in members:
+                entry = entries.get(target.path.rpartition("/")[2])
+                line = identity_line(target, entry) if entry is not None else None
+                if line is not None:
+                    found[target.spec] = line
+        return found
+
+    def _lsjson(self, folder: str, names: list[str]) -> dict[str, dict[str, Any]]:
+        import json
+        import subprocess
+
+        from vmafx_core.process import Child
+
+        argv = [self.settings.binary, "lsjson", "--files-only", "--hash", "--use-server-modtime", "--no-mimetype",
+                "--low-level-retries", "2", "--files-from-raw", "-", folder]
+        chunks: list[bytes] = []
+        with Child(argv, name="rclone lsjson", env=self.settings.env(), stdin=subprocess.PIPE,
+                   stdout=subprocess.PIPE) as child:
+            stdin, stdout = child.proc.stdin, child.proc.stdout
+            assert stdin is not None and stdout is not None
+            reader = threading.Thread(target=lambda: chunks.append(stdout.read()), daemon=True)
+            reader.start()
+            try:
+                stdin.write("".join(n + "\n" for n in names).encode("utf-8"))
+                stdin.close()
+                code = child.wait(self.timeout)
+            except (OSError, subprocess.TimeoutExpired) as exc:
+                log.info("rclone could not list %s together (%s); asking for each", folder, exc)
+                return {}
+            reader.join(timeout=5)
+        if code != 0:
+            log.info("rclone could not list %s together: %s; asking for each", folder, child.tail(3))
+            return {}
+        try:
+            listing = json.loads(b"".join(chunks))
+        except ValueError:
+            return {}
+        if not isinstance(listing, list):
+            return {}
+        return {e["Path"]: e for e in listing if isinstance(e, dict) and isinstance(e.get("Path"), str)}
+
+
+def identity_line(target: RemotePath, entry: Mapping[str, Any]) -> str | None:
+    """The identity string of one `rclone lsjson` entry, or None when it does not pin the object down."""
+    import json
+
+    if entry.get("IsDir") or "Size" not in entry or not entry.get("ModTime"):
+        return None
+    hashes = entry.get("Hashes") if isinstance(entry.get("Hashes"), dict) else {}
+    return (f"rclone:{target.spec}|size={entry['Size']}|modtime={entry['ModTime']}"
+            f"|hashes={json.dumps(hashes, sort_keys=True)}")

@@ -17,7 +17,7 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -170,7 +170,8 @@ def _head(server: Server, path: str, credentials: Credentials, timeout: float) -
 
 
 def check_input(settings: RcloneSettings, server: Server, request: InputRequest, target: RemotePath,
-                credentials: Credentials, options: HttpOptions, timeout: float) -> PreparedInput:
+                credentials: Credentials, options: HttpOptions, timeout: float,
+                identities: Callable[[RemotePath], str | None] | None = None) -> PreparedInput:
     """HEAD the input through rclone and turn the answer into a PreparedInput or one clear error."""
     display = uri_to_display(request.uri)
     subject = f"{request.role} {display}"
@@ -194,7 +195,8 @@ def check_input(settings: RcloneSettings, server: Server, request: InputRequest,
                              size=int(length) if length and length.isdigit() else None, url_has_secret=True,
                              input_options=options.ffmpeg_input_options(), secrets=(credentials.password,),
                              health=server.process.problem, container_facts=container_facts,
-                             identity=lambda: settings.identity(target, timeout))
+                             identity=lambda: identities(target) if identities is not None
+                             else settings.identity(target, timeout))
     if status == 404:
         if _is_folder(server, path, credentials, timeout):
             raise BadInput(f"{subject}: is a folder, not a video file")
@@ -263,10 +265,11 @@ def prepare(inputs: Sequence[InputRequest], context: PrepareContext) -> Iterator
             servers.append(start_server(settings, root, targets, inputs, credentials, options,
                                         _time_left(context)))
         prepared: list[PreparedInput | None] = [None] * len(inputs)
+        identities = settings.identities(targets, _time_left(context))
         for server in servers:
             for index in server.root.members:
                 prepared[index] = check_input(settings, server, inputs[index], targets[index], credentials,
-                                              options, _time_left(context))
+                                              options, _time_left(context), identities)
         result = [p for p in prepared if p is not None]
         assert len(result) == len(inputs)
         yield result
