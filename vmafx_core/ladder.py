@@ -155,7 +155,7 @@ def _shared(job: Job, rungs: Sequence[Job], options: Any, plugins: Plugins, ffmp
                                          ffmpeg=ffmpeg_path, progress=progress, stall_timeout=limits.stall_timeout,
                                          deadline=deadline, cancelled=should_stop)
                              for rung in running.rungs]
-                scored = score_group(requests, shared=running.prepared)
+                scored = score_group(requests, shared=running.prepared, reference_info=ref_info)
         except NotGroupable as why:
             raise _PerRung(str(why)) from None
         except VmafxError as exc:

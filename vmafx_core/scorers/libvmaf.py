@@ -361,7 +361,8 @@ class NotGroupable(Exception):
     """A group whose pairs cannot share one pass (see `score_group`): score them one by one."""
 
 
-def score_group(requests: Sequence[ScoreRequest], shared: PreparedInput | None = None) -> list[ScoreOutput | Exception]:
+def score_group(requests: Sequence[ScoreRequest], shared: PreparedInput | None = None,
+                reference_info: StreamInfo | None = None) -> list[ScoreOutput | Exception]:
     """Score several distorted against one reference in one ffmpeg pass: the reference decoded once.
 
     The reference's decoded frames are split to one branch per distorted; each branch and each
@@ -377,6 +378,7 @@ def score_group(requests: Sequence[ScoreRequest], shared: PreparedInput | None =
     decoded frames as stream 0 and pair i's distorted as stream i+1. ffmpeg reads only it; each
     request still describes its pair as a separate run sees it (the reference as stored, the
     distorted as the streamed encode), so the plans and graphs are the separate runs'.
+    `reference_info` is the reference's probe when the caller has made it (not probed again).
     """
     first = requests[0]
     options: LibvmafOptions = first.options
@@ -387,7 +389,12 @@ def score_group(requests: Sequence[ScoreRequest], shared: PreparedInput | None =
     if (settings.sync == "auto" or settings.allow_frame_mismatch or first.reference.stdin_fd is not None
             or (shared is None and any(r.distorted.stdin_fd is not None for r in requests))):
         raise NotGroupable("sync, frame-mismatch scoring or a piped input")
-    ref_info, dis_first = probe_both(ffmpeg, first)  # the reference is probed once for all
+    if reference_info is None:
+        ref_info, dis_first = probe_both(ffmpeg, first)  # the reference is probed once for all
+    else:  # the caller probed it already (a ladder, before starting its encoder)
+        ref_info = reference_info
+        dis_first = probe(ffmpeg, first.distorted, first.distorted_raw or first.distorted.stream_hint,
+                          timeout=first.stall_timeout)
     probed = [(ref_info, dis_first), *((ref_info, probe(ffmpeg, r.distorted, r.distorted_raw or r.distorted.stream_hint,
                                                       timeout=r.stall_timeout)) for r in requests[1:])]
     target = _target_pix_fmt(ref_info.pix_fmt)
