@@ -200,7 +200,8 @@ def score(request: ScoreRequest) -> ScoreOutput:
     info = require_libvmaf(ffmpeg)
     options.check(ffmpeg)
     ref_info, dis_info = probe_both(ffmpeg, request)
-    plan = alignment.plan_pairing(ffmpeg, request, ref_info, dis_info, _target_pix_fmt(ref_info.pix_fmt))
+    target = _target_pix_fmt(ref_info.pix_fmt)
+    plan = alignment.plan_pairing(ffmpeg, request, ref_info, dis_info, target)
     workdir = tempdirs.make("libvmaf")
     stack = contextlib.ExitStack()
     try:
@@ -231,7 +232,7 @@ def score(request: ScoreRequest) -> ScoreOutput:
         if code != 0:
             raise JobFailed(f"ffmpeg failed (exit {code}): {last_error(child.tail())}", detail=child.tail(15))
         notes: list[str] = []
-        groups = scoring_groups(options, _target_pix_fmt(ref_info.pix_fmt))
+        groups = scoring_groups(options, target)
         log = _merge_logs([_read_log(p, child.tail(15)) for p in log_paths(log_path, len(groups))],
                           [fmt for fmt, _, _ in groups])
         n = len(groups)  # the scored outputs come first, then the two counting ones
@@ -240,28 +241,38 @@ def score(request: ScoreRequest) -> ScoreOutput:
     finally:
         stack.close()
         shutil.rmtree(workdir, ignore_errors=True)
-    frames = [f["metrics"] for f in log.get("frames", [])]
-    rate = float(plan.rate) if plan.rate is not None else ref_info.fps
+    return _output(info.version, ffmpeg, options, groups, target, ref_info, dis_info, plan, log,
+                   _hide_logs(graph, log_path, len(groups)), elapsed, (decoded.get(0, -1), decoded.get(1, -1)),
+                   notes=notes, compared=compared)
+
+
+def _output(ffmpeg_version: str, ffmpeg: str, options: LibvmafOptions, groups: list[Group], target: str,
+            ref_info: StreamInfo, dis_info: StreamInfo, plan: Plan, log: dict[str, Any], filter_graph: str,
+            elapsed: float, decoded: tuple[int, int], *, notes: Sequence[str] = (),
+            compared: tuple[int, int] | None = None, group: dict[str, Any] | None = None) -> ScoreOutput:
+    """One pair's output from its libvmaf log: the same for a separate run and a pass of several."""
     provenance = {
-        "ffmpeg": info.version,
+        "ffmpeg": ffmpeg_version,
         "ffmpeg_path": ffmpeg,
         "libvmaf": log.get("version", "unknown"),
         "model": options.models[0].spec() if len(options.models) == 1 else [m.spec() for m in options.models],
         "models": _models_provenance(options, groups, ref_info),
         "features": [f.spec() for f in options.features],
-        "scored_as": _target_pix_fmt(ref_info.pix_fmt),
+        "scored_as": target,
         "n_subsample": options.n_subsample,
         "n_threads": options.threads(),
-        "filter_graph": _hide_logs(graph, log_path, len(groups)),
+        "filter_graph": filter_graph,
         "alignment": plan.decisions,
         "reference_stream": attrs.asdict(ref_info),
         "distorted_stream": attrs.asdict(dis_info),
         "score_seconds": elapsed,
+        **({"group": group} if group is not None else {}),
     }
-    return ScoreOutput(frames=frames, reference_frames=decoded.get(0, -1), distorted_frames=decoded.get(1, -1),
-                       provenance=provenance, notes=notes, compared_frames=compared,
+    return ScoreOutput(frames=[f["metrics"] for f in log.get("frames", [])], reference_frames=decoded[0],
+                       distorted_frames=decoded[1], provenance=provenance, notes=notes, compared_frames=compared,
                        frame_numbers=[int(f.get("frameNum", i)) for i, f in enumerate(log.get("frames", []))],
-                       frame_rate=rate, subsample=options.n_subsample, pooled=log.get("pooled_metrics", {}),
+                       frame_rate=float(plan.rate) if plan.rate is not None else ref_info.fps,
+                       subsample=options.n_subsample, pooled=log.get("pooled_metrics", {}),
                        # with a frame limit ffmpeg stops reading once the pairs are done
                        declared_frames=declared_frames((ref_info, dis_info), reads_all=not plan.frames))
 
@@ -444,32 +455,15 @@ def score_group(requests: Sequence[ScoreRequest], shared: PreparedInput | None =
         results: list[ScoreOutput | Exception] = []
         for i, ((_, dis_info), plan) in enumerate(zip(probed, plans, strict=True)):
             try:
-                pair_decoded = {0: decoded.get(0, -1), 1: decoded.get(i + 1, -1)}
                 log = _read_log(logs[i], child.tail(15))
             except Exception as exc:  # this pair alone
                 results.append(exc)
                 continue
-            frames = [f["metrics"] for f in log.get("frames", [])]
-            rate = float(plan.rate) if plan.rate is not None else ref_info.fps
-            provenance = {
-                "ffmpeg": info.version, "ffmpeg_path": ffmpeg, "libvmaf": log.get("version", "unknown"),
-                "model": options.models[0].spec() if len(options.models) == 1 else [m.spec() for m in options.models],
-                "models": _models_provenance(options, groups, ref_info),
-                "features": [f.spec() for f in options.features], "scored_as": target,
-                "n_subsample": options.n_subsample,
-                "n_threads": options.threads(), "filter_graph": _hide_logs(graphs[i], logs[i], 1),
-                "alignment": plan.decisions,
-                "reference_stream": attrs.asdict(ref_info), "distorted_stream": attrs.asdict(dis_info),
-                "score_seconds": elapsed,
-                "group": {"size": n, "index": i, "reference_decoded_once": True,
-                          **({"shared_encode": True} if shared is not None else {})},
-            }
-            results.append(ScoreOutput(
-                frames=frames, reference_frames=pair_decoded[0], distorted_frames=pair_decoded[1],
-                provenance=provenance, compared_frames=None,
-                frame_numbers=[int(f.get("frameNum", j)) for j, f in enumerate(log.get("frames", []))],
-                frame_rate=rate, subsample=options.n_subsample, pooled=log.get("pooled_metrics", {}),
-                declared_frames=declared_frames((ref_info, dis_info))))
+            results.append(_output(
+                info.version, ffmpeg, options, groups, target, ref_info, dis_info, plan, log,
+                _hide_logs(graphs[i], logs[i], 1), elapsed, (decoded.get(0, -1), decoded.get(i + 1, -1)),
+                group={"size": n, "index": i, "reference_decoded_once": True,
+                       **({"shared_encode": True} if shared is not None else {})}))
         return results
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
