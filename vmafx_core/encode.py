@@ -47,21 +47,28 @@ def check_encoder(ffmpeg: str, spec: Encode) -> None:
         raise BadInput(f"unknown encoder {spec.encoder!r}; this ffmpeg has: {', '.join(wanted)}")
 
 
+def scale_filter(spec: Encode) -> str | None:
+    """The filter that brings the reference to the rung's `size`, or None to encode it as it is."""
+    if not spec.size:
+        return None
+    width, height = spec.size.split("x")
+    return f"scale={width}:{height}:flags=bicubic"
+
+
+def codec_options(spec: Encode) -> list[tuple[str, str]]:
+    """The encoder and its options from the structured fields, as (option, value) pairs."""
+    pairs = [("-c:v", spec.encoder), ("-crf", None if spec.crf is None else f"{spec.crf:g}"),
+             ("-b:v", spec.bitrate), ("-preset", spec.preset), ("-pix_fmt", spec.pix_fmt)]
+    return [(option, value) for option, value in pairs if value is not None]
+
+
 def encoder_args(spec: Encode) -> list[str]:
     """The output options of the encoder ffmpeg, from the structured fields."""
     args = ["-map", "0:v:0", "-an", "-sn", "-dn"]
-    if spec.size:
-        width, height = spec.size.split("x")
-        args += ["-vf", f"scale={width}:{height}:flags=bicubic"]
-    args += ["-c:v", spec.encoder]
-    if spec.crf is not None:
-        args += ["-crf", f"{spec.crf:g}"]
-    if spec.bitrate is not None:
-        args += ["-b:v", spec.bitrate]
-    if spec.preset is not None:
-        args += ["-preset", spec.preset]
-    if spec.pix_fmt is not None:
-        args += ["-pix_fmt", spec.pix_fmt]
+    scale = scale_filter(spec)
+    if scale:
+        args += ["-vf", scale]
+    args += [a for pair in codec_options(spec) for a in pair]
     return [*args, *spec.extra_args]
 
 
@@ -211,11 +218,7 @@ def rung_args(spec: Encode, stream: int) -> list[str]:
     def own(option: str) -> str:
         return option.split(":", 1)[0] + f":v:{stream}"
 
-    args = ["-c:v:" + str(stream), spec.encoder]
-    for option, value in (("-crf", None if spec.crf is None else f"{spec.crf:g}"), ("-b", spec.bitrate),
-                          ("-preset", spec.preset), ("-pix_fmt", spec.pix_fmt)):
-        if value is not None:
-            args += [own(option), value]
+    args = [a for option, value in codec_options(spec) for a in (own(option), value)]
     extra = list(spec.extra_args)
     if len(extra) % 2:
         raise NotShareable(f"extra_args {extra!r} are not option/value pairs")
@@ -240,9 +243,9 @@ def ladder_argv(ffmpeg: str, ref_args: Sequence[str], specs: Sequence[Encode], r
     outputs = ["-map", "[ref]", "-c:v:0", REFERENCE_CODEC]
     for i, spec in enumerate(specs):
         label = f"[e{i}]"
-        if spec.size:
-            width, height = spec.size.split("x")
-            graph += f";{label}scale={width}:{height}:flags=bicubic[s{i}]"
+        scale = scale_filter(spec)
+        if scale:
+            graph += f";{label}{scale}[s{i}]"
             label = f"[s{i}]"
         outputs += ["-map", label, *rung_args(spec, i + 1)]
     slaves = ["[f=nut:onfail=abort]pipe:1",
