@@ -52,6 +52,7 @@ def run_job(job: Job, options: Any, plugins: Plugins, *, ffmpeg: str | None = No
     should_stop = _cancel_check(cancelled)
     _clean_stale_once(plugins)
     scorer = plugins.scorer(job.scorer_name)
+    release = plugins.scorer_release(scorer.name)  # results and cache keys name it
     availability = scorer.availability()
     if not availability.usable:
         from vmafx_core.errors import EnvironmentMissing
@@ -98,7 +99,7 @@ def run_job(job: Job, options: Any, plugins: Plugins, *, ffmpeg: str | None = No
         key = None
         if cache is not None:
             key = make_key(job, options, [_identity(prepared[r.role]) for r in requests], ffmpeg_path,
-                           plugins.scorer_release(scorer.name), scorer.score.__module__)
+                           release, scorer.score.__module__)
             hit = _cached(cache, key, job, started) if key is not None else None
             if hit is not None:
                 return hit
@@ -109,7 +110,7 @@ def run_job(job: Job, options: Any, plugins: Plugins, *, ffmpeg: str | None = No
             stall_timeout=limits.stall_timeout, deadline=deadline, cancelled=should_stop))
         scored_at = time.monotonic()
 
-    return _build_result(job, scorer.name, plugins.scorer_release(scorer.name), output, prepared,
+    return _build_result(job, scorer.name, release, output, prepared,
                          [b.name for b in backends], raws, started, prepared_at, scored_at, encoding, cache, key)
 
 

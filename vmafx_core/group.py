@@ -22,7 +22,7 @@ import attrs
 
 from vmafx_core import executor, interrupts
 from vmafx_core.cache import ResultCache, make_key, process_default
-from vmafx_core.errors import BadInput, Interrupted, VmafxError
+from vmafx_core.errors import BadInput, VmafxError
 from vmafx_core.ffmpeg import find_ffmpeg
 from vmafx_core.job import Job
 from vmafx_core.plugins import Plugins
@@ -97,7 +97,8 @@ def run_group(jobs: Sequence[Job], options: Any, plugins: Plugins, *, ffmpeg: st
                 outcomes[index] = exc
                 continue
             ready[index] = prepared
-        keys = _cache_keys(cache, jobs, options, reference, ready, ffmpeg_path, plugins)
+        release = plugins.scorer_release(first.scorer_name)  # results and cache keys name it
+        keys = _cache_keys(cache, jobs, options, reference, ready, ffmpeg_path, plugins, release)
         pending: list[tuple[int, Job, PreparedInput, str, Any, str | None]] = []
         for index, prepared in ready.items():
             key = keys.get(index)
@@ -121,7 +122,7 @@ def run_group(jobs: Sequence[Job], options: Any, plugins: Plugins, *, ffmpeg: st
                 log.info("scoring the %d distorted one by one: %s", len(requests), why)
                 alone = [p[0] for p in pending]
             except VmafxError as exc:
-                if interrupts.pending() is not None or isinstance(exc, Interrupted):
+                if interrupts.ends_the_run(exc):
                     raise
                 log.info("the shared pass failed (%s); scoring each distorted alone", exc)
                 alone = [p[0] for p in pending]
@@ -133,7 +134,7 @@ def run_group(jobs: Sequence[Job], options: Any, plugins: Plugins, *, ffmpeg: st
                         continue
                     try:
                         outcomes[index] = executor._build_result(
-                            job, "libvmaf", plugins.scorer_release("libvmaf"), output,
+                            job, "libvmaf", release, output,
                             {"reference": reference, "distorted": prepared},
                             [ref_backend[0].name, name], {**raws, "distorted": dis_raw}, started, prepared_at,
                             scored_at, None, cache, key)
@@ -160,7 +161,7 @@ def _prepare_group(stack: contextlib.ExitStack, ref_request: InputRequest, ref_b
                                        [ref_backend[0]] * (len(chosen) + 1), context, 0)
         except VmafxError as exc:
             attempt.close()
-            if interrupts.pending() is not None or isinstance(exc, Interrupted):
+            if interrupts.ends_the_run(exc):
                 raise
             log.info("preparing the group's inputs together failed (%s); preparing each alone", exc)
         else:
@@ -172,14 +173,15 @@ def _prepare_group(stack: contextlib.ExitStack, ref_request: InputRequest, ref_b
         try:
             distorted[index] = executor.prepare_all(stack, [request], backend, context, retries)[0]
         except VmafxError as exc:
-            if interrupts.pending() is not None or isinstance(exc, Interrupted):
+            if interrupts.ends_the_run(exc):
                 raise
             distorted[index] = exc
     return reference, distorted
 
 
 def _cache_keys(cache: ResultCache | None, jobs: Sequence[Job], options: Any, reference: PreparedInput,
-                ready: dict[int, PreparedInput], ffmpeg: str, plugins: Plugins) -> dict[int, str | None]:
+                ready: dict[int, PreparedInput], ffmpeg: str, plugins: Plugins,
+                release: str) -> dict[int, str | None]:
     """Each job's cache key; the identities (an `rclone lsjson` each for an object) looked up at
     once, the reference's once for all."""
     if cache is None or not ready:
@@ -189,8 +191,7 @@ def _cache_keys(cache: ResultCache | None, jobs: Sequence[Job], options: Any, re
     inputs = [reference, *ready.values()]
     with ThreadPoolExecutor(max_workers=min(8, len(inputs)), thread_name_prefix="vmafx-identity") as pool:
         identities = list(pool.map(executor._identity, inputs))
-    name = jobs[0].scorer_name
-    release, module = plugins.scorer_release(name), plugins.scorer(name).score.__module__
+    module = plugins.scorer(jobs[0].scorer_name).score.__module__
     return {index: make_key(jobs[index], options, [identities[0], identity], ffmpeg, release, module)
             for index, identity in zip(ready, identities[1:], strict=True)}
 
@@ -205,7 +206,7 @@ def _one_by_one(jobs: Sequence[Job], options: Any, plugins: Plugins, ffmpeg: str
             outcomes.append(executor.run_job(job, options, plugins, ffmpeg=ffmpeg, progress=progress,
                                              cancelled=cancelled, cache=cache))
         except VmafxError as exc:
-            if interrupts.pending() is not None or isinstance(exc, Interrupted):
+            if interrupts.ends_the_run(exc):
                 raise
             outcomes.append(exc)
     return outcomes

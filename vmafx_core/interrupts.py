@@ -84,6 +84,14 @@ def pending() -> int | None:
     return _received
 
 
+def ends_the_run(exc: BaseException) -> bool:
+    """Whether a job's error must stop the run rather than have the job retried on its own: a
+    signal was received (whatever exception it became on the way), or the job was cancelled."""
+    from vmafx_core.errors import Interrupted  # kept out of this module's import: it loads first
+
+    return _received is not None or isinstance(exc, Interrupted)
+
+
 def check() -> None:
     """Raise `Interruption` if a signal was received. For wait loops, never for cleanup code."""
     global _raised

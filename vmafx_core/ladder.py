@@ -159,7 +159,7 @@ def _shared(job: Job, rungs: Sequence[Job], options: Any, plugins: Plugins, ffmp
         except NotGroupable as why:
             raise _PerRung(str(why)) from None
         except VmafxError as exc:
-            if interrupts.pending() is not None or should_stop() or isinstance(exc, Interrupted):
+            if interrupts.ends_the_run(exc) or should_stop():
                 raise
             # the encoder failed (`SharedEncoderFailed`: which rung is not known), an input broke, a
             # stall: each rung runs on its own, and gets its own result or exactly its own run's error
@@ -167,13 +167,14 @@ def _shared(job: Job, rungs: Sequence[Job], options: Any, plugins: Plugins, ffmp
         scored_at = time.monotonic()
         note = (f"the reference was read and decoded once for the {len(shared)} rungs of this ladder: one encoder "
                 "ffmpeg encoded every rung and one scorer ffmpeg scored them all, streamed (no encode on disk)")
+        release = plugins.scorer_release("libvmaf")  # results name it
         for position, output in enumerate(scored):
             index, rung_run = shared[position], running.rungs[position]
             problem: VmafxError | None = running.failed.get(position)
             if problem is None and not isinstance(output, Exception):
                 try:
                     result, frames = executor._build_result(
-                        rungs[index], "libvmaf", plugins.scorer_release("libvmaf"), output,
+                        rungs[index], "libvmaf", release, output,
                         {"reference": reference, "distorted": rung_run.prepared}, [backends[0].name], raws,
                         started, prepared_at, scored_at, rung_run, None, None)
                 except VmafxError as exc:
@@ -210,7 +211,7 @@ def _one_by_one(rungs: Sequence[Job], options: Any, plugins: Plugins, ffmpeg: st
             result, frames = executor.run_job(rung, options, plugins, ffmpeg=ffmpeg, progress=progress,
                                               save_encode=save, cancelled=cancelled)
         except VmafxError as exc:
-            if interrupts.pending() is not None or isinstance(exc, Interrupted):
+            if interrupts.ends_the_run(exc):
                 raise
             outcomes.append(exc)
             continue

@@ -217,7 +217,6 @@ def run_scoring(request: ScoreRequest, ref: StreamInfo, graph: str, outputs: lis
     every distorted as its streams: an encode ladder), while the request's inputs stay watched for
     their storage's health. Raises only for the watchdog's reasons: the caller judges the exit code
     and the counts."""
-    decoded: dict[int, int] = {}
     stream_decoded: dict[tuple[int, int], int] = {}
     encoded: dict[int, int] = {}
     cut_short: list[str] = []
@@ -227,7 +226,6 @@ def run_scoring(request: ScoreRequest, ref: StreamInfo, graph: str, outputs: lis
         e = ENCODED_RE.search(text)
         if m:
             stream_decoded[(int(m.group(1)), int(m.group(2)))] = int(m.group(3))
-            decoded.setdefault(int(m.group(1)), int(m.group(3)))  # an input's first video stream
         elif e:
             encoded[int(e.group(1))] = int(e.group(2))
         elif TRUNCATED_RE.search(text):
@@ -251,7 +249,7 @@ def run_scoring(request: ScoreRequest, ref: StreamInfo, graph: str, outputs: lis
         child = Child(argv, name="ffmpeg", pass_fds=[*(fd for one in args for fd in one.pass_fds), *pass_fds],
                       stdout=subprocess.PIPE,
                       stdin=stdin if stdin is not None else subprocess.DEVNULL,
-                      secrets=[s for prepared in [*watched, *(p for p, _ in inputs)] for s in prepared.secrets],
+                      secrets=[s for p in [*watched, *([only_input] if only_input else [])] for s in p.secrets],
                       on_stderr_line=line, tail_lines=60)
         if started is not None:
             started()
@@ -261,4 +259,6 @@ def run_scoring(request: ScoreRequest, ref: StreamInfo, graph: str, outputs: lis
         pump.start()
         code = watch(child, progress, request.stall_timeout, request.deadline, watched, request.cancelled)
         pump.join(timeout=2)
+    # an input's frames decoded: those of its first video stream (the lowest index, written last)
+    decoded = {i: n for (i, _), n in sorted(stream_decoded.items(), reverse=True)}
     return Supervised(code, decoded, encoded, cut_short, child, time.monotonic() - began, stream_decoded)
