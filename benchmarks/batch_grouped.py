@@ -24,7 +24,6 @@ import os
 import resource
 import secrets
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -34,6 +33,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from benchmarks import stats
 from testkit.media import ffmpeg_run as _ffmpeg
 from testkit.s3server import RunningServer, docker_problem
 
@@ -208,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
             proxy.server_close()
         running.stop()
         shutil.rmtree(work, ignore_errors=True)
-    medians = {mode: {k: statistics.median(s[k] for s in rows) for k in rows[0]} for mode, rows in samples.items()}
+    medians = stats.medians(samples)
     print(f"vmafx batch, {n_jobs} jobs over {len(PATTERNS)} references ({args.size}, {args.seconds:g} s, "
           f"{round(args.seconds * 25)} frames) from S3 through rclone-http, {os.cpu_count()} cores, "
           f"median of {args.rounds} rounds; values equal in every mode")

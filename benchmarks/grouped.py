@@ -17,7 +17,6 @@ import http.server
 import json
 import os
 import resource
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -26,6 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks import stats
 from testkit.media import ffmpeg_run
 
 
@@ -118,17 +118,15 @@ def main(argv: list[str] | None = None) -> int:
                 order = (grouped, separate) if round_ % 2 == 0 else (separate, grouped)
                 got = {f.__name__: f() for f in order}
                 for g, s in zip(got["grouped"], got["separate"], strict=True):
-                    for metric, pooled in s["metrics"].items():
-                        for stat, value in pooled.items():
-                            if abs(g["metrics"][metric][stat] - value) > 1e-6:
-                                raise SystemExit(f"grouped {g['distorted']['uri']} {metric} {stat} differs: "
-                                                 f"{g['metrics'][metric][stat]} vs {value}")
+                    difference = stats.first_difference(g, s)
+                    if difference:
+                        raise SystemExit(f"grouped {g['distorted']['uri']} {difference}")
                     if g["provenance"].get("group", {}).get("size") != len(rungs):
                         raise SystemExit("the grouped run did not score the rungs in one pass")
         finally:
             server.shutdown()
             server.server_close()
-    medians = {mode: {k: statistics.median(s[k] for s in rows) for k in rows[0]} for mode, rows in samples.items()}
+    medians = stats.medians(samples)
     print(f"{len(rungs)} rungs of a {args.size} {args.seconds:g}s reference, {args.rounds} rounds, "
           f"{os.cpu_count()} cores; median of each; scores equal to 1e-6")
     print(f"{'':<10} {'wall s':>8} {'CPU s':>8} {'ref MB read':>12}")

@@ -22,7 +22,6 @@ import json
 import os
 import resource
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -31,6 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks import stats
 from testkit.s3server import RunningServer, docker_problem
 from vmafx_core.ffmpeg import find_ffmpeg
 
@@ -183,18 +183,16 @@ def main(argv: list[str] | None = None) -> int:
                 for s, p in zip(got["shared"]["rungs"], got["per-rung"]["rungs"], strict=True):
                     if s["provenance"]["ladder"]["mode"] != "shared":
                         raise SystemExit(f"rung {s['job_id']} did not run in the shared pass")
-                    for metric, pooled in p["metrics"].items():
-                        for stat, value in pooled.items():
-                            if abs(s["metrics"][metric][stat] - value) > 1e-6:
-                                raise SystemExit(f"rung {s['job_id']} {metric} {stat} differs: "
-                                                 f"{s['metrics'][metric][stat]} vs {value}")
+                    difference = stats.first_difference(s, p)
+                    if difference:
+                        raise SystemExit(f"rung {s['job_id']} {difference}")
             ref_size = ref.stat().st_size
         server.remove_bucket(BUCKET)
     finally:
         if relay is not None:
             relay.close()
         running.stop()
-    medians = {mode: {k: statistics.median(s[k] for s in rows) for k in rows[0]} for mode, rows in samples.items()}
+    medians = stats.medians(samples)
     print(f"6-rung x264 ladder of a 1080p25 {args.seconds:g}s reference ({ref_size / 1e6:.1f} MB) from S3 "
           f"through rclone, {args.rounds} round(s), {os.cpu_count()} cores; scores equal to 1e-6")
     print(f"{'':<10} {'wall s':>8} {'CPU s':>8} {'S3 MB sent':>11} {'encoder RSS MiB':>16} {'scorer RSS MiB':>15}")

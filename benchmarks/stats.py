@@ -50,3 +50,17 @@ def spread(s: dict[str, Any], fmt: str = "{:.3f}") -> str:
     if not s.get("n"):
         return "n/a"
     return f"{fmt.format(s['median'])} ({fmt.format(s['min'])}–{fmt.format(s['max'])})"
+
+
+def medians(samples: dict[str, list[dict[str, float]]]) -> dict[str, dict[str, float]]:
+    """Each mode's samples (one dict of measurements per round) as the median of each measurement."""
+    return {mode: {k: statistics.median(s[k] for s in rows) for k in rows[0]} for mode, rows in samples.items()}
+
+
+def first_difference(result: dict[str, Any], other: dict[str, Any], tolerance: float = 1e-6) -> str | None:
+    """Where two vmafx results' pooled values differ by more than `tolerance`, or None."""
+    for metric, pooled in other["metrics"].items():
+        for stat, value in pooled.items():
+            if abs(result["metrics"][metric][stat] - value) > tolerance:
+                return f"{metric} {stat} differs: {result['metrics'][metric][stat]} vs {value}"
+    return None
