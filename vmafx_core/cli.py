@@ -523,7 +523,10 @@ def plugins(as_json: bool) -> None:
             rows.append({
                 "name": info.name, "package": info.package, "version": info.version, "builtin": info.builtin,
                 "loaded": info.error is None, "error": info.error,
-                "storage_backends": [{"name": n, "description": p.item.description, **avail[n]}
+                "storage_backends": [{"name": n, "description": p.item.description, **avail[n],
+                                      "auto_priority": p.item.auto_priority, "schemes": list(p.item.schemes),
+                                      "options": describe_options(p.item.options_type)
+                                      if p.item.options_type is not None else []}
                                      for n, p in backends.items() if p.plugin == info.name],
                 "scorers": [{"name": n, "description": p.item.description, "metrics": list(p.item.metrics),
                              "options": describe_options(p.item.options_type)}
@@ -538,6 +541,8 @@ def plugins(as_json: bool) -> None:
                 for b in row["storage_backends"]:
                     usable = "usable" if b["usable"] else f"unusable: {b['reason']}"
                     click.echo(f"    storage {b['name']:<13} {usable}")
+                    for o in b["options"]:
+                        click.echo(f"      option {o['name']}: {o['type']} = {json.dumps(o['default'])}")
                 for s in row["scorers"]:
                     click.echo(f"    scorer  {s['name']:<13} {', '.join(s['metrics'])}")
                     for o in s["options"]:

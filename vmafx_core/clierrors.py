@@ -43,5 +43,13 @@ def fail(exc: VmafxError) -> None:
         for line in exc.detail.splitlines():
             click.echo(f"  {line}", err=True)
     elif exc.detail:
-        click.echo("  (run with -v to see ffmpeg's/rclone's last lines)", err=True)
+        click.echo(f"  (run `{verbose_command()} ...` to see ffmpeg's/rclone's last lines)", err=True)
     sys.exit(int(exc.exit_code))
+
+
+def verbose_command() -> str:
+    """The command being run as it must be typed to get more logging: `vmafx -v run` (-v belongs to
+    `vmafx` itself, before the subcommand: `vmafx run -v` is an unknown option)."""
+    ctx = click.get_current_context(silent=True)
+    path = ctx.command_path.split() if ctx is not None else ["vmafx"]
+    return " ".join([path[0], "-v", *path[1:]])

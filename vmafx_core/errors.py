@@ -16,6 +16,7 @@ class ExitCode(enum.IntEnum):
     JOB_FAILED = 1  #: the job ran and failed: unreadable stream, ffmpeg error, truncated input
     BAD_INPUT = 2  #: the user's input is wrong: usage, job file, missing object, frame mismatch
     ENVIRONMENT = 3  #: something the job needs is missing here: ffmpeg, libvmaf, rclone, a plugin
+    CORRUPT = 4  #: the storage reported that what it served is not what was stored (size, checksum)
     INTERRUPTED = 130  #: stopped by Ctrl-C (SIGINT) or SIGTERM; everything was cleaned up
 
 
@@ -56,6 +57,14 @@ class Unreachable(EnvironmentMissing):
     def __init__(self, message: str, *, detail: str | None = None, retryable: bool = True) -> None:
         super().__init__(message, detail=detail)
         self.retryable = retryable
+
+
+class Corrupt(JobFailed):
+    """What a storage backend served is not what was stored: a size or checksum mismatch, a member
+    that fails its archive's CRC. No score is reported; scoring the same input again will not help
+    until the stored copy is fixed, which is why it has its own exit code."""
+
+    exit_code = ExitCode.CORRUPT
 
 
 class Interrupted(VmafxError):

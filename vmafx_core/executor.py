@@ -17,7 +17,7 @@ import attrs
 
 from vmafx_core import __version__, encode, interrupts
 from vmafx_core.cache import ResultCache, make_key, process_default
-from vmafx_core.errors import BadInput, Interrupted, JobFailed, Unreachable, VmafxError
+from vmafx_core.errors import BadInput, Corrupt, Interrupted, JobFailed, Unreachable, VmafxError
 from vmafx_core.ffmpeg import find_ffmpeg, probe
 from vmafx_core.job import Job
 from vmafx_core.plugins import Plugins
@@ -103,15 +103,16 @@ def run_job(job: Job, options: Any, plugins: Plugins, *, ffmpeg: str | None = No
             hit = _cached(cache, key, job, started) if key is not None else None
             if hit is not None:
                 return hit
-        output = scorer.score(ScoreRequest(
-            reference=prepared["reference"], distorted=prepared["distorted"],
-            reference_raw=raws["reference"], distorted_raw=raws["distorted"],
-            options=options, alignment=job.alignment, ffmpeg=ffmpeg_path, progress=progress,
-            stall_timeout=limits.stall_timeout, deadline=deadline, cancelled=should_stop))
+        with _integrity_explains(prepared):
+            output = scorer.score(ScoreRequest(
+                reference=prepared["reference"], distorted=prepared["distorted"],
+                reference_raw=raws["reference"], distorted_raw=raws["distorted"],
+                options=options, alignment=job.alignment, ffmpeg=ffmpeg_path, progress=progress,
+                stall_timeout=limits.stall_timeout, deadline=deadline, cancelled=should_stop))
         scored_at = time.monotonic()
-
-    return _build_result(job, scorer.name, release, output, prepared,
-                         [b.name for b in backends], raws, started, prepared_at, scored_at, encoding, cache, key)
+        # built while the storage is still prepared: a backend's integrity check may read its source
+        return _build_result(job, scorer.name, release, output, prepared,
+                             [b.name for b in backends], raws, started, prepared_at, scored_at, encoding, cache, key)
 
 
 def _identity(prepared: PreparedInput) -> str | None:
@@ -152,7 +153,8 @@ def _build_result(job: Job, scorer_name: str, scorer_release: str, output: Score
     """A scorer's output checked (frame counts, partial scores) and pooled into the job's result."""
     frames = [dict(f) for f in output.frames]
     ref_n, dis_n = output.reference_frames, output.distorted_frames
-    notes = [*_check_declared(job, output, prepared), *output.notes]
+    _check_integrity(prepared)
+    notes = [*_check_declared(job, output, prepared, raws), *output.notes]
     for role, n in (("reference", ref_n), ("distorted", dis_n)):
         raw = raws[role]
         size = prepared[role].size
@@ -216,17 +218,62 @@ def _build_result(job: Job, scorer_name: str, scorer_release: str, output: Score
     return result, frames
 
 
-def _check_declared(job: Job, output: ScoreOutput, prepared: dict[str, PreparedInput]) -> list[str]:
+def _check_integrity(prepared: dict[str, PreparedInput]) -> None:
+    """Fail the job when a backend says what it served is not what was stored (`PreparedInput.integrity`).
+
+    ffmpeg decodes a damaged byte without complaint more often than not: only the storage, which
+    knows the object's size and checksum, can tell. Asked after scoring, before the result counts.
+    """
+    for role in ("reference", "distorted"):
+        p = prepared.get(role)
+        if p is None or p.integrity is None:
+            continue
+        try:
+            problem = p.integrity()
+        except VmafxError:
+            raise
+        except Exception as exc:  # a backend's bug: its promise cannot be checked, so no score
+            raise JobFailed(f"{role} {p.display}: its storage could not check what it served "
+                            f"({type(exc).__name__}: {exc}); no score is reported") from exc
+        if problem:
+            raise Corrupt(f"{role} {p.display}: the storage reports that what it served is not what is stored "
+                          f"({problem}); no score is reported")
+
+
+@contextlib.contextmanager
+def _integrity_explains(prepared: dict[str, PreparedInput]) -> Iterator[None]:
+    """A scoring failure (ffmpeg could not decode what it was served) whose cause the storage
+    reports, a damaged object, becomes that cause: `Corrupt`, exit 4, not a decoding error."""
+    try:
+        yield
+    except JobFailed as exc:
+        if isinstance(exc, Corrupt):
+            raise
+        try:
+            _check_integrity(prepared)
+        except Corrupt as corrupt:
+            raise corrupt from exc
+        raise
+
+
+def _check_declared(job: Job, output: ScoreOutput, prepared: dict[str, PreparedInput],
+                    raws: dict[str, RawVideo | None] | None = None) -> list[str]:
     """Fail an input that decoded fewer frames than its container declares: it was cut short.
 
     A Matroska file cut in the middle, or one whose transfer ended early, decodes without a single
     error; only the count tells. A small slack allows for rounded durations. Under
-    --allow-frame-mismatch the shorter input is expected to stop early: a note, not an error.
+    --allow-frame-mismatch the shorter input is expected to stop early: a note, not an error. An
+    input whose length is unknown (its container declares none that can be trusted, or its header
+    could not be read) gets a note: the check could not be made, and the result says so.
     """
     notes: list[str] = []
     counts = (output.reference_frames, output.distorted_frames)
     for index, (role, declared) in enumerate(zip(("reference", "distorted"), output.declared_frames, strict=True)):
         got = counts[index]
+        if declared is None and _length_expected(job, prepared.get(role), (raws or {}).get(role)):
+            notes.append(f"{role} {prepared[role].display}: its length is unknown (the container declares "
+                         "none that can be trusted, or its header could not be read), so a stream cut short "
+                         "is caught only by ffmpeg's read errors")
         if declared is None or got < 0 or got >= declared.count - max(2, declared.count // 200):
             continue
         rate = f" ({declared.fps:g} fps)" if declared.fps else ""
@@ -238,6 +285,13 @@ def _check_declared(job: Job, output: ScoreOutput, prepared: dict[str, PreparedI
             continue
         raise JobFailed(problem + "; no score is reported (--allow-frame-mismatch scores what could be read)")
     return notes
+
+
+def _length_expected(job: Job, prepared: PreparedInput | None, raw: RawVideo | None) -> bool:
+    """Whether a declared length was to be compared for this input: a container read to its end
+    (not raw video, whose size is checked instead, not an encode on a pipe, not a frame limit)."""
+    return (prepared is not None and raw is None and prepared.stdin_fd is None
+            and not job.alignment.frames)
 
 
 _swept = threading.Event()
@@ -338,7 +392,7 @@ def prepare_all(stack: contextlib.ExitStack, requests: Sequence[InputRequest], b
                 break
             except (JobFailed, Unreachable) as exc:
                 pause = 0.5 * 2 ** attempt
-                final = isinstance(exc, Unreachable) and not exc.retryable
+                final = (isinstance(exc, Unreachable) and not exc.retryable) or isinstance(exc, Corrupt)
                 if final or attempt == retries or context.seconds_left() < pause + 0.5:
                     raise
                 log.warning("storage %s failed to prepare (%s); retrying in %.1fs (attempt %d of %d)",

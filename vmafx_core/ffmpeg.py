@@ -371,11 +371,20 @@ def probe(ffmpeg: str, prepared: PreparedInput, raw: RawVideo | None = None, tim
     text = child.tail()
     info = parse_stream_info(text)
     if info is not None:
-        if prepared.url_has_secret and prepared.container_facts is not None:
-            info = _with_facts(info, prepared.container_facts())
+        if prepared.url_has_secret:
+            info = _with_facts(info, _container_facts(prepared, timeout))
         return info
     raise BadInput(f"{prepared.role} {prepared.display}: {_input_problem(text)}",
                    detail=redact(text, prepared.secrets))
+
+
+def _container_facts(prepared: PreparedInput, timeout: float) -> ContainerFacts | None:
+    """The backend's own `container_facts` when it gives one, else the core's read of the header."""
+    if prepared.container_facts is not None:
+        return prepared.container_facts()
+    from vmafx_core.facts import read_container_facts
+
+    return read_container_facts(prepared, min(timeout, 30.0))
 
 
 def _with_facts(info: StreamInfo, facts: ContainerFacts | None) -> StreamInfo:

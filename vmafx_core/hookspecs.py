@@ -23,30 +23,43 @@ def vmafx_storage_backends() -> Iterable[StorageBackend]:  # type: ignore[empty-
     """Return the storage backends this plugin provides.
 
     Each backend says which URIs it handles, whether it is usable here, and prepares all the
-    inputs of a job at once inside a context manager that always cleans up.
+    inputs of a job at once inside a context manager that always cleans up. docs/PLUGINS.md ("The
+    storage contract in full") says when each callable is called, from which thread, and what it
+    may raise; `vmafx_core.testing.storage.StorageBackendTests` checks a backend against it.
 
-    Example: a backend that serves files from a fixed folder for ``demo:NAME`` URIs::
+    Example: a backend that serves files from a folder (option ``demo_root``) for ``demo:NAME`` URIs::
 
         import contextlib, os
+        import attrs
         from vmafx_core import hookimpl
+        from vmafx_core.errors import BadInput
         from vmafx_core.types import PreparedInput, StorageBackend
+
+        @attrs.frozen
+        class DemoOptions:  # declared, so `--storage-option demo_root=/data` is accepted and checked
+            demo_root: str = "/srv/videos"
 
         @contextlib.contextmanager
         def _prepare(inputs, context):
-            root = context.options.get("demo_root", "/srv/videos")
-            yield [
-                PreparedInput(role=i.role, url=os.path.join(root, i.uri[5:]), display=i.uri)
-                for i in inputs
-            ]
+            root = context.options.get("demo_root", DemoOptions().demo_root)  # given as is: no defaults
+            prepared = []
+            for i in inputs:
+                path = os.path.join(root, i.uri[5:])
+                if not os.path.isfile(path):
+                    raise BadInput(f"{i.role} {i.uri}: no such file under {root}")
+                prepared.append(PreparedInput(role=i.role, url="file:" + path, display=i.uri,
+                                              size=os.path.getsize(path)))
+            yield prepared
 
         @hookimpl
         def vmafx_storage_backends():
             return [
                 StorageBackend(
                     name="demo",
-                    description="files under /srv/videos as demo:NAME",
+                    description="files under a folder as demo:NAME",
                     handles=lambda uri: uri.startswith("demo:"),
                     prepare=_prepare,
+                    options_type=DemoOptions,
                     auto_priority=10,
                 )
             ]

@@ -313,10 +313,18 @@ def field_errors(exc: BaseException, path: str) -> list[str]:
     elif isinstance(exc, KeyError):
         lines.append(f"{path}: required field missing")
     elif isinstance(exc, ValueError | TypeError):
-        lines.append(f"{path}: {exc}")
+        lines.append(f"{path}: {_one_line(exc)}")
     else:
         lines.append(f"{path}: {exc}")
     return lines
+
+
+def _one_line(exc: BaseException) -> str:
+    """An exception's message: attrs' own validators (`in_`, `instance_of`) raise with the attribute,
+    the options and the value as further arguments, whose str() would be a raw tuple."""
+    if len(exc.args) > 1 and isinstance(exc.args[0], str):
+        return exc.args[0]
+    return str(exc)
 
 
 def structure(data: Any, cls: type, path: str) -> tuple[Any, list[str]]:

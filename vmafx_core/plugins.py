@@ -262,14 +262,13 @@ class Plugins:
             backend = backends[mode]
             _require_usable(backend, options, via)
             for uri in uris:
-                if not backend.handles(uri):
+                if not backend.handles_for(uri, options):
                     raise BadInput(f"storage {mode!r}{via} cannot read {uri!r}")
             return [backend] * len(uris)
         chosen: list[StorageBackend] = []
         answers: dict[str, Availability] = {}  # asked once per job, not once per input
         for uri in uris:
-            candidates = sorted((b for b in backends.values() if b.auto_priority is not None and b.handles(uri)),
-                                key=lambda b: -(b.auto_priority or 0))
+            candidates = _auto_candidates(backends.values(), uri, options)
             if not candidates:
                 raise BadInput(f"no installed storage can read {uri!r}" + _install_hint(backends.values(), uri))
             refused: list[str] = []
@@ -294,7 +293,7 @@ class Plugins:
         backends = {name: p.item for name, p in self.storage_backends().items()}
         if not backends:
             raise EnvironmentMissing(NO_STORAGE)
-        writers = [b for b in backends.values() if b.write is not None and b.handles(destination)]
+        writers = [b for b in backends.values() if b.write is not None and b.handles_for(destination, options)]
         named = backends.get(mode)
         if named is not None and named in writers:
             _require_usable(named, options)
@@ -377,8 +376,28 @@ def _node_storage_mode(backends: Mapping[str, Any]) -> str:
                              "or unset it")
 
 
+def _scheme(uri: str) -> str | None:
+    """The URL scheme of `uri` in lower case ("zip" of zip:///a.zip!/b), or None for a path or remote:path."""
+    scheme, sep, _ = uri.partition("://")
+    if not sep or not scheme[:1].isalpha() or not all(c.isalnum() or c in "+.-" for c in scheme):
+        return None
+    return scheme.lower()
+
+
+def _auto_candidates(backends: Iterable[StorageBackend], uri: str, options: Mapping[str, Any] | None
+                     ) -> list[StorageBackend]:
+    """The backends `--storage auto` asks for `uri`, best first: those that own its scheme when any
+    does (`StorageBackend.schemes`, whatever their priority), else every backend with a priority."""
+    scheme = _scheme(uri)
+    backends = list(backends)
+    owners = [b for b in backends if scheme is not None and scheme in b.schemes]
+    pool = owners or [b for b in backends if b.auto_priority is not None]
+    return sorted((b for b in pool if b.handles_for(uri, options)), key=lambda b: -(b.auto_priority or 0))
+
+
 def _install_hint(backends: Iterable[StorageBackend], uri: str) -> str:
-    """"; " and what the installed backends say to install for `uri`, or nothing."""
+    """"; " and what every installed backend says to install for `uri` (each hint once), or nothing."""
+    hints: list[str] = []
     for backend in backends:
         if backend.install_hint is None:
             continue
@@ -387,9 +406,9 @@ def _install_hint(backends: Iterable[StorageBackend], uri: str) -> str:
         except Exception as exc:  # noqa: BLE001 - a broken hint must not hide the error it explains
             log.debug("storage %s could not give an install hint: %s", backend.name, exc)
             continue
-        if hint:
-            return "; " + hint
-    return ""
+        if hint and hint not in hints:
+            hints.append(hint)
+    return "".join("; " + hint for hint in hints)
 
 
 def missing_scorer(name: str, allow: set[str] | None) -> None:

@@ -88,8 +88,15 @@ class PreparedInput:
     stdin_fd: int | None = None
     #: the video's geometry when known in advance (an input on a pipe cannot be probed first)
     stream_hint: RawVideo | None = None
-    #: for a URL with a secret: reads the container's duration facts, or None when it cannot
+    #: for a URL with a secret, optional: the container's duration facts, or None when it cannot say.
+    #: Without it vmafx reads the header itself, in this process, through `url` and `input_options`
+    #: (the ffconcat wrapper that keeps a secret out of argv hides the duration from `ffmpeg -i`)
     container_facts: Callable[[], ContainerFacts | None] | None = attrs.field(default=None, eq=False)
+    #: called once after scoring, before the result is accepted: None when what was served is what
+    #: was stored, else one line saying what the storage found wrong (a size or checksum mismatch,
+    #: a member failing its archive's CRC). A line fails the job with `errors.Corrupt` (exit 4) and
+    #: no score is reported. None (no callable): the backend cannot tell
+    integrity: Callable[[], str | None] | None = attrs.field(default=None, eq=False)
     #: what tells this very content apart from any other version of it, as the storage reports it
     #: (a local file: path, size, mtime, ctime, inode; an object: remote path, size, modification
     #: time, ETag/hash), for the result cache, which calls it only when it is in use; returning None,
@@ -142,14 +149,21 @@ class StorageBackend:
 
     name: str
     description: str
-    handles: Callable[[str], bool]
+    #: whether this backend can read a URI: cheap, no I/O, never raises. It may take the job's
+    #: storage options as a second argument (`def handles(uri, options=None)`) when an option changes
+    #: the answer (rclone's `remote_map`); `--allow-root` checks call it with the URI alone
+    handles: Callable[..., bool]
     prepare: PrepareFn
     #: whether it can run here, and why not. It may take one argument, the job's storage options
     #: (`def availability(options=None)`), when an option such as `rclone_binary` changes the answer;
     #: `vmafx doctor` calls it with None.
     availability: Callable[..., Availability] = attrs.field(default=lambda: Availability(True))
-    #: priority when `--storage auto` chooses (higher wins); None: chosen only by name
+    #: priority when `--storage auto` chooses (higher wins); None: chosen only by name. Built-in
+    #: backends: local 100, rclone-http 20, rclone-mount 10 (vmafx-zip: 5)
     auto_priority: int | None = None
+    #: URL schemes this backend owns ("zip" for zip://...): under `--storage auto` a URI with one of
+    #: them goes only to the backends that own it, whatever the other backends' priorities
+    schemes: tuple[str, ...] = ()
     #: the URI in one canonical form ("remote:bucket/key", a real path, ...), used to check it
     #: against `--allow-root`; may raise BadInput for a URI it cannot read. None: URI as given
     canonical: Callable[[str], str] | None = None
@@ -204,6 +218,10 @@ class StorageBackend:
     #: "for remote storage install vmafx-rclone-http (pip install vmafx-rclone-http)"
     install_hint: Callable[[str], str | None] | None = None
 
+    def handles_for(self, uri: str, options: Mapping[str, Any] | None) -> bool:
+        """`handles`, given the job's storage options when it takes them."""
+        return bool(self.handles(uri, options) if _takes(self.handles, 2) else self.handles(uri))
+
     def availability_for(self, options: Mapping[str, Any] | None) -> Availability:
         """`availability`, given the job's storage options when it takes them."""
         try:
@@ -211,6 +229,15 @@ class StorageBackend:
         except (TypeError, ValueError):  # a builtin or C callable: call it as documented first
             takes_options = False
         return self.availability(options) if takes_options else self.availability()
+
+
+def _takes(fn: Callable[..., Any], count: int) -> bool:
+    """Whether `fn` accepts `count` positional arguments (a builtin whose signature is hidden: no)."""
+    try:
+        inspect.signature(fn).bind(*range(count))
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 @attrs.frozen

@@ -123,7 +123,7 @@ def _one_error_line(out: Any) -> str:
     """The one `vmafx: error:` line of the run's stderr; at most the usual hint follows it, never a traceback."""
     lines = out.stderr.strip().splitlines()
     assert lines and lines[0].startswith("vmafx: error: --save-encode "), out.stderr
-    assert lines[1:] in ([], ["  (run with -v to see ffmpeg's/rclone's last lines)"]), out.stderr
+    assert lines[1:] in ([], ["  (run `vmafx -v run ...` to see ffmpeg's/rclone's last lines)"]), out.stderr
     return str(lines[0])
 
 

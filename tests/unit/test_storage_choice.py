@@ -164,3 +164,47 @@ def test_allow_root_no_backend_understands(fresh_plugins: Plugins, register: Reg
     backends = fresh_plugins.choose_storage(["s3://b/k"], "auto")
     with pytest.raises(BadInput, match=r"--allow-root '/srv': no installed storage backend understands it"):
         check_allowed([InputRequest("reference", "s3://b/k")], backends, ["/srv"], fresh_plugins)
+
+
+# ---- scheme ownership -----------------------------------------------------------------------------
+
+
+def _dummy(priority: int | None, *, schemes: tuple[str, ...] = ()) -> StorageBackend:
+    """A third party's backend for `dummy://` URIs, at a priority below every built-in one."""
+    return StorageBackend(name="dummy", description="dummy", handles=lambda uri: uri.lower().startswith("dummy://"),
+                          prepare=_no_prepare, auto_priority=priority, schemes=schemes)
+
+
+def test_rclone_backends_leave_a_third_party_scheme_to_its_own_low_priority_backend(
+        fresh_plugins: Plugins, register: Register) -> None:
+    register(local, "local")
+    register(rclone_http, "rclone-http")
+    register(rclone_mount, "rclone-mount")
+    register(BackendsPlugin([_dummy(1)]), "dummy")
+    chosen = fresh_plugins.choose_storage(["dummy://x/ref.mp4", "s3://b/dis.mp4", "myremote:b/k.mp4"], "auto")
+    assert [b.name for b in chosen] == ["dummy", "rclone-http", "rclone-http"]
+    assert not rclone_http.BACKEND.handles_for("dummy://x/ref.mp4", None)
+    # a scheme mapped by the job's own remote_map is rclone's again
+    assert rclone_http.BACKEND.handles_for("b2://bucket/k.mp4", {"remote_map": {"b2": "myb2"}})
+    assert [b.name for b in fresh_plugins.choose_storage(["b2://bucket/k.mp4"], "auto",
+                                                         {"remote_map": "b2=myb2"})] == ["rclone-http"]
+
+
+def test_a_backend_that_owns_a_scheme_gets_it_whatever_the_priorities(fresh_plugins: Plugins,
+                                                                      register: Register) -> None:
+    greedy = StorageBackend(name="greedy", description="greedy", handles=lambda uri: True, prepare=_no_prepare,
+                            auto_priority=1000)
+    register(BackendsPlugin([greedy, _dummy(None, schemes=("dummy",))]), "both")
+    assert [b.name for b in fresh_plugins.choose_storage(["DUMMY://x/a.mp4", "/x.mp4"], "auto")] == ["dummy", "greedy"]
+
+
+def test_a_scheme_nobody_reads_gets_the_hint_of_every_backend_that_has_one(fresh_plugins: Plugins,
+                                                                          register: Register) -> None:
+    register(local, "local")
+    register(rclone_http, "rclone-http")
+    with pytest.raises(BadInput) as info:
+        fresh_plugins.choose_storage(["zip:///data/set.zip!/ref.mp4"], "auto")
+    assert info.value.message == (
+        "no installed storage can read 'zip:///data/set.zip!/ref.mp4'; for zip:// install vmafx-zip "
+        "(pip install vmafx-zip); to read zip:// through rclone, map it to a remote: VMAFX_REMOTE_MAP=zip=REMOTE "
+        "or the storage option remote_map")

@@ -108,9 +108,22 @@ def write(destination: str, context: PrepareContext) -> Iterator[IO[bytes]]:
         raise JobFailed(f"{destination}: writing failed ({exc.strerror})") from None
 
 
+#: URL schemes that packages of this project read, and the package
+_PUBLISHED_SCHEMES = {"zip": "vmafx-zip"}
+#: URL schemes rclone reads out of the box (vmafx-rclone-http maps them to remotes)
+_RCLONE_SCHEMES = ("s3", "gs", "azblob", "sftp")
+
+
 def install_hint(uri: str) -> str | None:
-    """What to install for a URI this backend does not read: rclone's remotes and URL schemes."""
-    if not handles(uri):
+    """What to install for a URI this backend does not read: rclone's remotes and the schemes it
+    maps, or another package of this project (zip://)."""
+    if handles(uri):
+        return None
+    scheme = uri.split("://", 1)[0].lower() if _SCHEME.match(uri) else None
+    if scheme in _PUBLISHED_SCHEMES:
+        package = _PUBLISHED_SCHEMES[scheme]
+        return f"for {scheme}:// install {package} (pip install {package})"
+    if scheme is None or scheme in _RCLONE_SCHEMES:
         return "for remote storage install vmafx-rclone-http (pip install vmafx-rclone-http)"
     return None
 

@@ -184,16 +184,28 @@ def _rclone_syntax(uri: str) -> tuple[str, str] | None:
     return remote, path
 
 
-def handles_uri(uri: str) -> bool:
-    """Whether an rclone backend should read `uri`: rclone syntax, or any URL scheme but file/http(s).
+def handles_uri(uri: str, options: Mapping[str, Any] | None = None) -> bool:
+    """Whether an rclone backend should read `uri`: rclone syntax, `sftp://`, or a URL whose scheme
+    is mapped to a remote (the defaults, `$VMAFX_REMOTE_MAP`, the job's `remote_map` option).
 
-    Unmapped schemes are claimed too, so that `b2://...` gets a clear "map this scheme" error from
-    the rclone backend rather than "no storage can read this".
+    Other schemes are left to the backends that own them (a third party's `zip://`): an unmapped
+    one gets `install_hint`'s "map this scheme" line when no installed backend reads it.
     """
     url = _URL.match(uri)
     if url:
-        return url.group("scheme").lower() not in FOREIGN_SCHEMES
+        scheme = url.group("scheme").lower()
+        if scheme in FOREIGN_SCHEMES:
+            return False
+        return scheme == "sftp" or scheme in _known_schemes(options)
     return _rclone_syntax(uri) is not None
+
+
+def _known_schemes(options: Mapping[str, Any] | None) -> set[str]:
+    """The mapped schemes; with a malformed map, only the defaults (prepare then reports the map)."""
+    try:
+        return set(remote_map(options))
+    except BadInput:
+        return set(DEFAULT_REMOTE_MAP)
 
 
 def _check_path(uri: str, path: str, *, what: str = "path") -> str:
@@ -375,7 +387,13 @@ def canonical_uri(uri: str, environ: Mapping[str, str] | None = None) -> str:
 
 
 def install_hint(uri: str) -> str | None:
-    """What to install for a URI the rclone backends do not read (a local path): `StorageBackend.install_hint`."""
-    if not handles_uri(uri):
+    """`StorageBackend.install_hint`: for a URL scheme no remote is mapped to, how to map one; for
+    a local path, to install vmafx-local."""
+    url = _URL.match(uri)
+    if url and url.group("scheme").lower() not in FOREIGN_SCHEMES and not handles_uri(uri):
+        scheme = url.group("scheme").lower()
+        return (f"to read {scheme}:// through rclone, map it to a remote: {ENV_REMOTE_MAP}={scheme}=REMOTE "
+                f"or the storage option {OPTION_REMOTE_MAP}")
+    if not url and not handles_uri(uri):
         return "for local files install vmafx-local (pip install vmafx-local)"
     return None

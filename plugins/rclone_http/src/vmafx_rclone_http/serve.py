@@ -32,9 +32,10 @@ from vmafx_rclone_common import (
     stop_all,
     uri_to_display,
 )
+from vmafx_rclone_common.integrity import served_mismatch
 
 from vmafx_core.errors import BadInput, JobFailed, Unreachable, VmafxError
-from vmafx_core.types import ContainerFacts, InputRequest, PrepareContext, PreparedInput
+from vmafx_core.types import InputRequest, PrepareContext, PreparedInput
 from vmafx_rclone_http.options import DEFAULT_BUFFER_SIZE, DEFAULT_RW_TIMEOUT, OPTION_BUFFER_SIZE, OPTION_RW_TIMEOUT
 from vmafx_rclone_http.options import SIZE as _SIZE
 
@@ -184,17 +185,11 @@ def check_input(settings: RcloneSettings, server: Server, request: InputRequest,
     if status == 200:
         length = response.getheader("Content-Length")
         url = f"http://{credentials.user}:{credentials.password}@{HOST}:{server.port}{path}"
-
-        def container_facts() -> ContainerFacts | None:
-            from vmafx_rclone_http.facts import read_container_facts
-
-            return read_container_facts(f"http://{HOST}:{server.port}{path}", credentials.authorization(),
-                                        options.rw_timeout)
-
         return PreparedInput(role=request.role, url=url, display=display,
                              size=int(length) if length and length.isdigit() else None, url_has_secret=True,
                              input_options=options.ffmpeg_input_options(), secrets=(credentials.password,),
-                             health=server.process.problem, container_facts=container_facts,
+                             health=server.process.problem,
+                             integrity=lambda: served_mismatch(server.process),
                              identity=lambda: identities(target) if identities is not None
                              else settings.identity(target, timeout))
     if status == 404:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import logging
 import os
 import stat
@@ -29,6 +30,7 @@ from vmafx_rclone_common import (
     last_error,
     uri_to_display,
 )
+from vmafx_rclone_common.integrity import served_mismatch
 
 from vmafx_core import interrupts
 from vmafx_core.errors import BadInput, EnvironmentMissing, JobFailed, Unreachable, VmafxError
@@ -149,7 +151,8 @@ def check_input(settings: RcloneSettings, mount: Mount, request: InputRequest, t
         raise BadInput(f"{subject}: is not a regular file")
     # "file:" keeps ffmpeg from reading a name like "a:b.mp4" as a protocol
     return PreparedInput(role=request.role, url="file:" + path, display=display, size=info.st_size,
-                         health=mount.process.problem, identity=lambda: settings.identity(target, timeout))
+                         health=mount.process.problem, integrity=functools.partial(served_mismatch, mount.process),
+                         identity=lambda: settings.identity(target, timeout))
 
 
 def _unreadable(settings: RcloneSettings, process: RcloneProcess, subject: str, target: RemotePath,

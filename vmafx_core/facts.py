@@ -1,10 +1,10 @@
-"""Reading a served file's container header in-process, with the per-job credential in a header.
+"""Reading the container header of an input whose URL carries a secret, in this process.
 
-ffmpeg gets a served input wrapped in an ffconcat script (the only way found to keep the
-credential out of its argv), and the wrapper hides the file's duration, so the cut-short check
-had nothing to compare with over http. PyAV (FFmpeg's libraries in this process) opens the same
-URL with the credential as a request header, reads the header of the file and nothing more, and
-reports what `ffmpeg -i` would have said of a local file.
+ffmpeg gets such an input wrapped in an ffconcat script (the way to keep the credential out of
+its argv), and the wrapper hides the file's duration, so the cut-short check would have nothing to
+compare with. PyAV (FFmpeg's libraries in this process) opens the same URL with the same input
+options, reads the header and nothing more, and reports what `ffmpeg -i` would have said of a local
+file. The core does this for every backend, so no backend has to, and none can forget to.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import re
 
-from vmafx_core.types import ContainerFacts
+from vmafx_core.types import ContainerFacts, PreparedInput
 
 log = logging.getLogger(__name__)
 
@@ -28,17 +28,21 @@ def _centiseconds(seconds: float) -> float:
     return int(seconds * 100 + 0.5) / 100
 
 
-def read_container_facts(url: str, authorization: str, timeout: float) -> ContainerFacts | None:
-    """The container's duration facts, or None when PyAV is missing or the header cannot be read."""
+def read_container_facts(prepared: PreparedInput, timeout: float) -> ContainerFacts | None:
+    """The container's duration facts of `prepared`, read through its own URL and input options;
+    None when PyAV is missing or the header cannot be read (the result then says the length is
+    unknown). Nothing of the URL reaches a log: only the exception's type."""
     try:
         import av
     except ImportError:
-        log.debug("PyAV is not installed: no duration facts over http")
+        log.debug("PyAV is not installed: no duration facts for inputs behind a secret URL")
         return None
-    options = {"headers": f"Authorization: {authorization}\r\n", "rw_timeout": str(int(timeout * 1_000_000)),
-               "http_proxy": "none"}
+    options = {"rw_timeout": str(int(timeout * 1_000_000))}
+    pairs = prepared.input_options
+    for i in range(0, len(pairs) - 1, 2):
+        options[pairs[i].lstrip("-")] = pairs[i + 1]
     try:
-        with av.open(url, options=options, timeout=timeout) as container:
+        with av.open(prepared.url, options=options, timeout=timeout) as container:
             formats = set(container.format.name.split(","))
             video = container.streams.video[0] if container.streams.video else None
             duration = container.duration / 1_000_000 if container.duration else None
@@ -52,5 +56,6 @@ def read_container_facts(url: str, authorization: str, timeout: float) -> Contai
                                   video_duration=video_duration, streams=len(container.streams),
                                   estimated=not formats & set(_KNOWN_DURATION))
     except Exception as exc:  # noqa: BLE001 - facts are a bonus: ffmpeg reports a real failure itself
-        log.debug("could not read the container header over http: %s", type(exc).__name__)
+        log.debug("%s %s: could not read the container header in-process: %s", prepared.role, prepared.display,
+                  type(exc).__name__)
         return None

@@ -1,0 +1,1 @@
+"""vmafx storage backend `zip`: members of zip archives, served in place from a loopback HTTP server."""
