@@ -2,24 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
-import attrs
-
-
-@attrs.frozen
-class CliRun:
-    code: int
-    stdout: str
-    stderr: str
-
-    def json(self) -> Any:
-        return json.loads(self.stdout)
+from vmafx_core.testing import CliRun  # the one shipped to plugin authors
 
 
 def run_vmafx(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
