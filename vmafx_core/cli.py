@@ -34,6 +34,7 @@ Exit codes:
   1    the job failed (unreadable or truncated stream, ffmpeg error)
   2    bad input (usage, job file, missing object, frame-count mismatch)
   3    environment missing (ffmpeg/libvmaf, rclone, a plugin, credentials)
+  4    corrupt input (the storage reported what it served is not what is stored)
   130  interrupted (Ctrl-C or SIGTERM); everything started was cleaned up
 """
 

@@ -263,7 +263,7 @@ class Plugins:
             _require_usable(backend, options, via)
             for uri in uris:
                 if not backend.handles_for(uri, options):
-                    raise BadInput(f"storage {mode!r}{via} cannot read {uri!r}")
+                    raise BadInput(f"storage {mode!r}{via} cannot read {uri!r}" + _install_hint(backends.values(), uri))
             return [backend] * len(uris)
         chosen: list[StorageBackend] = []
         answers: dict[str, Availability] = {}  # asked once per job, not once per input

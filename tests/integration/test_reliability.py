@@ -263,7 +263,7 @@ def test_remote_bad_inputs(s3_server: S3Server, bucket: str, media: Media, mode:
         f"s3://{bucket}/empty.mp4": (2, "is empty (0 bytes)"),
         f"s3://{bucket}/text.mp4": (2, "not a video"),
         f"s3://{bucket}/a/../ref.mp4": (2, "'..'"),
-        "ftp2://host/x.mp4": (2, "ftp2"),
+        "ftp2://host/x.mp4": (2, "to read ftp2:// through rclone, map it to a remote: VMAFX_REMOTE_MAP=ftp2=REMOTE"),
     }
     for dis, (code, text) in cases.items():
         out = run_vmafx("run", "--storage", mode, ref, dis, env=env)
