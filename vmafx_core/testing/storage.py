@@ -28,6 +28,7 @@ What it checks, each a promise of vmafx's README that a backend can break:
   an input cut short fails the job (exit 1) instead of scoring fewer frames;
 - a missing input is one line, exit 2, no traceback;
 - what your backend reports as corrupt (`PreparedInput.integrity`) fails the job with exit 4;
+- no child's command line (readable by every local user) carries a URL with a password;
 - Ctrl-C while scoring ends the run with exit 130, and nothing is left behind: no process, no
   temp folder, after success, failure and interruption alike.
 """
@@ -36,6 +37,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -190,6 +192,8 @@ class StorageBackendTests:
                 assert child.poll() is None, child.communicate()
                 time.sleep(0.05)
             assert _scoring(leftovers.token), "vmafx never started scoring"
+            exposed = _credentials_in_argv(leftovers.token)
+            assert exposed == [], f"a credential in a command line every local user can read: {exposed}"
             child.send_signal(signal.SIGINT)
             stdout, stderr = child.communicate(timeout=60)
         finally:
@@ -199,6 +203,22 @@ class StorageBackendTests:
         assert child.returncode == ExitCode.INTERRUPTED and stdout == "", stderr
         assert "Traceback" not in stderr, stderr
         assert leftovers.new() == []
+
+
+_USERINFO = re.compile(rb"://[^/\s:@]+:[^/\s@]+@")
+
+
+def _credentials_in_argv(token: str) -> list[str]:
+    """Command lines of the marked run that carry a URL with user:password (readable in /proc by all)."""
+    found = []
+    for pid in marked_processes(token):
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if _USERINFO.search(argv):
+            found.append(argv.split(b"\0")[0].decode(errors="replace"))
+    return found
 
 
 def _scoring(token: str) -> bool:

@@ -54,6 +54,21 @@ class TestZipConformance(StorageBackendTests):
         return _uri(archive, member)
 
 
+def test_a_damaged_byte_ffmpeg_never_notices_still_fails_the_job(pair: Pair, tmp_path: Path) -> None:
+    """A byte of the MP4's metadata (the muxer's name) flipped after the archive was written: every
+    frame decodes as before, the score would be exit 0; the member's CRC-32 says otherwise."""
+    archive, member = _archive(tmp_path, pair.reference)
+    data = bytearray(archive.read_bytes())
+    at = data.index(b"Lavf")
+    data[at] ^= 0x20  # "lavf": still a valid MP4
+    archive.write_bytes(bytes(data))
+    uri = _uri(archive, member)
+    out = run_vmafx("run", uri, uri, "--json", "--no-progress")
+    assert out.code == 4 and out.stdout == "", out.stderr
+    line = out.stderr.splitlines()[0]
+    assert "fails its CRC-32" in line and "no score is reported" in line, out.stderr
+
+
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory: pytest.TempPathFactory) -> Pair:
     return make_pair(tmp_path_factory.mktemp("zip-pair"))
