@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import secrets
 import select
 import shutil
 import signal
@@ -115,6 +116,10 @@ def secret_values(env: Mapping[str, str], extra: Iterable[str] = ()) -> list[str
     return found
 
 
+#: the size of sun_path in `struct sockaddr_un` on Linux, its final NUL included
+_SUN_PATH = 108
+
+
 class _NotifySocket:
     """A private `$NOTIFY_SOCKET` (a datagram socket in a 0700 folder) that rclone reports READY=1 on."""
 
@@ -122,8 +127,12 @@ class _NotifySocket:
         self.folder = tempdirs.make("rclone-notify")  # owner pid in the name: a killed run's is swept
         self.path = os.path.join(self.folder, "notify")
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        if len(os.fsencode(self.path)) >= _SUN_PATH:
+            # a long $TMPDIR: a socket path is limited to 107 bytes. An abstract socket ("@name", which
+            # rclone's Go runtime understands) has no path; its random name keeps it the job's own
+            self.path = "@vmafx-rclone-notify-" + secrets.token_hex(16)
         try:
-            self.sock.bind(self.path)
+            self.sock.bind("\0" + self.path[1:] if self.path.startswith("@") else self.path)
         except OSError:
             self.close()
             raise
