@@ -109,10 +109,12 @@ def run_job(job: Job, options: Any, plugins: Plugins, *, ffmpeg: str | None = No
                 reference_raw=raws["reference"], distorted_raw=raws["distorted"],
                 options=options, alignment=job.alignment, ffmpeg=ffmpeg_path, progress=progress,
                 stall_timeout=limits.stall_timeout, deadline=deadline, cancelled=should_stop))
+        _check_integrity(prepared)  # while the storage is still prepared: the check may read its source
         scored_at = time.monotonic()
-        # built while the storage is still prepared: a backend's integrity check may read its source
-        return _build_result(job, scorer.name, release, output, prepared,
-                             [b.name for b in backends], raws, started, prepared_at, scored_at, encoding, cache, key)
+
+    return _build_result(job, scorer.name, release, output, prepared,
+                         [b.name for b in backends], raws, started, prepared_at, scored_at, encoding, cache, key,
+                         integrity_checked=True)
 
 
 def _identity(prepared: PreparedInput) -> str | None:
@@ -149,11 +151,13 @@ def _build_result(job: Job, scorer_name: str, scorer_release: str, output: Score
                   prepared: dict[str, PreparedInput], backend_names: Sequence[str],
                   raws: dict[str, RawVideo | None], started: float, prepared_at: float, scored_at: float,
                   encoding: encode.EncodeRun | None, cache: ResultCache | None,
-                  key: str | None) -> tuple[Result, Sequence[dict[str, float]]]:
-    """A scorer's output checked (frame counts, partial scores) and pooled into the job's result."""
+                  key: str | None, *, integrity_checked: bool = False) -> tuple[Result, Sequence[dict[str, float]]]:
+    """A scorer's output checked (the storage's integrity report unless the caller asked it while
+    the storage was prepared, frame counts, partial scores) and pooled into the job's result."""
     frames = [dict(f) for f in output.frames]
     ref_n, dis_n = output.reference_frames, output.distorted_frames
-    _check_integrity(prepared)
+    if not integrity_checked:
+        _check_integrity(prepared)
     notes = [*_check_declared(job, output, prepared, raws), *output.notes]
     for role, n in (("reference", ref_n), ("distorted", dis_n)):
         raw = raws[role]

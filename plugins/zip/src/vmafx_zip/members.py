@@ -93,13 +93,19 @@ class Member:
 
     def _read(self, offset: int, length: int) -> bytes:
         if self._offset is not None:
+            # closed when the job's storage was released: the check after that opens it again
+            fd = self._fd if self._fd >= 0 else os.open(self.archive, os.O_RDONLY | os.O_CLOEXEC)
             parts, done = [], 0
-            while done < length:
-                part = os.pread(self._fd, length - done, self._offset + offset + done)
-                if not part:
-                    break
-                parts.append(part)
-                done += len(part)
+            try:
+                while done < length:
+                    part = os.pread(fd, length - done, self._offset + offset + done)
+                    if not part:
+                        break
+                    parts.append(part)
+                    done += len(part)
+            finally:
+                if fd != self._fd:
+                    os.close(fd)
             return b"".join(parts)
         with zipfile.ZipFile(self.archive) as zf, zf.open(self.info) as stream:
             stream.seek(offset)
