@@ -1,4 +1,5 @@
-"""A long $TMPDIR (a socket path holds 107 bytes at most) still mounts: found by the conformance suite."""
+"""rclone-mount and the storage contract, with real rclone and real FUSE: a short read rclone reports
+reaches `PreparedInput.integrity` (exit 4 in a job); a long $TMPDIR (found by the conformance suite)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,24 @@ def rclone_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None
     local_remotes(monkeypatch, tmp_path / "home", ["localt"])
     yield
     assert not mount_children()
+
+
+def test_an_object_shorter_than_rclone_listed_is_reported(tmp_path: Path) -> None:
+    video = tmp_path / "v.mp4"
+    video.write_bytes(b"x" * 100_000)
+    with prepare([InputRequest("reference", f"localt:{video}")], PrepareContext()) as (item,):
+        path = item.url.removeprefix("file:")
+        with open(path, "rb") as whole:
+            assert whole.read() == b"x" * 100_000
+        assert item.integrity is not None and item.integrity() is None
+        os.truncate(video, 50_000)  # the stored object is no longer the one rclone listed
+        with open(path, "rb") as short:
+            try:
+                short.read()
+            except OSError:
+                pass  # the mount may say so as an I/O error; ffmpeg would stop, or decode less
+        problem = item.integrity()
+    assert problem is not None and problem.startswith("rclone: ") and "unexpected EOF" in problem, problem
 
 
 def test_a_temp_dir_too_long_for_a_socket_path_still_mounts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
