@@ -197,6 +197,18 @@ class Plugins:
     def scorers(self) -> dict[str, Provided]:
         return self._collect("vmafx_scorers", "scorer")
 
+    def options_type(self, name: str) -> type | None:
+        """The options class of scorer `name`, or None when no such scorer is loaded."""
+        provided = self.scorers().get(name)
+        return provided.item.options_type if provided else None
+
+    def parse_job(self, data: Mapping[str, Any], origin: str) -> tuple[Any, Any]:
+        """`job.parse_job` with these plugins' scorer options and storage options: the job and its
+        structured scorer options, or InvalidJob listing every bad field."""
+        from vmafx_core.job import parse_job
+
+        return parse_job(data, origin, self.options_type, self.storage_option_types)
+
     def scorer(self, name: str) -> Scorer:
         scorers = self.scorers()
         if name not in scorers:
