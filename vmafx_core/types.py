@@ -324,3 +324,34 @@ class Scorer:
     #: which metric names the one-line summary of `vmafx run` shows (a scorer that also reports
     #: its internal features shows the headline ones). None: all of them
     summary_metric: Callable[[str], bool] | None = None
+
+
+@attrs.frozen
+class CommandOption:
+    """A command-line option a plugin adds to `vmafx run` (`vmafx_command_options`).
+
+    The core turns it into a click option and writes its value into the job before the job is
+    parsed, so the value is checked like the same setting in a job file: into the scorer table
+    (`target="scorer"`, only when the job's scorer is `scorer`, else the flag is refused naming
+    its scorer) or into `storage_options` (`target="storage"`). Several plugins may offer one flag
+    only with equal descriptors (the rclone backends' shared `--rclone-config`). Example::
+
+        CommandOption(flag="--model", key="model", target="scorer", scorer="libvmaf", multiple=True,
+                      help="libvmaf model (repeatable) ...")
+    """
+
+    flag: str  #: "--model": two dashes, lower case
+    key: str  #: the scorer option or storage option it sets
+    target: str = attrs.field(validator=attrs.validators.in_(("scorer", "storage")))
+    help: str = ""
+    #: for a scorer option: the scorer whose option it is
+    scorer: str | None = None
+    #: repeatable: the value is the list of every one given
+    multiple: bool = False
+    #: the value's type: str, int, float, or "path" (a file path, given to the job as text)
+    value_type: Any = str
+    metavar: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.flag

@@ -21,7 +21,9 @@ def _key(data: dict[str, Any], identities: list[str | None] = IDS) -> str | None
     facts = plugins.scorer(job.scorer_name).cache_facts
     assert facts is not None
     scorer_facts = facts(options)
-    return None if scorer_facts is None else make_key(job, options, identities, find_ffmpeg(), scorer_facts=scorer_facts)
+    if scorer_facts is None:
+        return None
+    return make_key(job, options, identities, find_ffmpeg(), scorer_facts=scorer_facts)
 
 
 def test_what_changes_no_number_keeps_the_key() -> None:

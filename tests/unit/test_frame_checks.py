@@ -14,7 +14,7 @@ from vmafx_core import lifecycle
 from vmafx_core.errors import BadInput, JobFailed
 from vmafx_core.job import Alignment, Job, Source
 from vmafx_core.plugins import Plugins
-from vmafx_core.types import DeclaredFrames, PreparedInput, Scorer, ScoreOutput
+from vmafx_core.types import DeclaredFrames, PreparedInput, ScoreOutput, Scorer
 
 
 def _job(**alignment: Any) -> Job:

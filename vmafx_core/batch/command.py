@@ -63,12 +63,24 @@ def _run(runnable: Sequence[Entry], record: RecordFn, progress: BatchProgress, c
 
 
 def _units(runnable: Sequence[Entry], size: int) -> list[list[Entry]]:
-    made = units(runnable, size)
+    made = units(runnable, size, _shares_passes)
     grouped = sum(len(u) for u in made if len(u) > 1)
     if grouped:
         log.info("%d of %d jobs scored in %d shared passes (group size at most %d)", grouped, len(runnable),
                  sum(1 for u in made if len(u) > 1), size)
     return made
+
+
+def _shares_passes(scorer: str) -> bool:
+    """Whether the installed scorer `scorer` scores several distorted in one pass."""
+    from vmafx_core.errors import VmafxError
+    from vmafx_core.plugins import shared
+
+    try:
+        provided = shared().scorers().get(scorer)
+    except VmafxError:  # reported when the job runs
+        return False
+    return provided is not None and provided.item.score_shared is not None
 
 
 def run_batch(jobs_file: Path, out: Path, *, jobs: int | None = None, threads_per_job: int | None = None,

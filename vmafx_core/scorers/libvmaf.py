@@ -37,7 +37,7 @@ from vmafx_core.supervise import (
     run_scoring,
     strip_prefix,
 )
-from vmafx_core.types import CannotShare, PreparedInput, ScoreOutput, Scorer, ScoreRequest
+from vmafx_core.types import CannotShare, CommandOption, PreparedInput, ScoreOutput, Scorer, ScoreRequest
 
 #: formats libvmaf reads; anything else is converted to the nearest of these
 _VMAF_PIX_FMTS = {"yuv420p", "yuv422p", "yuv444p", "yuv420p10le", "yuv422p10le", "yuv444p10le",
@@ -498,3 +498,32 @@ SCORER = Scorer(
 @hookimpl
 def vmafx_scorers() -> list[Scorer]:
     return [SCORER]
+
+
+#: libvmaf's own flags on `vmafx run`: each sets its option in the job's scorer table
+COMMAND_OPTIONS = [
+    CommandOption(flag="--model", key="model", target="scorer", scorer="libvmaf", multiple=True,
+                  help="libvmaf model (repeatable: several in one pass): vmaf_v0.6.1 (default), vmaf_v1.0.16_3d0h, "
+                       "... (`vmafx models` lists them) or a file; parameters as NAME:key=value, e.g. "
+                       "vmaf_v0.6.1:enable_transform=true (the phone model)."),
+    CommandOption(flag="--feature", key="features", target="scorer", scorer="libvmaf", multiple=True,
+                  help="Extra libvmaf feature (repeatable): psnr, float_ssim, float_ms_ssim, ciede, cambi, psnr_hvs; "
+                       "options as NAME:option=value, e.g. cambi:full_ref=true, psnr:enable_chroma=false."),
+    CommandOption(flag="--n-subsample", key="n_subsample", target="scorer", scorer="libvmaf", value_type=int,
+                  help="Score every Nth frame."),
+    CommandOption(flag="--n-threads", key="n_threads", target="scorer", scorer="libvmaf", value_type=int,
+                  help="libvmaf threads (0: all cores)."),
+]
+
+
+@hookimpl
+def vmafx_command_options() -> list[CommandOption]:
+    return COMMAND_OPTIONS
+
+
+@hookimpl
+def vmafx_register_commands(cli: Any) -> None:
+    """`vmafx models`: the models this ffmpeg's libvmaf has."""
+    from vmafx_core.models_cli import models
+
+    cli.add_command(models, "models")
