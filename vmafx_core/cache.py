@@ -38,7 +38,6 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-import click
 
 from vmafx_core import __version__, binfacts
 
@@ -167,7 +166,6 @@ def make_key(job: Any, options: Any, identities: Sequence[str | None], ffmpeg: s
 
 #: `VMAFX_RESULT_CACHE=off` in the environment: batches do not use the cache (as with --no-cache)
 ENV_OFF = "VMAFX_RESULT_CACHE"
-_batch_enabled = True
 _batch_folder: str | None = None
 
 
@@ -192,19 +190,10 @@ def batch_setting() -> str | None:
     return _batch_folder or ""
 
 
-def _batch_flag(ctx: click.Context, param: click.Parameter, value: Any) -> None:
-    """`vmafx batch --no-cache/--cache-dir`: the cache every job of the batch uses (on by default)."""
-    global _batch_enabled, _batch_folder
-    if param.name == "no_cache":
-        _batch_enabled = not value
-    else:
-        _batch_folder = None if value is None else str(value)
+def use_for_batch(enabled: bool, folder: str | None) -> None:
+    """The cache every job of a batch uses (`vmafx batch`, on unless --no-cache or
+    `VMAFX_RESULT_CACHE=off`), in `folder` (default: `default_folder()`)."""
+    global _batch_folder
+    _batch_folder = folder
     off = os.environ.get(ENV_OFF, "").strip().lower() in ("off", "0", "no", "false")
-    set_process_default(ResultCache(_batch_folder or default_folder()) if _batch_enabled and not off else None)
-
-
-#: the batch command's flags; their callbacks set the process default, the command's code is untouched
-batch_no_cache = click.option("--no-cache", is_flag=True, expose_value=False, callback=_batch_flag,
-                              help="Score every job, even those the result cache holds (README: Result cache).")
-batch_cache_dir = click.option("--cache-dir", type=click.Path(file_okay=False), expose_value=False,
-                               callback=_batch_flag, help="Result cache folder (default: $VMAFX_CACHE_DIR/results).")
+    set_process_default(ResultCache(folder or default_folder()) if enabled and not off else None)

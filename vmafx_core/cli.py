@@ -12,7 +12,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -322,11 +322,10 @@ def run(reference: str | None, distorted: str | None, job_file: Path | None, sca
             _storage_options_from_flags(data, storage_option_pairs, plugins)
 
         if isinstance(data.get("distorted"), list):
-            from vmafx_core.group import run_many
             unsupported = [flag for flag, given in (("--frames", frames_file), ("--report", report_file),
                                                     ("--sync report", sync_only), ("--save-encode", save_encode))
                            if given]
-            code = run_many(data, origin, plugins, ffmpeg_path, as_json, output, no_progress, unsupported)
+            code = _run_many(data, origin, plugins, ffmpeg_path, as_json, output, no_progress, unsupported)
             if code:
                 sys.exit(code)
             return
@@ -440,8 +439,7 @@ def _run_and_report(job: Job, options: Any, plugins: Plugins, ffmpeg_path: str |
     interrupts.check()  # a score that finished after Ctrl-C is not reported
     data = result.to_dict()
     if sync_only:
-        from vmafx_core.alignment import report_sync
-        report_sync(data, as_json)
+        _report_sync(data, as_json)
         return
     text = json.dumps(data, indent=2) + "\n"
     if output is not None:
@@ -504,6 +502,69 @@ def _run_ladder(job: Job, options: Any, plugins: Plugins, ffmpeg_path: str | Non
         click.echo(text, nl=False)
     if failed is not None:
         sys.exit(int(failed.exit_code))
+
+
+def _run_many(data: dict[str, Any], origin: str, plugins: Plugins, ffmpeg: str | None, as_json: bool,
+             output: Any, no_progress: bool, unsupported: Sequence[str]) -> int:
+    """`vmafx run REF DIS1 DIS2 ...` (or `distorted = [...]`): one result per distorted; the exit code.
+
+    stdout gets a JSON list with `--json` (one `vmafx.result` per distorted, in order; a failed one
+    is `{"schema": "vmafx.error", "distorted": URI, "error": ..., "exit_code": N}`), else one line
+    per distorted. The exit code is 0 when all were scored, else the first failure's.
+    """
+    from vmafx_core.group import run_group
+
+    if unsupported:
+        raise BadInput(f"{', '.join(unsupported)} take one distorted: score several without them, or one by one")
+    items = data["distorted"]
+    if not items:
+        raise BadInput(f"{origin}: distorted is an empty list")
+    jobs: list[Job] = []
+    options = None
+    for i, item in enumerate(items):
+        one = {**data, "distorted": {"uri": item} if isinstance(item, str) else item}
+        if "id" in data:
+            one["id"] = f"{data['id']}/{i}"
+        job, options = plugins.parse_job(one, f"{origin} (distorted {i})")
+        jobs.append(job)
+    outcomes = run_group(jobs, options, plugins, ffmpeg=ffmpeg)
+    interrupts.check()
+    rows: list[dict[str, Any]] = []
+    code = 0
+    for job, outcome in zip(jobs, outcomes, strict=True):
+        assert job.distorted is not None
+        if isinstance(outcome, VmafxError):
+            rows.append({"schema": "vmafx.error", "job_id": job.id, "distorted": job.distorted.uri,
+                         "error": outcome.message, "exit_code": int(outcome.exit_code)})
+            where = "" if job.distorted.uri in outcome.message else f"distorted {job.distorted.uri}: "
+            click.echo(f"vmafx: error: {where}{outcome.message}", err=True)
+            code = code or int(outcome.exit_code)
+            continue
+        rows.append(outcome[0].to_dict())
+        if not as_json:
+            vmaf = rows[-1]["metrics"].get("vmaf")
+            click.echo(f"{job.distorted.uri}  VMAF {vmaf['mean']:.6f}" if vmaf else job.distorted.uri)
+    text = json.dumps(rows, indent=2) + "\n"
+    if output is not None:
+        write_atomically(output, text)
+    if as_json:
+        click.echo(text, nl=False)
+    return code
+
+
+def _report_sync(result: dict[str, Any], as_json: bool) -> None:
+    """Print what `--sync report` found: the distorted's offset and how clearly it won."""
+    from vmafx_core.alignment import margin_text
+
+    found = (result["provenance"].get("alignment") or {}).get("sync") or {}
+    if as_json:
+        click.echo(json.dumps({"sync": found, "alignment": result["provenance"].get("alignment")}, indent=2))
+        return
+    offset = int(found.get("offset", 0))
+    hint = (f"--distorted-offset {offset}" if offset > 0 else f"--reference-offset {-offset}" if offset < 0
+            else "no offset needed")
+    click.echo(f"distorted offset {offset:+d} frames ({margin_text(found.get('margin'))}, "
+               f"searched +-{found.get('window')} frames): {hint}")
 
 
 def _summary(data: dict[str, Any], shown: Callable[[str], bool] | None) -> None:

@@ -8,8 +8,8 @@ from testkit.media import Media
 from vmafx_core.batch.grouping import units
 from vmafx_core.batch.jobsfile import Entry
 from vmafx_core.batch.task import with_threads
+from vmafx_core.cli import _run_many as run_many
 from vmafx_core.errors import BadInput
-from vmafx_core.group import run_many
 from vmafx_core.plugins import Plugins
 
 
