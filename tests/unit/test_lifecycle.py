@@ -2,24 +2,22 @@
 
 from __future__ import annotations
 
-import pytest
+from click.testing import CliRunner
 
 from testkit.media import Media
+from vmafx_core import cli
 from vmafx_core.batch.grouping import units
 from vmafx_core.batch.jobsfile import Entry
 from vmafx_core.batch.task import with_threads
-from vmafx_core.cli import _run_many as run_many
-from vmafx_core.errors import BadInput
 from vmafx_core.plugins import Plugins
 
 
 def test_several_distorted_check_their_storage_options(media: Media) -> None:
     """`vmafx run R D1 D2 --storage-option typo=1`: refused like the one-pair run, before anything runs."""
-    data = {"reference": {"uri": str(media.ref)}, "distorted": [str(media.dis), str(media.dis)],
-            "storage_options": {"typo": 1}}
-    with pytest.raises(BadInput) as raised:
-        run_many(data, "command line", Plugins(), None, True, None, True, [])
-    assert "job.storage_options.typo" in str(getattr(raised.value, "errors", raised.value))
+    done = CliRunner().invoke(cli.main, ["run", str(media.ref), str(media.dis), str(media.dis), "--json",
+                                         "--storage-option", "typo=1"])
+    assert done.exit_code == 2, done.output
+    assert "job.storage_options.typo" in done.output and done.stdout == ""
 
 
 def _entry(line: int, scorer: str) -> Entry:
