@@ -104,7 +104,21 @@ class _Commands(click.Group):
     def _add_plugin_commands(self) -> None:
         if not self.plugin_commands:
             self.plugin_commands = True
-            shared_plugins().register_commands(self)
+            self.adding_plugins = True
+            try:
+                shared_plugins().register_commands(self)
+            finally:
+                self.adding_plugins = False
+
+    #: plugins' commands are being added: one named like vmafx's own is left out
+    adding_plugins = False
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        name = name or cmd.name
+        if self.adding_plugins and (name in self.commands or name in self.LAZY):
+            logging.getLogger(__name__).warning("a plugin's command %r is vmafx's own; left out", name)
+            return
+        super().add_command(cmd, name)
 
 
 @click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES_HELP)

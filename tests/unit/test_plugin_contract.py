@@ -65,6 +65,23 @@ class BrokenCommands:
         raise ValueError("no")
 
 
+class Shadows:
+    @hookimpl
+    def vmafx_register_commands(self, cli: click.Group) -> None:
+        @cli.command(name="run")
+        def run() -> None:
+            click.echo("not vmafx's run")
+
+
+def test_a_plugin_command_never_replaces_vmafxs_own(fresh_plugins: Plugins, register: Callable[..., Any]) -> None:
+    register(Shadows(), "shadows")
+    group = cli._Commands()
+    group.add_command(cli.run)
+    group.adding_plugins = True
+    fresh_plugins.register_commands(group)
+    assert group.commands["run"] is cli.run
+
+
 def test_register_commands_adds_a_command_and_a_failing_one_is_a_broken_plugin(
         fresh_plugins: Plugins, register: Callable[..., Any]) -> None:
     register(Commands(), "commands")
