@@ -357,7 +357,7 @@ def make_plan(ref: StreamInfo, dis: StreamInfo, alignment: Any, *, sync_offset: 
                        "distorted is stretched to the reference's picture; check for cropping or letterboxing")
     if sync_report:
         summary.append(f"sync found distorted offset {sync_report['offset']:+d} frames "
-                       f"({_margin_text(sync_report.get('margin'))})")
+                       f"({margin_text(sync_report.get('margin'))})")
     if alignment.frames:
         summary.append(f"at most {alignment.frames} frames")
     if target is None:
@@ -512,25 +512,9 @@ def cli_alignment(table: dict[str, Any], frame_rate: str | None, reference_offse
     return sync == "report"
 
 
-def _margin_text(margin: float | None) -> str:
+def margin_text(margin: float | None) -> str:
+    """How clearly the sync search's best offset won, in words."""
     return "an exact match" if margin is None else f"next best {margin:.2f}x worse"
-
-
-def report_sync(result: dict[str, Any], as_json: bool) -> None:
-    """Print what `--sync report` found: the distorted's offset and how clearly it won."""
-    import json
-
-    import click
-
-    found = (result["provenance"].get("alignment") or {}).get("sync") or {}
-    if as_json:
-        click.echo(json.dumps({"sync": found, "alignment": result["provenance"].get("alignment")}, indent=2))
-        return
-    offset = int(found.get("offset", 0))
-    hint = (f"--distorted-offset {offset}" if offset > 0 else f"--reference-offset {-offset}" if offset < 0
-            else "no offset needed")
-    click.echo(f"distorted offset {offset:+d} frames ({_margin_text(found.get('margin'))}, "
-               f"searched +-{found.get('window')} frames): {hint}")
 
 
 def plan_pairing(ffmpeg: str, request: ScoreRequest, ref: StreamInfo, dis: StreamInfo, target: str) -> Plan:

@@ -9,7 +9,8 @@ A result is reused only when everything that decides a number is the same as whe
 - the job's data that scoring reads: the inputs and their raw geometry, the scorer's name and its
   options as structured (so defaults and spellings are normalised), the alignment settings;
   limits, storage choices and the job's id do not change a number and are left out;
-- the SHA-256 of each model file the job names, the ffmpeg binary (real path, inode, size, mtime)
+- what the scorer's `cache_facts` adds (libvmaf: the SHA-256 of each model file the job names,
+  "all cores" as the thread count it means here), the ffmpeg binary (real path, inode, size, mtime)
   and its version, the vmafx version, the scorer's package and version, and a digest of the code
   itself (every .py file of the core and of the scorer's package: an editable install changed
   since, or a fix released under the same version number, is a miss).
@@ -37,7 +38,6 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-import click
 
 from vmafx_core import __version__, binfacts
 
@@ -106,15 +106,15 @@ class ResultCache:
             log.warning("could not keep the result in the cache at %s: %s", self.folder, exc)
 
 
-def job_material(job: Any, options: Any) -> dict[str, Any]:
-    """What of a job decides its numbers, as plain data (see the module's docstring)."""
+def job_material(job: Any, options: Any, scorer_facts: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """What of a job decides its numbers, as plain data (see the module's docstring); the scorer's
+    facts (`Scorer.cache_facts`) over its options' values."""
     from vmafx_core.job import converter
 
     data = converter.unstructure(job)
     scorer_options = converter.unstructure(options) if options is not None else job.scorer_options
-    if callable(getattr(options, "threads", None)) and isinstance(scorer_options, dict):
-        # "all cores" (0) as the count it means here, as the result's provenance says it
-        scorer_options["n_threads"] = options.threads()
+    if scorer_facts and isinstance(scorer_options, dict):
+        scorer_options = {**scorer_options, **scorer_facts}
     return {
         "reference": data.get("reference"),
         "distorted": data.get("distorted"),
@@ -139,8 +139,13 @@ def code_digest(package: str) -> str:
 
 
 def make_key(job: Any, options: Any, identities: Sequence[str | None], ffmpeg: str,
-             scorer_release: str = "unknown", scorer_module: str = "") -> str | None:
-    """The entry's key, or None when something cannot be pinned down (then the job is not cached)."""
+             scorer_release: str = "unknown", scorer_module: str = "",
+             scorer_facts: Mapping[str, Any] | None = None) -> str | None:
+    """The entry's key, or None when something cannot be pinned down (then the job is not cached).
+
+    `scorer_facts` is what the scorer's `cache_facts` adds beyond its options as structured (a
+    model file's digest, "all cores" as the count it means here).
+    """
     from vmafx_core.ffmpeg import ffmpeg_info
 
     if job.encode is not None or job.ladder or any(i is None for i in identities):
@@ -148,19 +153,11 @@ def make_key(job: Any, options: Any, identities: Sequence[str | None], ffmpeg: s
     binary = binfacts.identity(ffmpeg)
     if binary is None:
         return None
-    model_files = []
-    for model in getattr(options, "models", ()):
-        if getattr(model, "is_file", False):  # a model file edited in place is another model
-            try:
-                with open(model.name, "rb") as fh:
-                    model_files.append(hashlib.file_digest(fh, "sha256").hexdigest())
-            except OSError:
-                return None
     code = sorted({code_digest("vmafx_core"), *([code_digest(scorer_module.split(".")[0])] if scorer_module else [])})
     material = {"entry": ENTRY_VERSION, "vmafx": __version__, "scorer_release": scorer_release, "code": code,
-                "ffmpeg": binary, "model_files": model_files,
+                "ffmpeg": binary,
                 "ffmpeg_version": ffmpeg_info(ffmpeg).version, "inputs": list(identities),
-                "job": job_material(job, options)}
+                "job": job_material(job, options, scorer_facts)}
     text = json.dumps(material, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -169,7 +166,6 @@ def make_key(job: Any, options: Any, identities: Sequence[str | None], ffmpeg: s
 
 #: `VMAFX_RESULT_CACHE=off` in the environment: batches do not use the cache (as with --no-cache)
 ENV_OFF = "VMAFX_RESULT_CACHE"
-_batch_enabled = True
 _batch_folder: str | None = None
 
 
@@ -194,19 +190,10 @@ def batch_setting() -> str | None:
     return _batch_folder or ""
 
 
-def _batch_flag(ctx: click.Context, param: click.Parameter, value: Any) -> None:
-    """`vmafx batch --no-cache/--cache-dir`: the cache every job of the batch uses (on by default)."""
-    global _batch_enabled, _batch_folder
-    if param.name == "no_cache":
-        _batch_enabled = not value
-    else:
-        _batch_folder = None if value is None else str(value)
+def use_for_batch(enabled: bool, folder: str | None) -> None:
+    """The cache every job of a batch uses (`vmafx batch`, on unless --no-cache or
+    `VMAFX_RESULT_CACHE=off`), in `folder` (default: `default_folder()`)."""
+    global _batch_folder
+    _batch_folder = folder
     off = os.environ.get(ENV_OFF, "").strip().lower() in ("off", "0", "no", "false")
-    set_process_default(ResultCache(_batch_folder or default_folder()) if _batch_enabled and not off else None)
-
-
-#: the batch command's flags; their callbacks set the process default, the command's code is untouched
-batch_no_cache = click.option("--no-cache", is_flag=True, expose_value=False, callback=_batch_flag,
-                              help="Score every job, even those the result cache holds (README: Result cache).")
-batch_cache_dir = click.option("--cache-dir", type=click.Path(file_okay=False), expose_value=False,
-                               callback=_batch_flag, help="Result cache folder (default: $VMAFX_CACHE_DIR/results).")
+    set_process_default(ResultCache(folder or default_folder()) if enabled and not off else None)

@@ -12,6 +12,7 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +22,13 @@ import click
 from vmafx_core import __version__, interrupts
 from vmafx_core.clierrors import user_errors
 from vmafx_core.errors import BadInput, ExitCode, VmafxError
-from vmafx_core.job import Job, load_job_file, parse_job
+from vmafx_core.job import DEFAULT_SCORER, Job, load_job_file
 from vmafx_core.pixfmt import RAW_PIX_FMTS
 from vmafx_core.plugins import ENV_STORAGE_MODE, Plugins, allow_list, use_only
 from vmafx_core.plugins import for_job as plugins_for_job
 from vmafx_core.plugins import shared as shared_plugins
 from vmafx_core.result import frames_text, write_atomically
+from vmafx_core.types import CommandOption
 
 EXIT_CODES_HELP = """\b
 Exit codes:
@@ -81,17 +83,43 @@ def _setup_logging(verbose: int) -> None:
 class _Commands(click.Group):
     """The subcommands; `batch` and `report` (large modules) are imported only when asked for."""
 
-    LAZY = {"batch": ("vmafx_core.batch", "batch"), "report": ("vmafx_core.report.command", "report"),
-            "models": ("vmafx_core.models_cli", "models")}
+    LAZY = {"batch": ("vmafx_core.batch", "batch"), "report": ("vmafx_core.report.command", "report")}
+    #: the installed plugins' commands were added (`vmafx_register_commands`)
+    plugin_commands = False
 
     def list_commands(self, ctx: click.Context) -> list[str]:
+        self._add_plugin_commands()
         return sorted({*super().list_commands(ctx), *self.LAZY})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name in self.LAZY and cmd_name not in self.commands:
             module, attribute = self.LAZY[cmd_name]
             self.add_command(getattr(importlib.import_module(module), attribute), cmd_name)
-        return super().get_command(ctx, cmd_name)
+        if cmd_name not in self.commands and cmd_name not in self.LAZY:
+            self._add_plugin_commands()
+        command = super().get_command(ctx, cmd_name)
+        if cmd_name == "run" and command is not None:
+            _add_plugin_flags(command)
+        return command
+
+    def _add_plugin_commands(self) -> None:
+        if not self.plugin_commands:
+            self.plugin_commands = True
+            self.adding_plugins = True
+            try:
+                shared_plugins().register_commands(self)
+            finally:
+                self.adding_plugins = False
+
+    #: plugins' commands are being added: one named like vmafx's own is left out
+    adding_plugins = False
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        name = name or cmd.name
+        if self.adding_plugins and (name in self.commands or name in self.LAZY):
+            logging.getLogger(__name__).warning("a plugin's command %r is vmafx's own; left out", name)
+            return
+        super().add_command(cmd, name)
 
 
 @click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES_HELP)
@@ -165,21 +193,12 @@ def _cli_raw(data: dict[str, Any], shared: dict[str, Any] | None, reference_raw:
 @click.option("--cache-dir", expose_value=False, callback=lambda c, p, v: _cache_flag("folder", v),
               type=click.Path(file_okay=False), help="Result cache folder (default: $VMAFX_CACHE_DIR/results).")
 @click.option("--job", "job_file", type=click.Path(path_type=Path), help="Read the job from a JSON or TOML file.")
-@click.option("--model", "model", multiple=True,
-              help="libvmaf model (repeatable: several in one pass): vmaf_v0.6.1 (default), vmaf_v1.0.16_3d0h, ... "
-                   "(`vmafx models` lists them) or a file; parameters as NAME:key=value, e.g. "
-                   "vmaf_v0.6.1:enable_transform=true (the phone model).")
 @click.option("--scorer", "scorer_name",
               help="Scorer: libvmaf (default), ffmpeg-metrics, ... (`vmafx plugins` lists them and their options).")
 @click.option("--scorer-option", "scorer_option_args", multiple=True, metavar="KEY=VALUE",
               help="A scorer option (repeatable), typed by the scorer: metrics=psnr,ssim, n_threads=4, ...")
 @click.option("--plugins", "plugin_names", metavar="A,B",
               help="Load only these plugins (comma-separated names): the flag of $VMAFX_PLUGINS.")
-@click.option("--feature", "features", multiple=True,
-              help="Extra libvmaf feature (repeatable): psnr, float_ssim, float_ms_ssim, ciede, cambi, psnr_hvs; "
-                   "options as NAME:option=value, e.g. cambi:full_ref=true, psnr:enable_chroma=false.")
-@click.option("--n-subsample", type=int, help="Score every Nth frame.")
-@click.option("--n-threads", type=int, help="libvmaf threads (0: all cores).")
 @click.option("--scale-filter", help="Scaler for the distorted (bicubic, bilinear, lanczos, ..., none).")
 @click.option("--allow-frame-mismatch", is_flag=True, default=None,
               help="Score only the frames both inputs have when their counts differ.")
@@ -208,9 +227,6 @@ def _cli_raw(data: dict[str, Any], shared: dict[str, Any] | None, reference_raw:
 @click.option("--pix-fmt", type=click.Choice(list(RAW_PIX_FMTS)), help="Raw YUV inputs (.yuv/.raw): pixel format.")
 @click.option("--fps", type=float, help="Raw YUV inputs (.yuv/.raw): frame rate.")
 @click.option("--storage", help="Storage backend: auto (default), local, rclone-http, rclone-mount, ...")
-@click.option("--rclone-config", type=click.Path(path_type=Path),
-              help="rclone config file (default: $VMAFX_RCLONE_CONFIG, then rclone's own); short for "
-                   "--storage-option rclone_config=FILE.")
 @click.option("--storage-option", "storage_option_pairs", multiple=True, metavar="KEY=VALUE",
               help="A storage backend option (repeatable), e.g. rclone_buffer_size=8Mi; the job file's "
                    "storage_options table holds the same keys.")
@@ -241,10 +257,9 @@ def _cli_raw(data: dict[str, Any], shared: dict[str, Any] | None, reference_raw:
 @click.option("--no-progress", is_flag=True, help="No progress bar even on a terminal.")
 @click.option("--report", "report_file", type=click.Path(path_type=Path, dir_okay=False),
               help="Also write an HTML report with per-frame charts (needs the report extra).")
-def run(reference: str | None, distorted: str | None, job_file: Path | None, model: tuple[str, ...],
-        features: tuple[str, ...], n_subsample: int | None, n_threads: int | None, scale_filter: str | None,
+def run(reference: str | None, distorted: str | None, job_file: Path | None, scale_filter: str | None,
         allow_frame_mismatch: bool | None, width: int | None, height: int | None, pix_fmt: str | None,
-        fps: float | None, storage: str | None, rclone_config: Path | None,
+        fps: float | None, storage: str | None,
         storage_option_pairs: tuple[str, ...], ffmpeg_path: str | None,
         timeout: float | None, stall_timeout: float | None, prepare_timeout: float | None,
         allow_roots: tuple[str, ...], encoder: str | None, crf: float | None, bitrate: str | None,
@@ -256,7 +271,7 @@ def run(reference: str | None, distorted: str | None, job_file: Path | None, mod
         vfr: str | None = None, interlace_check: str | None = None, reference_raw: str | None = None,
         distorted_raw: str | None = None, scorer_name: str | None = None,
         scorer_option_args: tuple[str, ...] = (), plugin_names: str | None = None,
-        more_distorted: tuple[str, ...] = ()) -> None:
+        more_distorted: tuple[str, ...] = (), **plugin_values: Any) -> None:
     """Score DISTORTED against REFERENCE (paths, file://, s3://..., or rclone remote:path).
 
     Several DISTORTED are scored in one pass over the reference, read and decoded once (README:
@@ -295,16 +310,10 @@ def run(reference: str | None, distorted: str | None, job_file: Path | None, mod
             data["encode"] = {"encoder": encoder, **{k: v for k, v in encode_flags.items() if v is not None}}
         elif any(v is not None for v in encode_flags.values()):
             raise BadInput("--crf, --bitrate, --preset, --encode-* only apply with --encode ENCODER")
-        scorer = data.setdefault("scorer", {"name": "libvmaf"}) if isinstance(data.get("scorer", {}), dict) else {}
-        if model:
-            scorer["model"] = list(model) if len(model) > 1 else model[0]
-        for key, value in (("n_subsample", n_subsample), ("n_threads", n_threads)):
-            if value is not None:
-                scorer[key] = value
-        if features:
-            scorer["features"] = list(features)
+        scorer = data.setdefault("scorer", {"name": DEFAULT_SCORER}) if isinstance(data.get("scorer", {}), dict) else {}
         if scorer_name is not None:
             scorer["name"] = scorer_name
+        _apply_plugin_flags(data, scorer, plugin_values)
         from vmafx_core.plugins import scorer_options_from_flags
         scorer_options_from_flags(plugins, scorer, scorer_option_args)
         alignment = data.setdefault("alignment", {}) if isinstance(data.get("alignment", {}), dict) else {}
@@ -326,27 +335,70 @@ def run(reference: str | None, distorted: str | None, job_file: Path | None, mod
             data["allow_roots"] = list(allow_roots)
         if storage_option_pairs:
             _storage_options_from_flags(data, storage_option_pairs, plugins)
-        if rclone_config is not None:
-            data.setdefault("storage_options", {})["rclone_config"] = str(rclone_config)
-
-        def options_type_for(name: str) -> type | None:
-            provided = plugins.scorers().get(name)
-            return provided.item.options_type if provided else None
 
         if isinstance(data.get("distorted"), list):
-            from vmafx_core.group import run_many
             unsupported = [flag for flag, given in (("--frames", frames_file), ("--report", report_file),
                                                     ("--sync report", sync_only), ("--save-encode", save_encode))
                            if given]
-            code = run_many(data, origin, plugins, ffmpeg_path, as_json, output, no_progress, unsupported)
+            code = _run_many(data, origin, plugins, ffmpeg_path, as_json, output, no_progress, unsupported)
             if code:
                 sys.exit(code)
             return
-        job, options = parse_job(data, origin, options_type_for, plugins.storage_option_types)
+        job, options = plugins.parse_job(data, origin)
         if save_encode and job.encode is None and not job.ladder:
             raise BadInput("--save-encode only applies to an encode job")
         _run_and_report(job, options, plugins, ffmpeg_path, as_json, output, frames_file, no_progress,
                         save_encode, report_file, sync_only)
+
+
+#: the click parameter name of each plugin flag on `vmafx run` -> its descriptor
+_plugin_flags: dict[str, CommandOption] = {}
+
+
+def _add_plugin_flags(command: click.Command) -> None:
+    """Add the installed plugins' flags (`vmafx_command_options`) to `vmafx run`, once; a flag the
+    core has already, or a plugin whose hook failed, is left out with a warning."""
+    if getattr(command, "_plugin_flags_added", False):
+        return
+    command._plugin_flags_added = True  # type: ignore[attr-defined]
+    taken = {opt for param in command.params for opt in getattr(param, "opts", ())}
+    try:
+        offered = shared_plugins().command_options()
+    except VmafxError as exc:  # two plugins offer one flag differently: `vmafx plugins` says which
+        logging.getLogger(__name__).warning("plugin flags left out of vmafx run: %s", exc)
+        return
+    for flag, provided in offered.items():
+        option: CommandOption = provided.item
+        if flag in taken:
+            logging.getLogger(__name__).warning("plugin %s: its flag %s is vmafx's own; left out", provided.plugin,
+                                                flag)
+            continue
+        name = "plugin_" + flag.lstrip("-").replace("-", "_")
+        kind: Any = click.Path() if option.value_type == "path" else option.value_type
+        owner = f"the {option.scorer} scorer" if option.target == "scorer" else f"storage option {option.key}"
+        command.params.append(click.Option([flag, name], multiple=option.multiple, type=kind, metavar=option.metavar,
+                                           help=f"{option.help} [{owner}]".strip()))
+        _plugin_flags[name] = option
+
+
+def _apply_plugin_flags(data: dict[str, Any], scorer: dict[str, Any], values: dict[str, Any]) -> None:
+    """Each plugin flag given, written where its descriptor says: the job's scorer table (only when
+    the job's scorer is the flag's) or its storage options, as a job file would hold it."""
+    for name, value in values.items():
+        option = _plugin_flags.get(name)
+        if option is None or value is None or (option.multiple and not value):
+            continue
+        value = list(value) if option.multiple else value
+        if option.target == "storage":
+            if not isinstance(data.setdefault("storage_options", {}), dict):
+                continue  # the job file's own storage_options is reported as not a table
+            data["storage_options"][option.key] = value
+            continue
+        chosen = str(scorer.get("name", DEFAULT_SCORER))
+        if chosen != option.scorer:
+            raise BadInput(f"{option.flag} is an option of the {option.scorer} scorer and this job's scorer is "
+                           f"{chosen!r}: give its options with --scorer-option KEY=VALUE (`vmafx plugins` lists them)")
+        scorer[option.key] = value
 
 
 def _storage_options_from_flags(data: dict[str, Any], pairs: tuple[str, ...], plugins: Plugins) -> None:
@@ -402,8 +454,7 @@ def _run_and_report(job: Job, options: Any, plugins: Plugins, ffmpeg_path: str |
     interrupts.check()  # a score that finished after Ctrl-C is not reported
     data = result.to_dict()
     if sync_only:
-        from vmafx_core.alignment import report_sync
-        report_sync(data, as_json)
+        _report_sync(data, as_json)
         return
     text = json.dumps(data, indent=2) + "\n"
     if output is not None:
@@ -416,7 +467,7 @@ def _run_and_report(job: Job, options: Any, plugins: Plugins, ffmpeg_path: str |
     if as_json:
         click.echo(text, nl=False)
     else:
-        _summary(data)
+        _summary(data, plugins.scorer(job.scorer_name).summary_metric)
 
 
 def _run_ladder(job: Job, options: Any, plugins: Plugins, ffmpeg_path: str | None, as_json: bool,
@@ -468,7 +519,72 @@ def _run_ladder(job: Job, options: Any, plugins: Plugins, ffmpeg_path: str | Non
         sys.exit(int(failed.exit_code))
 
 
-def _summary(data: dict[str, Any]) -> None:
+def _run_many(data: dict[str, Any], origin: str, plugins: Plugins, ffmpeg: str | None, as_json: bool,
+             output: Any, no_progress: bool, unsupported: Sequence[str]) -> int:
+    """`vmafx run REF DIS1 DIS2 ...` (or `distorted = [...]`): one result per distorted; the exit code.
+
+    stdout gets a JSON list with `--json` (one `vmafx.result` per distorted, in order; a failed one
+    is `{"schema": "vmafx.error", "distorted": URI, "error": ..., "exit_code": N}`), else one line
+    per distorted. The exit code is 0 when all were scored, else the first failure's.
+    """
+    from vmafx_core.group import run_group
+
+    if unsupported:
+        raise BadInput(f"{', '.join(unsupported)} take one distorted: score several without them, or one by one")
+    items = data["distorted"]
+    if not items:
+        raise BadInput(f"{origin}: distorted is an empty list")
+    jobs: list[Job] = []
+    options = None
+    for i, item in enumerate(items):
+        one = {**data, "distorted": {"uri": item} if isinstance(item, str) else item}
+        if "id" in data:
+            one["id"] = f"{data['id']}/{i}"
+        job, options = plugins.parse_job(one, f"{origin} (distorted {i})")
+        jobs.append(job)
+    outcomes = run_group(jobs, options, plugins, ffmpeg=ffmpeg)
+    interrupts.check()
+    rows: list[dict[str, Any]] = []
+    code = 0
+    for job, outcome in zip(jobs, outcomes, strict=True):
+        assert job.distorted is not None
+        if isinstance(outcome, VmafxError):
+            rows.append({"schema": "vmafx.error", "job_id": job.id, "distorted": job.distorted.uri,
+                         "error": outcome.message, "exit_code": int(outcome.exit_code)})
+            where = "" if job.distorted.uri in outcome.message else f"distorted {job.distorted.uri}: "
+            click.echo(f"vmafx: error: {where}{outcome.message}", err=True)
+            code = code or int(outcome.exit_code)
+            continue
+        rows.append(outcome[0].to_dict())
+        if not as_json:
+            vmaf = rows[-1]["metrics"].get("vmaf")
+            click.echo(f"{job.distorted.uri}  VMAF {vmaf['mean']:.6f}" if vmaf else job.distorted.uri)
+    text = json.dumps(rows, indent=2) + "\n"
+    if output is not None:
+        write_atomically(output, text)
+    if as_json:
+        click.echo(text, nl=False)
+    return code
+
+
+def _report_sync(result: dict[str, Any], as_json: bool) -> None:
+    """Print what `--sync report` found: the distorted's offset and how clearly it won."""
+    from vmafx_core.alignment import margin_text
+
+    found = (result["provenance"].get("alignment") or {}).get("sync") or {}
+    if as_json:
+        click.echo(json.dumps({"sync": found, "alignment": result["provenance"].get("alignment")}, indent=2))
+        return
+    offset = int(found.get("offset", 0))
+    hint = (f"--distorted-offset {offset}" if offset > 0 else f"--reference-offset {-offset}" if offset < 0
+            else "no offset needed")
+    click.echo(f"distorted offset {offset:+d} frames ({margin_text(found.get('margin'))}, "
+               f"searched +-{found.get('window')} frames): {hint}")
+
+
+def _summary(data: dict[str, Any], shown: Callable[[str], bool] | None) -> None:
+    """The result for people, on stderr; the headline score on stdout. `shown` is the scorer's
+    `summary_metric`: which of its metrics the summary lists (None: all)."""
     ref, dis = data["reference"], data["distorted"]
     click.echo(f"reference  {ref['uri']}  [{ref['storage']}]", err=True)
     click.echo(f"distorted  {dis['uri']}  [{dis['storage']}]", err=True)
@@ -480,8 +596,7 @@ def _summary(data: dict[str, Any]) -> None:
     if decided:  # anything but frame n against frame n as decoded
         click.echo(f"alignment  {'; '.join(decided)}", err=True)
     for name, p in data["metrics"].items():
-        if name == "vmaf" or name in model_metrics or name.startswith(("psnr", "float_", "ciede", "cambi")) \
-                or data.get("scorer") != "libvmaf":  # another scorer's metrics are all its own
+        if name in model_metrics or shown is None or shown(name):
             click.echo(f"{name:<14} mean {p['mean']:9.4f}  hmean {p['harmonic_mean']:9.4f}  "
                        f"min {p['min']:9.4f}  p5 {p['p5']:9.4f}", err=True)
     if data.get("encode"):
@@ -519,7 +634,7 @@ def plugins(as_json: bool) -> None:
             avail = {}
             for name, p in backends.items():
                 if p.plugin == info.name:
-                    a = p.item.availability()
+                    a = p.item.availability_for(None)
                     avail[name] = {"usable": a.usable, "reason": a.reason}
             rows.append({
                 "name": info.name, "package": info.package, "version": info.version, "builtin": info.builtin,
@@ -593,7 +708,7 @@ def doctor(as_json: bool, ffmpeg_path: str | None) -> None:
         usable_storage = 0
         try:
             for name, p in pl.storage_backends().items():
-                a = p.item.availability()
+                a = p.item.availability_for(None)
                 usable_storage += a.usable
                 check(f"storage {name}", a.usable, f"{p.package}: " + ("usable" if a.usable else a.reason),
                       required=False)
@@ -633,8 +748,6 @@ def demo(folder: Path | None, as_json: bool, ffmpeg_path: str | None) -> None:
         ref, dis = make_sample(folder, ffmpeg_path)
         click.echo(f"sample: {ref} and {dis}", err=True)
         plugins_ = shared_plugins()
-        job, options = parse_job({"reference": {"uri": str(ref)}, "distorted": {"uri": str(dis)}},
-                                 "demo", lambda n: plugins_.scorers()[n].item.options_type,
-                                 plugins_.storage_option_types)
+        job, options = plugins_.parse_job({"reference": {"uri": str(ref)}, "distorted": {"uri": str(dis)}}, "demo")
         _run_and_report(job, options, plugins_, ffmpeg_path, as_json, None, None, False)
 

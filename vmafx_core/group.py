@@ -2,11 +2,12 @@
 
 `vmafx run REF DIS1 DIS2 ...` and a job file with `distorted = [...]` come here. The reference is
 prepared once, each distorted on its own (one that is missing fails alone, before anything is
-read), and the libvmaf scorer scores the pairs in one ffmpeg pass (`score_group`). Every result is
+read), and the scorer scores the pairs in one pass (its `score_shared`: libvmaf's `score_group`). Every result is
 checked as a separate run's is; a pair that fails its checks is scored again alone, so its error is
 exactly the one its own run gives, and the others' results are kept. When the whole pass fails (an
 input cut off or unreadable makes ffmpeg stop), or the pairs cannot share a pass (a sync search, a
-rate conversion, an offset, models at several precisions, another scorer, an encode), each pair is
+rate conversion, an offset, models at several precisions, a scorer without `score_shared`, an
+encode), each pair is
 scored on its own: the same results, without the shared read.
 """
 
@@ -20,22 +21,20 @@ from typing import Any
 
 import attrs
 
-from vmafx_core import executor, interrupts
-from vmafx_core.cache import ResultCache, make_key, process_default
+from vmafx_core import interrupts, lifecycle
+from vmafx_core.cache import ResultCache
 from vmafx_core.errors import BadInput, VmafxError
-from vmafx_core.ffmpeg import find_ffmpeg
+from vmafx_core.executor import run_job
 from vmafx_core.job import Job
+from vmafx_core.lifecycle import Outcome, ProgressFn
 from vmafx_core.plugins import Plugins
-from vmafx_core.result import Result
-from vmafx_core.types import InputRequest, PrepareContext, PreparedInput, ScoreRequest, StorageBackend
+from vmafx_core.types import CannotShare, InputRequest, PrepareContext, PreparedInput, StorageBackend
 
 log = logging.getLogger(__name__)
 
-Outcome = tuple[Result, Sequence[dict[str, float]]] | VmafxError
-
 
 def run_group(jobs: Sequence[Job], options: Any, plugins: Plugins, *, ffmpeg: str | None = None,
-              progress: executor.ProgressFn | None = None, cancelled: Callable[[], bool] | None = None,
+              progress: ProgressFn | None = None, cancelled: Callable[[], bool] | None = None,
               cache: ResultCache | None = None) -> list[Outcome]:
     """Score jobs that share their reference; one result or error per job, in order.
 
@@ -45,120 +44,94 @@ def run_group(jobs: Sequence[Job], options: Any, plugins: Plugins, *, ffmpeg: st
     first = jobs[0]
     if any(attrs.evolve(j, distorted=None, id=None) != attrs.evolve(first, distorted=None, id=None) for j in jobs):
         raise BadInput("jobs scored as a group must differ only in their distorted")
-    if first.scorer_name != "libvmaf" or first.encode is not None or first.ladder or len(jobs) == 1:
+    provided = plugins.scorers().get(first.scorer_name)
+    if (provided is None or provided.item.score_shared is None or first.encode is not None or first.ladder
+            or len(jobs) == 1):
         return _one_by_one(jobs, options, plugins, ffmpeg, progress, cancelled, cache)
-    from vmafx_core.scorers.libvmaf import NotGroupable, score_group
-
-    started = time.monotonic()
-    ffmpeg_path = find_ffmpeg(ffmpeg)
-    if callable(getattr(options, "check", None)):
-        options.check(ffmpeg_path)
+    setup = lifecycle.set_up(first, options, plugins, ffmpeg=ffmpeg, cancelled=cancelled, cache=cache)
+    score_shared = setup.scorer.score_shared
+    assert score_shared is not None
     outcomes: dict[int, Outcome] = {}
-    raws = {"reference": first.reference.raw.to_raw() if first.reference.raw else None}
-    ref_request = InputRequest("reference", first.reference.uri, raws["reference"])
-    limits = first.limits
-    deadline = started + limits.timeout if limits.timeout else None
-    cache = cache if cache is not None else process_default()
-    should_stop = executor._cancel_check(cancelled)
+    ref_request = lifecycle.input_requests(first)[0]
     with contextlib.ExitStack() as stack:
-        context = PrepareContext(options=dict(first.storage_options), ready_timeout=limits.prepare_timeout,
-                                 deadline=time.monotonic() + limits.prepare_timeout)
-        ref_backend = plugins.choose_storage([ref_request.uri], first.storage, dict(first.storage_options))
-        if first.allow_roots:
-            executor.check_allowed([ref_request], ref_backend, first.allow_roots, plugins)
-        chosen: dict[int, tuple[InputRequest, Any, Sequence[StorageBackend]]] = {}
+        context = setup.prepare_context()
+        ref_backend = lifecycle.choose_storage(setup, first, [ref_request])
+        chosen: dict[int, tuple[InputRequest, Sequence[StorageBackend]]] = {}
         for index, job in enumerate(jobs):
-            assert job.distorted is not None
-            dis_raw = job.distorted.raw.to_raw() if job.distorted.raw else None
-            request = InputRequest("distorted", job.distorted.uri, dis_raw)
-            try:
-                backend = plugins.choose_storage([request.uri], job.storage, dict(job.storage_options))
-                if job.allow_roots:
-                    executor.check_allowed([request], backend, job.allow_roots, plugins)
-            except VmafxError as exc:  # this distorted alone: outside the roots, no backend, ...
+            request = lifecycle.input_requests(job)[1]
+            try:  # this distorted alone: outside the roots, no backend, ...
+                chosen[index] = (request, lifecycle.choose_storage(setup, job, [request]))
+            except VmafxError as exc:
                 outcomes[index] = exc
-                continue
-            chosen[index] = (request, dis_raw, backend)
-        reference, distorted = _prepare_group(stack, ref_request, ref_backend, chosen, context, limits.prepare_retries)
-        for index, got in list(distorted.items()):
-            if isinstance(got, VmafxError):  # this distorted alone: missing, unreadable, ...
-                outcomes[index] = got
-                del distorted[index]
+        reference, distorted = _prepare_group(stack, ref_request, ref_backend, chosen, context,
+                                              first.limits.prepare_retries)
         ready: dict[int, PreparedInput] = {}
-        for index, prepared in distorted.items():
-            assert isinstance(prepared, PreparedInput)
-            try:
-                for p, raw in ((reference, raws["reference"]), (prepared, chosen[index][1])):
-                    if p.size == 0:
-                        raise BadInput(f"{p.role} {p.display}: is empty (0 bytes)")
-                    if raw is not None and p.size is not None:
-                        executor._check_raw_size(p, raw)
-            except VmafxError as exc:  # this distorted alone: empty, the wrong size for its raw geometry
+        for index, got in distorted.items():
+            try:  # this distorted alone: missing, unreadable, empty, the wrong size for its raw geometry
+                if isinstance(got, VmafxError):
+                    raise got
+                lifecycle.check_size(reference, ref_request.raw)
+                lifecycle.check_size(got, chosen[index][0].raw)
+            except VmafxError as exc:
                 outcomes[index] = exc
                 continue
-            ready[index] = prepared
-        release = plugins.scorer_release(first.scorer_name)  # results and cache keys name it
-        keys = _cache_keys(cache, jobs, options, reference, ready, ffmpeg_path, plugins, release)
-        pending: list[tuple[int, Job, PreparedInput, str, Any, str | None]] = []
-        for index, prepared in ready.items():
-            key = keys.get(index)
-            hit = executor._cached(cache, key, jobs[index], started) if cache is not None and key else None
+            ready[index] = got
+        keys = _cache_keys(setup, jobs, reference, ready)
+        pending: list[int] = []
+        for index in ready:
+            hit = lifecycle.cached(setup, keys.get(index), jobs[index])
             if hit is not None:
                 outcomes[index] = hit
-                continue
-            pending.append((index, jobs[index], prepared, chosen[index][2][0].name, chosen[index][1], key))
+            else:
+                pending.append(index)
         interrupts.check()
-        requests = [ScoreRequest(reference=reference, distorted=prepared, reference_raw=raws["reference"],
-                                 distorted_raw=dis_raw, options=options, alignment=first.alignment, ffmpeg=ffmpeg_path,
-                                 progress=progress, stall_timeout=limits.stall_timeout, deadline=deadline,
-                                 cancelled=should_stop)
-                     for _, _, prepared, _, dis_raw, _ in pending]
+        requests = [setup.score_request(reference, ready[i], ref_request.raw, chosen[i][0].raw, progress)
+                    for i in pending]
         prepared_at = time.monotonic()
         alone: list[int] = []
         if len(requests) > 1:
             try:
-                scored = score_group(requests)
-            except NotGroupable as why:
+                scored = score_shared(requests)
+            except CannotShare as why:
                 log.info("scoring the %d distorted one by one: %s", len(requests), why)
-                alone = [p[0] for p in pending]
+                alone = list(pending)
             except VmafxError as exc:
                 if interrupts.ends_the_run(exc):
                     raise
                 log.info("the shared pass failed (%s); scoring each distorted alone", exc)
-                alone = [p[0] for p in pending]
+                alone = list(pending)
             else:
                 scored_at = time.monotonic()
-                for (index, job, prepared, name, dis_raw, key), output in zip(pending, scored, strict=True):
+                for index, output in zip(pending, scored, strict=True):
                     if isinstance(output, Exception):
                         alone.append(index)
                         continue
                     try:
-                        outcomes[index] = executor._build_result(
-                            job, "libvmaf", release, output,
-                            {"reference": reference, "distorted": prepared},
-                            [ref_backend[0].name, name], {**raws, "distorted": dis_raw}, started, prepared_at,
-                            scored_at, None, cache, key)
+                        outcomes[index] = lifecycle.build_result(setup, lifecycle.Scoring(
+                            job=jobs[index], output=output, reference=reference, distorted=ready[index],
+                            storage=(ref_backend[0].name, chosen[index][1][0].name), prepared_at=prepared_at,
+                            scored_at=scored_at, key=keys.get(index)))
                     except VmafxError:
                         alone.append(index)
         else:
-            alone = [p[0] for p in pending]
+            alone = list(pending)
     for index in alone:  # scored again on its own: its result, or exactly its own run's error
         outcomes[index] = _one_by_one([jobs[index]], options, plugins, ffmpeg, progress, cancelled, cache)[0]
     return [outcomes[i] for i in range(len(jobs))]
 
 
 def _prepare_group(stack: contextlib.ExitStack, ref_request: InputRequest, ref_backend: Sequence[StorageBackend],
-                   chosen: dict[int, tuple[InputRequest, Any, Sequence[StorageBackend]]], context: PrepareContext,
+                   chosen: dict[int, tuple[InputRequest, Sequence[StorageBackend]]], context: PrepareContext,
                    retries: int) -> tuple[PreparedInput, dict[int, PreparedInput | VmafxError]]:
     """The reference and each distorted prepared: all in one preparation (one rclone server for a
     bucket, as a pair's two inputs share one) when they go to one backend and none fails; else the
     reference alone (its failure fails the group) and each distorted alone, so that one that is
     missing gets its own error and the others are still scored."""
-    if chosen and all(b[0].name == ref_backend[0].name for _, _, b in chosen.values()):
+    if chosen and all(b[0].name == ref_backend[0].name for _, b in chosen.values()):
         attempt = contextlib.ExitStack()
         try:
-            got = executor.prepare_all(attempt, [ref_request, *(r for r, _, _ in chosen.values())],
-                                       [ref_backend[0]] * (len(chosen) + 1), context, 0)
+            got = lifecycle.prepare_inputs(attempt, [ref_request, *(r for r, _ in chosen.values())],
+                                           [ref_backend[0]] * (len(chosen) + 1), context, 0)
         except VmafxError as exc:
             attempt.close()
             if interrupts.ends_the_run(exc):
@@ -167,11 +140,11 @@ def _prepare_group(stack: contextlib.ExitStack, ref_request: InputRequest, ref_b
         else:
             stack.enter_context(attempt)
             return got[0], dict(zip(chosen, got[1:], strict=True))
-    reference = executor.prepare_all(stack, [ref_request], ref_backend, context, retries)[0]
+    reference = lifecycle.prepare_inputs(stack, [ref_request], ref_backend, context, retries)[0]
     distorted: dict[int, PreparedInput | VmafxError] = {}
-    for index, (request, _, backend) in chosen.items():
+    for index, (request, backend) in chosen.items():
         try:
-            distorted[index] = executor.prepare_all(stack, [request], backend, context, retries)[0]
+            distorted[index] = lifecycle.prepare_inputs(stack, [request], backend, context, retries)[0]
         except VmafxError as exc:
             if interrupts.ends_the_run(exc):
                 raise
@@ -179,92 +152,23 @@ def _prepare_group(stack: contextlib.ExitStack, ref_request: InputRequest, ref_b
     return reference, distorted
 
 
-def _cache_keys(cache: ResultCache | None, jobs: Sequence[Job], options: Any, reference: PreparedInput,
-                ready: dict[int, PreparedInput], ffmpeg: str, plugins: Plugins,
-                release: str) -> dict[int, str | None]:
+def _cache_keys(setup: lifecycle.Setup, jobs: Sequence[Job], reference: PreparedInput,
+                ready: dict[int, PreparedInput]) -> dict[int, str | None]:
     """Each job's cache key; the identities (an `rclone lsjson` each for an object) looked up at
     once, the reference's once for all."""
-    if cache is None or not ready:
+    if setup.cache is None or not ready:
         return {}
     from concurrent.futures import ThreadPoolExecutor
 
     inputs = [reference, *ready.values()]
     with ThreadPoolExecutor(max_workers=min(8, len(inputs)), thread_name_prefix="vmafx-identity") as pool:
-        identities = list(pool.map(executor._identity, inputs))
-    module = plugins.scorer(jobs[0].scorer_name).score.__module__
-    return {index: make_key(jobs[index], options, [identities[0], identity], ffmpeg, release, module)
+        identities = list(pool.map(lifecycle.identity, inputs))
+    return {index: lifecycle.cache_key(setup, jobs[index], [identities[0], identity])
             for index, identity in zip(ready, identities[1:], strict=True)}
 
 
 def _one_by_one(jobs: Sequence[Job], options: Any, plugins: Plugins, ffmpeg: str | None,
-                progress: executor.ProgressFn | None, cancelled: Callable[[], bool] | None = None,
+                progress: ProgressFn | None, cancelled: Callable[[], bool] | None = None,
                 cache: ResultCache | None = None) -> list[Outcome]:
-    outcomes: list[Outcome] = []
-    for job in jobs:
-        interrupts.check()
-        try:
-            outcomes.append(executor.run_job(job, options, plugins, ffmpeg=ffmpeg, progress=progress,
-                                             cancelled=cancelled, cache=cache))
-        except VmafxError as exc:
-            if interrupts.ends_the_run(exc):
-                raise
-            outcomes.append(exc)
-    return outcomes
-
-
-def run_many(data: dict[str, Any], origin: str, plugins: Plugins, ffmpeg: str | None, as_json: bool,
-             output: Any, no_progress: bool, unsupported: Sequence[str]) -> int:
-    """`vmafx run REF DIS1 DIS2 ...` (or `distorted = [...]`): one result per distorted; the exit code.
-
-    stdout gets a JSON list with `--json` (one `vmafx.result` per distorted, in order; a failed one
-    is `{"schema": "vmafx.error", "distorted": URI, "error": ..., "exit_code": N}`), else one line
-    per distorted. The exit code is 0 when all were scored, else the first failure's.
-    """
-    import json
-
-    import click
-
-    from vmafx_core.job import parse_job
-    from vmafx_core.result import write_atomically
-
-    if unsupported:
-        raise BadInput(f"{', '.join(unsupported)} take one distorted: score several without them, or one by one")
-    items = data["distorted"]
-    if not items:
-        raise BadInput(f"{origin}: distorted is an empty list")
-    jobs: list[Job] = []
-    options = None
-    for i, item in enumerate(items):
-        one = {**data, "distorted": {"uri": item} if isinstance(item, str) else item}
-        if "id" in data:
-            one["id"] = f"{data['id']}/{i}"
-        job, options = parse_job(one, f"{origin} (distorted {i})", lambda n: _options_type(plugins, n))
-        jobs.append(job)
-    outcomes = run_group(jobs, options, plugins, ffmpeg=ffmpeg)
-    interrupts.check()
-    rows: list[dict[str, Any]] = []
-    code = 0
-    for job, outcome in zip(jobs, outcomes, strict=True):
-        assert job.distorted is not None
-        if isinstance(outcome, VmafxError):
-            rows.append({"schema": "vmafx.error", "job_id": job.id, "distorted": job.distorted.uri,
-                         "error": outcome.message, "exit_code": int(outcome.exit_code)})
-            where = "" if job.distorted.uri in outcome.message else f"distorted {job.distorted.uri}: "
-            click.echo(f"vmafx: error: {where}{outcome.message}", err=True)
-            code = code or int(outcome.exit_code)
-            continue
-        rows.append(outcome[0].to_dict())
-        if not as_json:
-            vmaf = rows[-1]["metrics"].get("vmaf")
-            click.echo(f"{job.distorted.uri}  VMAF {vmaf['mean']:.6f}" if vmaf else job.distorted.uri)
-    text = json.dumps(rows, indent=2) + "\n"
-    if output is not None:
-        write_atomically(output, text)
-    if as_json:
-        click.echo(text, nl=False)
-    return code
-
-
-def _options_type(plugins: Plugins, name: str) -> type | None:
-    provided = plugins.scorers().get(name)
-    return provided.item.options_type if provided else None
+    return lifecycle.one_by_one(jobs, lambda job: run_job(job, options, plugins, ffmpeg=ffmpeg, progress=progress,
+                                                          cancelled=cancelled, cache=cache))

@@ -164,6 +164,11 @@ class Limits:
     prepare_retries: NonNegativeInt = NonNegativeInt(2)
 
 
+#: the scorer a job that names none uses (the builtin one). The one place the core names a
+#: scorer: everything else it knows of a scorer comes from its descriptor (`types.Scorer`)
+DEFAULT_SCORER = "libvmaf"
+
+
 @attrs.frozen
 class Job:
     """One reference/distorted pair and everything needed to score it."""
@@ -175,7 +180,7 @@ class Job:
     #: instead of `distorted`: several encodes of the reference, one result per rung
     ladder: tuple[Encode, ...] = ()
     #: scorer name plus its options, e.g. {"name": "libvmaf", "model": "vmaf_v0.6.1"}
-    scorer: Mapping[str, Any] = attrs.field(factory=lambda: {"name": "libvmaf"})
+    scorer: Mapping[str, Any] = attrs.field(factory=lambda: {"name": DEFAULT_SCORER})
     alignment: Alignment = attrs.field(factory=Alignment)
     limits: Limits = attrs.field(factory=Limits)
     #: when given, inputs must lie under one of these (local folders or remote prefixes)
@@ -191,7 +196,7 @@ class Job:
 
     @property
     def scorer_name(self) -> str:
-        return str(self.scorer.get("name", "libvmaf"))
+        return str(self.scorer.get("name", DEFAULT_SCORER))
 
     @property
     def scorer_options(self) -> dict[str, Any]:
@@ -428,10 +433,10 @@ def parse_job(data: Mapping[str, Any], origin: str = "job",
     types = storage_option_types() if storage_option_types is not None else None
     if types is not None and isinstance(data, Mapping):
         errors.extend(storage_option_errors(data.get("storage_options", {}), types))
-    scorer_data = data.get("scorer", {"name": "libvmaf"}) if isinstance(data, Mapping) else {}
+    scorer_data = data.get("scorer", {"name": DEFAULT_SCORER}) if isinstance(data, Mapping) else {}
     options = None
     if isinstance(scorer_data, Mapping):
-        name = scorer_data.get("name", "libvmaf")
+        name = scorer_data.get("name", DEFAULT_SCORER)
         opts = {k: v for k, v in scorer_data.items() if k != "name"}
         options_type = options_type_for(name) if options_type_for else None
         if options_type_for is not None and options_type is None:

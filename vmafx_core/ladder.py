@@ -3,10 +3,11 @@
 One encoder ffmpeg reads the reference, splits the decoded frames to one encoder per rung and
 muxes the raw frames (stream 0) and every rung's encode (stream i+1) into one NUT on a pipe
 (`encode.start_ladder`); one scorer ffmpeg reads that pipe and scores every rung against stream 0
-with its own libvmaf instance (`score_group(shared=...)`). Nothing is written to disk. Each
+with its own scorer instance (the scorer's `score_shared(shared=...)`, libvmaf's `score_group`).
+Nothing is written to disk. Each
 rung's plan and graph are those of its separate run, so every value equals that run's.
 
-When the rungs cannot share a pass (one rung, another scorer, a sync search, frame-mismatch
+When the rungs cannot share a pass (one rung, a scorer without `score_shared`, a sync search, frame-mismatch
 scoring, an interlaced reference, options that cannot be given per stream, `VMAFX_LADDER=per-rung`)
 or the shared pass fails (a rung's encoder refuses its options, a stream ends early), each rung
 is encoded and scored on its own, as before: its result, or exactly its own run's error. The
@@ -24,22 +25,19 @@ from typing import IO, Any
 
 import attrs
 
-from vmafx_core import encode, executor, interrupts
-from vmafx_core.errors import BadInput, Interrupted, JobFailed, VmafxError
-from vmafx_core.ffmpeg import find_ffmpeg, probe
+from vmafx_core import encode, executor, interrupts, lifecycle
+from vmafx_core.errors import BadInput, JobFailed, VmafxError
+from vmafx_core.ffmpeg import probe
 from vmafx_core.job import Job
+from vmafx_core.lifecycle import Outcome, ProgressFn
 from vmafx_core.plugins import Plugins
-from vmafx_core.result import Result
-from vmafx_core.types import InputRequest, PrepareContext, ScoreRequest
+from vmafx_core.types import CannotShare
 
 log = logging.getLogger(__name__)
 
 #: `shared` (default): one read of the reference for all rungs; `per-rung`: each rung on its own
 ENV_MODE = "VMAFX_LADDER"
 MODES = ("shared", "per-rung")
-
-Outcome = tuple[Result, Sequence[dict[str, float]]] | VmafxError
-
 
 def mode() -> str:
     value = os.environ.get(ENV_MODE, "shared").strip().lower() or "shared"
@@ -59,12 +57,12 @@ def save_destinations(save_encode: str | None, count: int) -> list[str | None]:
 
 
 def run_ladder(job: Job, options: Any, plugins: Plugins, *, ffmpeg: str | None = None,
-               progress: executor.ProgressFn | None = None, cancelled: Callable[[], bool] | None = None,
+               progress: ProgressFn | None = None, cancelled: Callable[[], bool] | None = None,
                save_encode: str | None = None) -> list[Outcome]:
     """Encode and score every rung of `job.ladder`; one result or error per rung, in order."""
     rungs = executor.ladder_rungs(job)
     saves = save_destinations(save_encode, len(rungs))
-    why = _not_shared(job, options)
+    why = _not_shared(job, options, plugins)
     if why is None:
         try:
             return _shared(job, rungs, options, plugins, ffmpeg, progress, cancelled, saves)
@@ -78,13 +76,14 @@ class _PerRung(Exception):
     """The shared pass cannot run or failed as a whole: the reason, for each rung's notes."""
 
 
-def _not_shared(job: Job, options: Any) -> str | None:
+def _not_shared(job: Job, options: Any, plugins: Plugins) -> str | None:
     """Why the rungs cannot share one pass, known before anything runs; None when they can."""
     if mode() == "per-rung":
         return f"{ENV_MODE}=per-rung"
     if len(job.ladder) == 1:
         return "a ladder of one rung"
-    if job.scorer_name != "libvmaf":
+    provided = plugins.scorers().get(job.scorer_name)
+    if provided is None or provided.item.score_shared is None:
         return f"the scorer {job.scorer_name!r} scores one pair per pass"
     settings = job.alignment
     if settings.sync == "auto" or settings.allow_frame_mismatch or settings.interlace_check == "deinterlace":
@@ -98,68 +97,51 @@ def _not_shared(job: Job, options: Any) -> str | None:
 
 
 def _shared(job: Job, rungs: Sequence[Job], options: Any, plugins: Plugins, ffmpeg: str | None,
-            progress: executor.ProgressFn | None, cancelled: Callable[[], bool] | None,
+            progress: ProgressFn | None, cancelled: Callable[[], bool] | None,
             saves: Sequence[str | None]) -> list[Outcome]:
-    from vmafx_core.scorers.libvmaf import NotGroupable, score_group
-
-    started = time.monotonic()
-    should_stop = executor._cancel_check(cancelled)
-    executor._clean_stale_once(plugins)
-    ffmpeg_path = find_ffmpeg(ffmpeg)
-    if callable(getattr(options, "check", None)):
-        options.check(ffmpeg_path)
+    # a ladder's rungs are encodes: never cached
+    setup = attrs.evolve(lifecycle.set_up(job, options, plugins, ffmpeg=ffmpeg, cancelled=cancelled), cache=None)
+    score_shared = setup.scorer.score_shared
+    assert score_shared is not None
     outcomes: dict[int, Outcome] = {}
     alone: list[int] = []
-    names = encode.video_encoders(ffmpeg_path)
+    names = encode.video_encoders(setup.ffmpeg)
     for index, spec in enumerate(job.ladder):
         if spec.encoder not in names:  # its own run says so, before anything is read
             alone.append(index)
     shared = [i for i in range(len(rungs)) if i not in alone]
     if len(shared) < 2:
         raise _PerRung("fewer than two rungs with a known encoder")
-    raw = job.reference.raw.to_raw() if job.reference.raw else None
-    raws = {"reference": raw, "distorted": None}
-    request = InputRequest("reference", job.reference.uri, raw)
-    limits = job.limits
-    deadline = started + limits.timeout if limits.timeout else None
-    backends = plugins.choose_storage([request.uri], job.storage, dict(job.storage_options))
-    if job.allow_roots:
-        executor.check_allowed([request], backends, job.allow_roots, plugins)
-    context = PrepareContext(options=dict(job.storage_options), ready_timeout=limits.prepare_timeout,
-                             deadline=time.monotonic() + limits.prepare_timeout)
+    request = lifecycle.input_requests(job)[0]
+    raw = request.raw
+    backends = lifecycle.choose_storage(setup, job, [request])
+    context = setup.prepare_context()
     savers = [plugins.choose_writer(save, job.storage, dict(job.storage_options)) if save is not None else None
               for save in saves]
     with contextlib.ExitStack() as stack:
         sink_stacks = [stack.enter_context(contextlib.ExitStack()) for _ in rungs]
         sinks: list[IO[bytes] | None] = [
-            executor._open_save(sink_stacks[i], savers[i], saves[i], context)  # type: ignore[arg-type]
+            lifecycle.open_save(sink_stacks[i], savers[i], saves[i], context)  # type: ignore[arg-type]
             if savers[i] is not None and saves[i] is not None and i in shared else None for i in range(len(rungs))]
-        reference = executor._prepare(stack, [request], backends, context, limits.prepare_retries)["reference"]
-        if reference.size == 0:
-            raise BadInput(f"reference {reference.display}: is empty (0 bytes)")
-        if raw is not None and reference.size is not None:
-            executor._check_raw_size(reference, raw)
-        ref_info = probe(ffmpeg_path, reference, raw, timeout=limits.stall_timeout)
+        reference = lifecycle.prepare_inputs(stack, [request], backends, context, job.limits.prepare_retries)[0]
+        lifecycle.check_size(reference, raw)
+        ref_info = probe(setup.ffmpeg, reference, raw, timeout=job.limits.stall_timeout)
         if ref_info.field_order not in (None, "progressive"):
             raise _PerRung(f"the reference is interlaced ({ref_info.field_order}): its field flags do not travel "
                            "with its raw frames")
-        if should_stop():
-            raise Interrupted("the job was cancelled before scoring started; no score is reported")
+        lifecycle.check_not_cancelled(setup)
         specs = [job.ladder[i] for i in shared]
         try:
-            with encode.start_ladder(ffmpeg_path, reference, raw, ref_info, specs, [saves[i] for i in shared],
+            with encode.start_ladder(setup.ffmpeg, reference, raw, ref_info, specs, [saves[i] for i in shared],
                                      [sinks[i] for i in shared]) as running:
                 prepared_at = time.monotonic()
-                requests = [ScoreRequest(reference=reference, distorted=rung.prepared, reference_raw=raw,
-                                         distorted_raw=None, options=options, alignment=job.alignment,
-                                         ffmpeg=ffmpeg_path, progress=progress, stall_timeout=limits.stall_timeout,
-                                         deadline=deadline, cancelled=should_stop)
-                             for rung in running.rungs]
-                scored = score_group(requests, shared=running.prepared, reference_info=ref_info)
-        except NotGroupable as why:
+                requests = [setup.score_request(reference, rung.prepared, raw, None, progress)
+                            for rung in running.rungs]
+                scored = score_shared(requests, shared=running.prepared, reference_info=ref_info)
+        except CannotShare as why:
             raise _PerRung(str(why)) from None
         except VmafxError as exc:
-            if interrupts.ends_the_run(exc) or should_stop():
+            if interrupts.ends_the_run(exc) or setup.should_stop():
                 raise
             # the encoder failed (`SharedEncoderFailed`: which rung is not known), an input broke, a
             # stall: each rung runs on its own, and gets its own result or exactly its own run's error
@@ -167,16 +149,15 @@ def _shared(job: Job, rungs: Sequence[Job], options: Any, plugins: Plugins, ffmp
         scored_at = time.monotonic()
         note = (f"the reference was read and decoded once for the {len(shared)} rungs of this ladder: one encoder "
                 "ffmpeg encoded every rung and one scorer ffmpeg scored them all, streamed (no encode on disk)")
-        release = plugins.scorer_release("libvmaf")  # results name it
         for position, output in enumerate(scored):
             index, rung_run = shared[position], running.rungs[position]
             problem: VmafxError | None = running.failed.get(position)
             if problem is None and not isinstance(output, Exception):
                 try:
-                    result, frames = executor._build_result(
-                        rungs[index], "libvmaf", release, output,
-                        {"reference": reference, "distorted": rung_run.prepared}, [backends[0].name], raws,
-                        started, prepared_at, scored_at, rung_run, None, None)
+                    result, frames = lifecycle.build_result(setup, lifecycle.Scoring(
+                        job=rungs[index], output=output, reference=reference, distorted=rung_run.prepared,
+                        storage=(backends[0].name, "encode"), prepared_at=prepared_at, scored_at=scored_at,
+                        encoding=rung_run))
                 except VmafxError as exc:
                     problem = exc
                 else:
@@ -201,27 +182,24 @@ def _shared(job: Job, rungs: Sequence[Job], options: Any, plugins: Plugins, ffmp
 
 
 def _one_by_one(rungs: Sequence[Job], options: Any, plugins: Plugins, ffmpeg: str | None,
-                progress: executor.ProgressFn | None, cancelled: Callable[[], bool] | None,
+                progress: ProgressFn | None, cancelled: Callable[[], bool] | None,
                 saves: Sequence[str | None], why: str) -> list[Outcome]:
     """Each rung encoded and scored by its own pair of ffmpeg runs (the reference read twice each)."""
-    outcomes: list[Outcome] = []
-    for rung, save in zip(rungs, saves, strict=True):
-        interrupts.check()
-        try:
-            result, frames = executor.run_job(rung, options, plugins, ffmpeg=ffmpeg, progress=progress,
-                                              save_encode=save, cancelled=cancelled)
-        except VmafxError as exc:
-            if interrupts.ends_the_run(exc):
-                raise
-            outcomes.append(exc)
+    save_of = dict(zip((r.id for r in rungs), saves, strict=True))
+    outcomes = lifecycle.one_by_one(rungs, lambda rung: executor.run_job(
+        rung, options, plugins, ffmpeg=ffmpeg, progress=progress, save_encode=save_of[rung.id], cancelled=cancelled))
+    marked: list[Outcome] = []
+    for rung, outcome in zip(rungs, outcomes, strict=True):
+        if isinstance(outcome, VmafxError):
+            marked.append(outcome)
             continue
+        result, frames = outcome
         index = int(str(rung.id).rsplit("/", 1)[-1]) if rung.id and "/" in rung.id else None
-        outcomes.append((attrs.evolve(result, notes=[*result.notes, f"encoded and scored on its own ({why})"],
-                                      provenance={**result.provenance,
-                                                  "ladder": {"mode": "per-rung", "index": index, "reason": why}}),
-                         frames))
-    return outcomes
-
+        marked.append((attrs.evolve(result, notes=[*result.notes, f"encoded and scored on its own ({why})"],
+                                    provenance={**result.provenance,
+                                                "ladder": {"mode": "per-rung", "index": index, "reason": why}}),
+                       frames))
+    return marked
 
 
 def ladder_rows(job: Job, outcomes: Sequence[Outcome]) -> tuple[list[dict[str, Any]], VmafxError | None]:

@@ -30,7 +30,7 @@ from vmafx_core import hookspecs, tempdirs
 from vmafx_core.entrypoints import entry_points as installed_entry_points
 from vmafx_core.errors import BadInput, EnvironmentMissing, VmafxError
 from vmafx_core.published import SUGGESTED_SCORERS
-from vmafx_core.types import Availability, Scorer, StorageBackend
+from vmafx_core.types import Availability, CommandOption, Scorer, StorageBackend
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,9 @@ ENV_ALLOW = "VMAFX_PLUGINS"
 ENV_STORAGE_MODE = "VMAFX_STORAGE_MODE"
 BUILTINS: dict[str, str] = {"libvmaf": "vmafx_core.scorers.libvmaf"}
 CORE_PACKAGE = "vmafx"
+#: what each descriptor hook returns: anything else is the plugin's bug, reported as its failure
+DESCRIPTORS: dict[str, type] = {"vmafx_storage_backends": StorageBackend, "vmafx_scorers": Scorer,
+                                "vmafx_command_options": CommandOption}
 #: the one hint the core gives itself: with no storage plugin at all, no backend can give one
 NO_STORAGE = ("no storage plugin is installed; install vmafx-local "
               "(and vmafx-rclone-http for remote storage)")
@@ -168,19 +171,55 @@ class Plugins:
         return dict(kept)
 
     def _call(self, hook_name: str, kind: str) -> dict[str, Provided]:
+        """Each plugin's descriptors from `hook_name`. A hook that raises, or returns anything but
+        descriptors of its kind, is reported like a plugin that failed to import (`_broken`)."""
         found: dict[str, Provided] = {}
         hook = getattr(self.pm.hook, hook_name)
+        expected = DESCRIPTORS[hook_name]
         for impl in hook.get_hookimpls():
             package = self._packages.get(impl.plugin_name, "?")
-            for item in impl.function() or ():
+            try:
+                items = list(impl.function() or ())
+                wrong = next((i for i in items if not isinstance(i, expected)), None)
+                if wrong is not None:
+                    raise TypeError(f"it returned a {type(wrong).__name__}, not a {expected.__name__}")
+            except Exception as exc:  # noqa: BLE001 - a broken plugin must not break the CLI
+                self._broken(impl.plugin_name, f"{hook_name}: {type(exc).__name__}: {exc}")
+                continue
+            for item in items:
                 if item.name in found:
                     first = found[item.name]
+                    if expected is CommandOption and first.item == item:
+                        continue  # one flag offered alike by several plugins (the rclone backends)
                     raise EnvironmentMissing(
                         f"two plugins provide the {kind} {item.name!r}: package {first.package} "
                         f"(plugin {first.plugin}) and package {package} (plugin {impl.plugin_name}); "
                         f"uninstall one or limit plugins with {ENV_ALLOW}")
                 found[item.name] = Provided(item, impl.plugin_name, package)
         return found
+
+    def _broken(self, name: str, error: str) -> None:
+        """A plugin whose hook failed: unregistered and listed in `failures()` with why, as one
+        that failed to import is; what it gave other hooks is forgotten."""
+        log.warning("plugin %s from %s is broken: %s", name, self._packages.get(name, "?"), error)
+        self.infos = [attrs.evolve(i, error=error) if i.name == name and i.error is None else i for i in self.infos]
+        if self.pm.has_plugin(name):
+            self.pm.unregister(name=name)
+        self._packages.pop(name, None)
+        self._collected.clear()
+
+    def command_options(self) -> dict[str, Provided]:
+        """The command-line options plugins add to `vmafx run`, by flag (`vmafx_command_options`)."""
+        return self._collect("vmafx_command_options", "command-line option")
+
+    def register_commands(self, cli: Any) -> None:
+        """Let each plugin add its commands to the click group `cli` (`vmafx_register_commands`); a
+        plugin whose hook fails is reported like one that failed to import."""
+        for impl in self.pm.hook.vmafx_register_commands.get_hookimpls():
+            try:
+                impl.function(cli)
+            except Exception as exc:  # noqa: BLE001 - a broken plugin must not break the CLI
+                self._broken(impl.plugin_name, f"vmafx_register_commands: {type(exc).__name__}: {exc}")
 
     def storage_backends(self) -> dict[str, Provided]:
         return self._collect("vmafx_storage_backends", "storage backend")
@@ -196,6 +235,18 @@ class Plugins:
 
     def scorers(self) -> dict[str, Provided]:
         return self._collect("vmafx_scorers", "scorer")
+
+    def options_type(self, name: str) -> type | None:
+        """The options class of scorer `name`, or None when no such scorer is loaded."""
+        provided = self.scorers().get(name)
+        return provided.item.options_type if provided else None
+
+    def parse_job(self, data: Mapping[str, Any], origin: str) -> tuple[Any, Any]:
+        """`job.parse_job` with these plugins' scorer options and storage options: the job and its
+        structured scorer options, or InvalidJob listing every bad field."""
+        from vmafx_core.job import parse_job
+
+        return parse_job(data, origin, self.options_type, self.storage_option_types)
 
     def scorer(self, name: str) -> Scorer:
         scorers = self.scorers()
@@ -455,9 +506,9 @@ def describe_options(options_type: type) -> list[dict[str, Any]]:
 def scorer_options_from_flags(plugins: Plugins, scorer: dict[str, Any], args: Sequence[str]) -> None:
     """The chosen scorer must be loaded (exit 3 naming its package), and each --scorer-option
     KEY=VALUE is typed by its options class: a wrong one is one line naming it, before anything runs."""
-    from vmafx_core.job import structure
+    from vmafx_core.job import DEFAULT_SCORER, structure
 
-    name = str(scorer.get("name", "libvmaf"))
+    name = str(scorer.get("name", DEFAULT_SCORER))
     provided = plugins.scorers().get(name)
     if provided is None:
         missing_scorer(name, plugins.allow)

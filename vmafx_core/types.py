@@ -298,6 +298,15 @@ class ScoreOutput:
     pooled: Mapping[str, Mapping[str, float]] = attrs.field(factory=dict)
 
 
+class CannotShare(Exception):
+    """Raised by `Scorer.score_shared`, before anything is read, when these pairs cannot share one
+    pass (a sync search, a chain that changes frame counts, ...): the core scores them one by one."""
+
+
+#: `score_shared(requests, shared=None, reference_info=None)`: see `Scorer.score_shared`
+ScoreSharedFn = Callable[..., Sequence["ScoreOutput | Exception"]]
+
+
 @attrs.frozen
 class Scorer:
     """A quality scorer.
@@ -305,6 +314,11 @@ class Scorer:
     `options_type` is an attrs class; the job's `scorer` table (less its `name`) is structured into
     it, so a wrong option is reported like any other bad field. `score(request)` runs the scoring
     and returns a `ScoreOutput`, or raises a `vmafx_core.errors.VmafxError`.
+
+    The optional fields are what the scorer can do beyond one pair per pass, and what the core must
+    know about its options; the core never looks at a scorer's name or its options' fields itself.
+    When each callable is called, how often and in which thread is written in
+    `vmafx_core.hookspecs.vmafx_scorers`.
     """
 
     name: str
@@ -313,3 +327,58 @@ class Scorer:
     options_type: type
     score: Callable[[ScoreRequest], ScoreOutput]
     availability: Callable[[], Availability] = attrs.field(default=lambda: Availability(True))
+    #: `check(options, ffmpeg)`: refuse, with a `VmafxError`, options this ffmpeg binary cannot
+    #: honour (a model it lacks), before any input is read. None: nothing to check
+    check: Callable[[Any, str], None] | None = None
+    #: `score_shared(requests, shared=None, reference_info=None)`: several pairs that share their
+    #: reference scored in one pass, the reference read and decoded once; one `ScoreOutput` (or
+    #: the pair's own exception) per request, in order, each equal to what `score` gives that pair.
+    #: `shared` (an encode ladder) is one piped input holding the reference's decoded frames as
+    #: stream 0 and request i's distorted as stream i+1; `reference_info` is the reference's probe
+    #: when the caller made one. It raises `CannotShare` before reading anything when these pairs
+    #: (or a `shared` input) cannot share a pass, and a `VmafxError` when the whole pass failed:
+    #: the core then scores each pair with `score`. None: one pair per pass
+    score_shared: ScoreSharedFn | None = None
+    #: `cache_facts(options)`: what the result cache's key needs beyond the options' structured
+    #: values, as plain data that replaces or adds option keys (a model file's digest; "all cores"
+    #: as the count it means here). None returned: cannot be pinned down, the job is not cached.
+    #: None: the options' values are all the key needs
+    cache_facts: Callable[[Any], Mapping[str, Any] | None] | None = None
+    #: the option that sets how many threads one job uses, where 0 means all cores: `vmafx batch
+    #: --threads-per-job` sets it on jobs that leave it unset or 0, so jobs running side by side do
+    #: not each take every core. None: the scorer has no such option
+    threads_option: str | None = None
+    #: which metric names the one-line summary of `vmafx run` shows (a scorer that also reports
+    #: its internal features shows the headline ones). None: all of them
+    summary_metric: Callable[[str], bool] | None = None
+
+
+@attrs.frozen
+class CommandOption:
+    """A command-line option a plugin adds to `vmafx run` (`vmafx_command_options`).
+
+    The core turns it into a click option and writes its value into the job before the job is
+    parsed, so the value is checked like the same setting in a job file: into the scorer table
+    (`target="scorer"`, only when the job's scorer is `scorer`, else the flag is refused naming
+    its scorer) or into `storage_options` (`target="storage"`). Several plugins may offer one flag
+    only with equal descriptors (the rclone backends' shared `--rclone-config`). Example::
+
+        CommandOption(flag="--model", key="model", target="scorer", scorer="libvmaf", multiple=True,
+                      help="libvmaf model (repeatable) ...")
+    """
+
+    flag: str  #: "--model": two dashes, lower case
+    key: str  #: the scorer option or storage option it sets
+    target: str = attrs.field(validator=attrs.validators.in_(("scorer", "storage")))
+    help: str = ""
+    #: for a scorer option: the scorer whose option it is
+    scorer: str | None = None
+    #: repeatable: the value is the list of every one given
+    multiple: bool = False
+    #: the value's type: str, int, float, or "path" (a file path, given to the job as text)
+    value_type: Any = str
+    metavar: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.flag

@@ -18,7 +18,12 @@ def _key(data: dict[str, Any], identities: list[str | None] = IDS) -> str | None
     plugins = Plugins()
     job, options = parse_job({"reference": {"uri": "/r.mkv"}, "distorted": {"uri": "/d.mkv"}, **data}, "test",
                              lambda n: plugins.scorers()[n].item.options_type)
-    return make_key(job, options, identities, find_ffmpeg())
+    facts = plugins.scorer(job.scorer_name).cache_facts
+    assert facts is not None
+    scorer_facts = facts(options)
+    if scorer_facts is None:
+        return None
+    return make_key(job, options, identities, find_ffmpeg(), scorer_facts=scorer_facts)
 
 
 def test_what_changes_no_number_keeps_the_key() -> None:

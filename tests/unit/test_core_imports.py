@@ -73,3 +73,52 @@ def test_the_check_sees_a_plugin_import_however_it_is_written(tmp_path: Path) ->
     allowed = {"vmafx_core", *sys.stdlib_module_names}
     found = sorted(module for _, module in imports(tmp_path / "m.py") if module not in allowed)
     assert found == ["vmafx_local", "vmafx_rclone_common", "vmafx_rclone_http"]
+
+
+#: libvmaf's own modules, not yet moved under vmafx_core/scorers (its models, features, `vmafx models`)
+LIBVMAF_OWN = {"models.py", "features.py", "models_cli.py"}
+
+
+def _scorer_names() -> set[str]:
+    from vmafx_core.plugins import Plugins
+
+    return set(Plugins().scorers())
+
+
+def test_no_core_module_outside_the_scorers_imports_or_compares_a_scorer() -> None:
+    """What the core knows of a scorer comes from its descriptor (`types.Scorer`): no module outside
+    vmafx_core/scorers imports one, or branches on a scorer's name."""
+    names = _scorer_names() | {"libvmaf"}
+    found = []
+    for path in sorted(CORE.rglob("*.py")):
+        relative = path.relative_to(CORE)
+        if relative.parts[0] == "scorers" or path.name in LIBVMAF_OWN:
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("vmafx_core.scorers"):
+                found.append(f"{relative}:{node.lineno} imports {node.module}")
+            elif isinstance(node, ast.Import) and any(a.name.startswith("vmafx_core.scorers") for a in node.names):
+                found.append(f"{relative}:{node.lineno} imports a scorer")
+            elif isinstance(node, ast.Compare):
+                for value in [node.left, *node.comparators]:
+                    if isinstance(value, ast.Constant) and value.value in names:
+                        found.append(f"{relative}:{node.lineno} compares with {value.value!r}")
+    assert found == []
+
+
+def test_plugins_never_import_each_other() -> None:
+    """A plugin package imports the core and itself, and the rclone ones their shared library
+    (vmafx_rclone_common): never another plugin, so each installs and fails on its own."""
+    found = []
+    for source in sorted((ROOT / "plugins").glob("*/src/*")):
+        if not source.is_dir():
+            continue
+        own = source.name
+        allowed_plugins = {own, "vmafx_core"} | ({"vmafx_rclone_common"} if own.startswith("vmafx_rclone_") else set())
+        for path in sorted(source.rglob("*.py")):
+            for line, module in imports(path):
+                if module.startswith("vmafx_") and module not in allowed_plugins:
+                    found.append(f"{path.relative_to(ROOT)}:{line} imports {module}")
+    assert len(list((ROOT / "plugins").glob("*/src/*"))) >= 5  # the plugins were found at all
+    assert found == []

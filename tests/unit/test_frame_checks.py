@@ -1,7 +1,7 @@
 """The executor's frame checks, in process, from nothing but what a scorer returns.
 
 A scorer reports facts (frames decoded, what each container declares, its subsampling, its own
-pooled values); the executor alone decides whether they make a trustworthy score.
+pooled values); the job's lifecycle (`lifecycle.build_result`) alone decides whether they make a trustworthy score.
 """
 
 from __future__ import annotations
@@ -10,10 +10,11 @@ from typing import Any
 
 import pytest
 
-from vmafx_core import executor
+from vmafx_core import lifecycle
 from vmafx_core.errors import BadInput, JobFailed
 from vmafx_core.job import Alignment, Job, Source
-from vmafx_core.types import DeclaredFrames, PreparedInput, ScoreOutput
+from vmafx_core.plugins import Plugins
+from vmafx_core.types import DeclaredFrames, PreparedInput, ScoreOutput, Scorer
 
 
 def _job(**alignment: Any) -> Job:
@@ -21,9 +22,14 @@ def _job(**alignment: Any) -> Job:
 
 
 def _build(output: ScoreOutput, job: Job | None = None) -> Any:
-    prepared = {role: PreparedInput(role, f"{role}.mkv", f"{role}.mkv") for role in ("reference", "distorted")}
-    result, _ = executor._build_result(job or _job(), "test", "test 0", output, prepared, ["local", "local"],
-                                       {"reference": None, "distorted": None}, 0.0, 1.0, 2.0, None, None, None)
+    job = job or _job()
+    scorer = Scorer(name="test", description="", metrics=(), options_type=object, score=lambda r: output)
+    setup = lifecycle.Setup(plugins=Plugins(entry_points=[], builtins=False), scorer=scorer, release="test 0",
+                            options=None, ffmpeg="ffmpeg", started=0.0, should_stop=lambda: False, cache=None, job=job)
+    result, _ = lifecycle.build_result(setup, lifecycle.Scoring(
+        job=job, output=output, reference=PreparedInput("reference", "reference.mkv", "reference.mkv"),
+        distorted=PreparedInput("distorted", "distorted.mkv", "distorted.mkv"), storage=("local", "local"),
+        prepared_at=1.0, scored_at=2.0))
     return result
 
 

@@ -20,7 +20,7 @@ from vmafx_rclone_mount import plugin as rclone_mount
 
 from tests.unit.conftest import BackendsPlugin
 from vmafx_core.errors import BadInput, EnvironmentMissing
-from vmafx_core.executor import check_allowed
+from vmafx_core.lifecycle import check_allowed
 from vmafx_core.plugins import Plugins
 from vmafx_core.types import Availability, InputRequest, StorageBackend
 

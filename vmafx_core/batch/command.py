@@ -63,12 +63,35 @@ def _run(runnable: Sequence[Entry], record: RecordFn, progress: BatchProgress, c
 
 
 def _units(runnable: Sequence[Entry], size: int) -> list[list[Entry]]:
-    made = units(runnable, size)
+    made = units(runnable, size, _shares_passes)
     grouped = sum(len(u) for u in made if len(u) > 1)
     if grouped:
         log.info("%d of %d jobs scored in %d shared passes (group size at most %d)", grouped, len(runnable),
                  sum(1 for u in made if len(u) > 1), size)
     return made
+
+
+_cache_choice: dict[str, Any] = {"no_cache": False, "cache_dir": None}
+
+
+def _cache_flag(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+    """`--no-cache`/`--cache-dir`: the cache every job of the batch uses (on by default); their
+    callbacks set the process's default, the command's code is untouched."""
+    _cache_choice[str(param.name)] = value
+    folder = _cache_choice["cache_dir"]
+    cache.use_for_batch(not _cache_choice["no_cache"], None if folder is None else str(folder))
+
+
+def _shares_passes(scorer: str) -> bool:
+    """Whether the installed scorer `scorer` scores several distorted in one pass."""
+    from vmafx_core.errors import VmafxError
+    from vmafx_core.plugins import shared
+
+    try:
+        provided = shared().scorers().get(scorer)
+    except VmafxError:  # reported when the job runs
+        return False
+    return provided is not None and provided.item.score_shared is not None
 
 
 def run_batch(jobs_file: Path, out: Path, *, jobs: int | None = None, threads_per_job: int | None = None,
@@ -166,8 +189,10 @@ def run_batch(jobs_file: Path, out: Path, *, jobs: int | None = None, threads_pe
 @click.option("--plugins", "plugin_names", metavar="A,B",
               help="Load only these plugins for the batch's jobs (like $VMAFX_PLUGINS; on a cluster the "
                    "workers' own installation decides).")
-@cache.batch_no_cache
-@cache.batch_cache_dir
+@click.option("--no-cache", is_flag=True, expose_value=False, callback=_cache_flag,
+              help="Score every job, even those the result cache holds (README: Result cache).")
+@click.option("--cache-dir", type=click.Path(file_okay=False), expose_value=False, callback=_cache_flag,
+              help="Result cache folder (default: $VMAFX_CACHE_DIR/results).")
 def batch(jobs_file: Path, out: Path, jobs: int | None, threads_per_job: int | None, summary: Path | None,
           cluster: str | None, skip_failed: bool, ffmpeg_path: str | None, group_size: int | None, no_progress: bool,
           report_file: Path | None, plugin_names: str | None) -> None:

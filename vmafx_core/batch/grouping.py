@@ -4,7 +4,8 @@ Jobs that differ only in their distorted (and id) share a reference and every se
 what `group.run_group` needs to score them in one ffmpeg pass that reads and decodes the reference
 once. The batch finds them by the job's data as given, without its `id` and `distorted`: jobs
 spelled differently but equal once parsed are not grouped (no harm, only no saving). Encode and
-ladder jobs, jobs of another scorer, and jobs without a distorted are never grouped.
+ladder jobs, jobs of a scorer without a shared pass (`Scorer.score_shared`), and jobs without a
+distorted are never grouped.
 
 One pass holds one libvmaf instance and one decoder per distorted, so its memory grows with the
 group: measured here (`python -m benchmarks.group_memory`, ffmpeg n9.0.2, libvmaf 86da14d,
@@ -21,10 +22,11 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from vmafx_core.batch.jobsfile import Entry
+from vmafx_core.job import DEFAULT_SCORER
 
 #: the scoring ffmpeg's peak RSS (MiB) at 1080p, less the per-distorted slope below (measured: 114)
 BASE_MIB = 120
@@ -34,32 +36,37 @@ PER_DISTORTED_MIB = 230
 MAX_DEFAULT_GROUP = 8
 
 
-def group_key(data: Mapping[str, Any] | None) -> str | None:
-    """What jobs scored together must share (their data without id and distorted), or None: alone."""
+def group_key(data: Mapping[str, Any] | None, shares: Callable[[str], bool] = lambda name: True) -> str | None:
+    """What jobs scored together must share (their data without id and distorted), or None: alone.
+
+    `shares(scorer_name)` says whether that scorer scores several distorted in one pass.
+    """
     if not isinstance(data, Mapping) or data.get("encode") is not None or data.get("ladder"):
         return None
     distorted = data.get("distorted")
     if not isinstance(distorted, (str, Mapping)):
         return None
     scorer = data.get("scorer", {})
-    if isinstance(scorer, Mapping) and scorer.get("name", "libvmaf") != "libvmaf":
+    if isinstance(scorer, Mapping) and not shares(str(scorer.get("name", DEFAULT_SCORER))):
         return None
     rest = {k: v for k, v in data.items() if k not in ("id", "distorted")}
     return json.dumps(rest, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
-def units(entries: Sequence[Entry], group_size: int) -> list[list[Entry]]:
+def units(entries: Sequence[Entry], group_size: int,
+          shares: Callable[[str], bool] = lambda name: True) -> list[list[Entry]]:
     """The jobs as units of work: each job alone, or jobs of one reference in groups of <= group_size.
 
     A reference's jobs are split into groups of near-equal size (10 jobs at 8 give 5 and 5, not 8
-    and 2), in the jobs file's order; units come in the order of their first job.
+    and 2), in the jobs file's order; units come in the order of their first job. `shares` is
+    `group_key`'s.
     """
     if group_size <= 1:
         return [[e] for e in entries]
     by_key: dict[str, list[Entry]] = {}
     order: list[tuple[str | None, Entry]] = []
     for entry in entries:
-        key = group_key(entry.data)
+        key = group_key(entry.data, shares)
         if key is not None and key in by_key:
             by_key[key].append(entry)
             continue

@@ -9,7 +9,7 @@ from typing import Any
 from vmafx_core.batch.results import Outcome
 from vmafx_core.cache import ResultCache
 from vmafx_core.errors import ExitCode, VmafxError
-from vmafx_core.job import parse_job
+from vmafx_core.job import DEFAULT_SCORER
 from vmafx_core.plugins import Plugins
 from vmafx_core.plugins import for_job as plugins_for_job
 
@@ -22,20 +22,26 @@ def _plugins(data: Mapping[str, Any]) -> Plugins:
     return plugins_for_job(data)
 
 
-def with_threads(data: Mapping[str, Any], threads: int | None) -> Mapping[str, Any]:
-    """Give a libvmaf job `threads` libvmaf threads when it leaves n_threads unset or 0 ("all cores").
+def with_threads(data: Mapping[str, Any], threads: int | None, plugins: Plugins | None = None) -> Mapping[str, Any]:
+    """Give a job `threads` threads when its scorer has a thread option (`Scorer.threads_option`)
+    and the job leaves it unset or 0 ("all cores").
 
     Several jobs at once each taking every core would oversubscribe the machine.
     """
     if threads is None:
         return data
-    scorer = data.get("scorer", {"name": "libvmaf"})
-    if not isinstance(scorer, Mapping) or scorer.get("name", "libvmaf") != "libvmaf":
+    scorer = data.get("scorer", {"name": DEFAULT_SCORER})
+    if not isinstance(scorer, Mapping):
         return data
-    current = scorer.get("n_threads")
+    name = scorer.get("name", DEFAULT_SCORER)
+    provided = (plugins if plugins is not None else _plugins(data)).scorers().get(name)
+    option = provided.item.threads_option if provided is not None else None
+    if option is None:
+        return data
+    current = scorer.get(option)
     if current is not None and not (type(current) is int and current == 0):
         return data
-    return {**data, "scorer": {"name": "libvmaf", **scorer, "n_threads": threads}}
+    return {**data, "scorer": {"name": name, **scorer, option: threads}}
 
 
 def failure(exc: VmafxError) -> Outcome:
@@ -62,13 +68,7 @@ def execute(data: Mapping[str, Any], *, origin: str, threads_per_job: int | None
 
     try:
         plugins = _plugins(data)
-
-        def options_type_for(name: str) -> type | None:
-            provided = plugins.scorers().get(name)
-            return provided.item.options_type if provided else None
-
-        job, options = parse_job(with_threads(data, threads_per_job), origin, options_type_for,
-                                 plugins.storage_option_types)
+        job, options = plugins.parse_job(with_threads(data, threads_per_job, plugins), origin)
         if getattr(job, "ladder", ()):
             # as `vmafx run --job` does: the reference read once for every rung, one result holding them all
             from vmafx_core.ladder import ladder_rows, run_ladder
@@ -114,15 +114,9 @@ def execute_group(members: Sequence[tuple[str, Mapping[str, Any]]], *, threads_p
     options: Any = None
     try:
         plugins = _plugins(members[0][1])  # members share every field but id and distorted
-
-        def options_type_for(name: str) -> type | None:
-            provided = plugins.scorers().get(name)
-            return provided.item.options_type if provided else None
-
         for index, (origin, data) in enumerate(members):
             try:
-                job, options = parse_job(with_threads(data, threads_per_job), origin, options_type_for,
-                                         plugins.storage_option_types)
+                job, options = plugins.parse_job(with_threads(data, threads_per_job, plugins), origin)
             except VmafxError as exc:
                 outcomes[index] = failure(exc)
                 continue

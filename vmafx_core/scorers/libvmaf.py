@@ -12,6 +12,7 @@ caught instead of being scored.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -36,7 +37,7 @@ from vmafx_core.supervise import (
     run_scoring,
     strip_prefix,
 )
-from vmafx_core.types import PreparedInput, ScoreOutput, Scorer, ScoreRequest
+from vmafx_core.types import CannotShare, CommandOption, PreparedInput, ScoreOutput, Scorer, ScoreRequest
 
 #: formats libvmaf reads; anything else is converted to the nearest of these
 _VMAF_PIX_FMTS = {"yuv420p", "yuv422p", "yuv444p", "yuv420p10le", "yuv422p10le", "yuv444p10le",
@@ -354,22 +355,33 @@ def _read_log(path: str, tail: str) -> dict[str, Any]:
         raise JobFailed(f"libvmaf wrote no readable log ({exc})", detail=tail) from None
 
 
-SCORER = Scorer(
-    name="libvmaf",
-    description="VMAF and libvmaf's extra features through ffmpeg's libvmaf filter",
-    metrics=("vmaf", *FEATURES),
-    options_type=LibvmafOptions,
-    score=score,
-)
+def _check(options: LibvmafOptions, ffmpeg: str) -> None:
+    options.check(ffmpeg)
 
 
-@hookimpl
-def vmafx_scorers() -> list[Scorer]:
-    return [SCORER]
+def cache_facts(options: LibvmafOptions) -> dict[str, Any] | None:
+    """What the result cache's key needs beyond the options: each model file's SHA-256 (a file
+    edited in place is another model) and "all cores" as the count it means on this machine, as the
+    result's provenance says it. None when a model file cannot be read: not cached."""
+    digests = []
+    for model in options.models:
+        if model.is_file:
+            try:
+                with open(model.name, "rb") as fh:
+                    digests.append(hashlib.file_digest(fh, "sha256").hexdigest())
+            except OSError:
+                return None
+    return {"n_threads": options.threads(), "model_files": digests}
 
 
-class NotGroupable(Exception):
-    """A group whose pairs cannot share one pass (see `score_group`): score them one by one."""
+def _summary_metric(name: str) -> bool:
+    """The metrics `vmafx run` prints: VMAF and the extra features, not libvmaf's internal ones
+    (integer_adm2, integer_motion, ...)."""
+    return name == "vmaf" or name.startswith(("psnr", "float_", "ciede", "cambi"))
+
+
+#: pairs that cannot share one pass (see `score_group`); the name kept for callers of old
+NotGroupable = CannotShare
 
 
 def score_group(requests: Sequence[ScoreRequest], shared: PreparedInput | None = None,
@@ -381,7 +393,7 @@ def score_group(requests: Sequence[ScoreRequest], shared: PreparedInput | None =
     separate run builds, so every value equals the separate run's. Only plain pairings are grouped:
     one libvmaf instance per pair (models at one precision), no sync search, no frame-mismatch
     scoring, no chain that changes frame counts (rate conversion, offsets, frame limit) and no
-    input on a pipe; otherwise `NotGroupable` is raised before anything is read. An error of the
+    input on a pipe; otherwise `CannotShare` is raised before anything is read. An error of the
     whole pass (ffmpeg failed, an input cut off) is raised; a pair whose own checks fail gets its
     error in its place in the list.
 
@@ -399,7 +411,7 @@ def score_group(requests: Sequence[ScoreRequest], shared: PreparedInput | None =
     settings = first.alignment
     if (settings.sync == "auto" or settings.allow_frame_mismatch or first.reference.stdin_fd is not None
             or (shared is None and any(r.distorted.stdin_fd is not None for r in requests))):
-        raise NotGroupable("sync, frame-mismatch scoring or a piped input")
+        raise CannotShare("sync, frame-mismatch scoring or a piped input")
     if reference_info is None:
         ref_info, dis_first = probe_both(ffmpeg, first)  # the reference is probed once for all
     else:  # the caller probed it already (a ladder, before starting its encoder)
@@ -412,10 +424,10 @@ def score_group(requests: Sequence[ScoreRequest], shared: PreparedInput | None =
     plans = [alignment.plan_pairing(ffmpeg, r, ref_i, dis_i, target)
              for r, (ref_i, dis_i) in zip(requests, probed, strict=True)]
     if any(p.changes_counts for p in plans):
-        raise NotGroupable("a chain changes frame counts")
+        raise CannotShare("a chain changes frame counts")
     groups = scoring_groups(options, target)
     if len(groups) != 1:
-        raise NotGroupable("models at several precisions")
+        raise CannotShare("models at several precisions")
     workdir = tempdirs.make("libvmaf")
     try:
         n = len(requests)
@@ -467,3 +479,51 @@ def score_group(requests: Sequence[ScoreRequest], shared: PreparedInput | None =
         return results
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+SCORER = Scorer(
+    name="libvmaf",
+    description="VMAF and libvmaf's extra features through ffmpeg's libvmaf filter",
+    metrics=("vmaf", *FEATURES),
+    options_type=LibvmafOptions,
+    score=score,
+    check=_check,
+    score_shared=score_group,
+    cache_facts=cache_facts,
+    threads_option="n_threads",
+    summary_metric=_summary_metric,
+)
+
+
+@hookimpl
+def vmafx_scorers() -> list[Scorer]:
+    return [SCORER]
+
+
+#: libvmaf's own flags on `vmafx run`: each sets its option in the job's scorer table
+COMMAND_OPTIONS = [
+    CommandOption(flag="--model", key="model", target="scorer", scorer="libvmaf", multiple=True,
+                  help="libvmaf model (repeatable: several in one pass): vmaf_v0.6.1 (default), vmaf_v1.0.16_3d0h, "
+                       "... (`vmafx models` lists them) or a file; parameters as NAME:key=value, e.g. "
+                       "vmaf_v0.6.1:enable_transform=true (the phone model)."),
+    CommandOption(flag="--feature", key="features", target="scorer", scorer="libvmaf", multiple=True,
+                  help="Extra libvmaf feature (repeatable): psnr, float_ssim, float_ms_ssim, ciede, cambi, psnr_hvs; "
+                       "options as NAME:option=value, e.g. cambi:full_ref=true, psnr:enable_chroma=false."),
+    CommandOption(flag="--n-subsample", key="n_subsample", target="scorer", scorer="libvmaf", value_type=int,
+                  help="Score every Nth frame."),
+    CommandOption(flag="--n-threads", key="n_threads", target="scorer", scorer="libvmaf", value_type=int,
+                  help="libvmaf threads (0: all cores)."),
+]
+
+
+@hookimpl
+def vmafx_command_options() -> list[CommandOption]:
+    return COMMAND_OPTIONS
+
+
+@hookimpl
+def vmafx_register_commands(cli: Any) -> None:
+    """`vmafx models`: the models this ffmpeg's libvmaf has."""
+    from vmafx_core.models_cli import models
+
+    cli.add_command(models, "models")

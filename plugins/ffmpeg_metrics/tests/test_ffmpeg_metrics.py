@@ -131,6 +131,49 @@ def test_every_metric_equals_its_bare_filter_mp4_against_mkv(pair: dict[str, Pat
     assert "settb=1001/30000,setpts=N" in result["provenance"]["filter_graph"]
 
 
+def test_several_distorted_share_one_pass_each_equal_to_its_bare_filters(pair: dict[str, Path],
+                                                                       tmp_path: Path) -> None:
+    """`vmafx run REF D1 D2 --scorer ffmpeg-metrics`: the reference decoded once (`score_shared`), each
+    pair's values, per frame and as ffmpeg pooled them, those of the bare filters on its raw frames."""
+    dis2, dis2_yuv = tmp_path / "dis2.mkv", tmp_path / "dis2.yuv"
+    _ffmpeg("-v", "error", "-i", str(pair["ref"]), "-vf", "noise=alls=30:allf=t", "-c:v", "libx264", "-crf", "38",
+            str(dis2))
+    _ffmpeg("-v", "error", "-i", str(dis2), "-f", "rawvideo", "-pix_fmt", "yuv420p", str(dis2_yuv))
+    out = _vmafx("run", str(pair["ref"]), str(pair["dis"]), str(dis2), "--scorer", "ffmpeg-metrics", "--json")
+    assert out.returncode == 0, out.stderr
+    results = json.loads(out.stdout)
+    truths = [pair, {**pair, "dis_yuv": dis2_yuv, "dir": tmp_path}]
+    for index, (result, truth) in enumerate(zip(results, truths, strict=True)):
+        assert result["provenance"]["group"] == {"size": 2, "index": index, "reference_decoded_once": True}
+        assert result["frames_scored"] == FRAMES
+        for name in ("psnr", "ssim", "msad"):
+            bare, stderr = _bare(truth, name)
+            for metric in bare[0]:
+                assert result["metrics"][metric]["min"] == min(f[metric] for f in bare), (index, metric)
+                assert result["metrics"][metric]["mean"] == pytest.approx(
+                    statistics.fmean(f[metric] for f in bare), abs=1e-12), (index, metric)
+            for metric, value in _bare_pooled(name, stderr).items():
+                assert result["provenance"]["pooled_by_ffmpeg"][metric] == value, (index, name, metric)
+    assert results[0]["metrics"]["psnr_y"]["mean"] > results[1]["metrics"]["psnr_y"]["mean"] + 1  # two pairs
+
+
+def test_a_ladder_shares_its_pass_and_equals_each_rung_on_its_own(pair: dict[str, Path], tmp_path: Path) -> None:
+    """A ladder scored by ffmpeg-metrics: one encoder and one scorer pass for every rung; each rung's
+    values those of the rung encoded and scored on its own (VMAFX_LADDER=per-rung)."""
+    job = tmp_path / "ladder.json"
+    job.write_text(json.dumps({"reference": {"uri": str(pair["ref"])},
+                               "scorer": {"name": "ffmpeg-metrics", "metrics": ["psnr", "ssim"]},
+                               "ladder": [{"encoder": "libx264", "crf": 20}, {"encoder": "libx264", "crf": 40}]}))
+    shared = _vmafx("run", "--job", str(job), "--json")
+    alone = _vmafx("run", "--job", str(job), "--json", env={"VMAFX_LADDER": "per-rung"})
+    assert shared.returncode == alone.returncode == 0, shared.stderr + alone.stderr
+    pairs = zip(json.loads(shared.stdout)["rungs"], json.loads(alone.stdout)["rungs"], strict=True)
+    for one, other in pairs:
+        assert one["provenance"]["ladder"]["mode"] == "shared" and other["provenance"]["ladder"]["mode"] == "per-rung"
+        assert one["metrics"] == other["metrics"] and one["frames_scored"] == FRAMES
+        assert one["provenance"]["pooled_by_ffmpeg"] == other["provenance"]["pooled_by_ffmpeg"]
+
+
 def test_chosen_metrics_only(pair: dict[str, Path]) -> None:
     out = _vmafx("run", str(pair["ref"]), str(pair["dis"]), "--scorer", "ffmpeg-metrics",
                  "--scorer-option", "metrics=psnr,vif", "--json")

@@ -29,11 +29,11 @@ import attrs
 from vmafx_core import alignment, hookimpl, tempdirs
 from vmafx_core.alignment import SIGNATURE_FILTER, Plan
 from vmafx_core.errors import JobFailed
-from vmafx_core.ffmpeg import ffmpeg_info
+from vmafx_core.ffmpeg import StreamInfo, ffmpeg_info, probe
 from vmafx_core.job import converter
 from vmafx_core.pixfmt import depth_of, scoring_format
 from vmafx_core.supervise import declared_frames, last_error, probe_both, run_scoring, strip_prefix
-from vmafx_core.types import ScoreOutput, Scorer, ScoreRequest
+from vmafx_core.types import CannotShare, PreparedInput, ScoreOutput, Scorer, ScoreRequest
 
 #: the filters this scorer can run, in the order they are chained
 FILTERS = ("xpsnr", "psnr", "ssim", "vif", "msad")
@@ -242,7 +242,18 @@ def score(request: ScoreRequest) -> ScoreOutput:
     finally:
         stack.close()
         shutil.rmtree(workdir, ignore_errors=True)
-    _check_metrics(frames, options.metrics, run.tail(15))
+    return _output(ffmpeg, options, target, cap, weights, frames, pooled, plan, ref_info, dis_info,
+                   graph.replace(frames_path, "<frames>"), run.elapsed, run.tail(15),
+                   (run.decoded.get(0, -1), run.decoded.get(1, -1)), notes=notes, compared=compared)
+
+
+def _output(ffmpeg: str, options: FfmpegMetricsOptions, target: str, cap: float, weights: tuple[int, int, int],
+            frames: list[dict[str, float]], pooled: dict[str, float], plan: Plan, ref_info: StreamInfo,
+            dis_info: StreamInfo, filter_graph: str, elapsed: float, tail: str, decoded: tuple[int, int], *,
+            notes: list[str], compared: tuple[int, int] | None = None,
+            group: dict[str, Any] | None = None) -> ScoreOutput:
+    """One pair's output: the same for a separate run and a shared pass."""
+    _check_metrics(frames, options.metrics, tail)
     identical = sum(1 for f in frames if any(v == cap for k, v in f.items() if "psnr" in k))
     if identical:
         notes.append(f"{identical} frame{'s' if identical != 1 else ''} had a plane identical to the reference's: "
@@ -255,18 +266,101 @@ def score(request: ScoreRequest) -> ScoreOutput:
         "scored_as": target,
         "psnr_cap_db": cap,
         "xpsnr_weights": list(weights) if "xpsnr" in options.metrics else None,
-        "filter_graph": graph.replace(frames_path, "<frames>"),
+        "filter_graph": filter_graph,
         "alignment": plan.decisions,
         "pooled_by_ffmpeg": pooled,
         "reference_stream": attrs.asdict(ref_info),
         "distorted_stream": attrs.asdict(dis_info),
-        "score_seconds": run.elapsed,
+        "score_seconds": elapsed,
+        **({"group": group} if group is not None else {}),
     }
-    return ScoreOutput(frames=frames, reference_frames=run.decoded.get(0, -1),
-                       distorted_frames=run.decoded.get(1, -1), provenance=provenance, notes=notes,
-                       compared_frames=compared, frame_rate=rate,
+    return ScoreOutput(frames=frames, reference_frames=decoded[0], distorted_frames=decoded[1],
+                       provenance=provenance, notes=notes, compared_frames=compared, frame_rate=rate,
                        # with a frame limit ffmpeg stops reading once the pairs are done
                        declared_frames=declared_frames((ref_info, dis_info), reads_all=not plan.frames))
+
+
+_LABEL_RE = re.compile(r"\[(ref\d+|dis|m\d+|scored)\]")
+#: a filter instance of pair k is named `<filter>@p<k>`: its end-of-run line says whose it is
+_INSTANCE_RE = re.compile(r"\[\w+@p(\d+) @ ")
+
+
+def score_shared(requests: Sequence[ScoreRequest], shared: PreparedInput | None = None,
+                 reference_info: StreamInfo | None = None) -> list[ScoreOutput | Exception]:
+    """Several distorted against one reference in one ffmpeg pass, the reference decoded once
+    (`Scorer.score_shared`).
+
+    The reference's frames are split to one branch per pair; each pair's graph is exactly the one
+    its separate run builds (its alignment chains and filters), its labels renamed and its filters
+    named `<filter>@p<k>` so ffmpeg's pooled lines say which pair they are of. Only plain pairings
+    share: no sync search, no frame-mismatch scoring, no chain that changes frame counts and no
+    input on a pipe but `shared` (an encode ladder: the reference as stream 0, pair k's distorted
+    as stream k+1), else `CannotShare` before anything is read.
+    """
+    first = requests[0]
+    options: FfmpegMetricsOptions = first.options
+    ffmpeg = first.ffmpeg
+    settings = first.alignment
+    if (settings.sync == "auto" or settings.allow_frame_mismatch or first.reference.stdin_fd is not None
+            or (shared is None and any(r.distorted.stdin_fd is not None for r in requests))):
+        raise CannotShare("sync, frame-mismatch scoring or a piped input")
+    ref_info = reference_info or probe(ffmpeg, first.reference, first.reference_raw or first.reference.stream_hint,
+                                       timeout=first.stall_timeout)
+    probed = [probe(ffmpeg, r.distorted, r.distorted_raw or r.distorted.stream_hint, timeout=r.stall_timeout)
+              for r in requests]
+    target = target_pix_fmt(ref_info.pix_fmt)
+    weights, cap = xpsnr_weights(target), psnr_cap(target)
+    plans = [alignment.plan_pairing(ffmpeg, r, ref_info, dis_i, target) for r, dis_i in zip(requests, probed,
+                                                                                             strict=True)]
+    if any(p.changes_counts for p in plans):
+        raise CannotShare("a chain changes frame counts")
+    n = len(requests)
+    workdir = tempdirs.make("ffmpeg-metrics")
+    try:
+        paths = [os.path.join(workdir, f"frames-{k}.txt") for k in range(n)]
+        graphs = [build_filter_graph(options, plan, target, paths[k])[0] for k, plan in enumerate(plans)]
+        graph = f"[0:v:0]split={n}" + "".join(f"[r{k}]" for k in range(n)) + ";"
+        outputs: list[str] = []
+        for k, one in enumerate(graphs):  # the separate run's graph, renamed for pair k
+            dis_label = f"[0:v:{k + 1}]" if shared is not None else f"[{k + 1}:v:0]"
+            one = _LABEL_RE.sub(lambda m, k=k: f"[p{k}_{m.group(1)}]", one)  # type: ignore[misc]
+            for name in options.metrics:
+                one = one.replace(f"]{name}[", f"]{name}@p{k}[")
+            graph += one.replace("[1:v:0]", dis_label).replace("[0:v:0]", f"[r{k}]") + ";"
+            outputs += ["-map", f"[p{k}_scored]", "-f", "null", "-"]
+        pooled: list[dict[str, float]] = [{} for _ in range(n)]
+
+        def on_line(line: str) -> None:
+            owner = _INSTANCE_RE.search(line)
+            if owner is not None and int(owner.group(1)) < n:
+                read_pooled(line, pooled[int(owner.group(1))], weights, cap)
+
+        run = run_scoring(first, ref_info, graph.rstrip(";"), outputs, on_line=on_line,
+                          more_distorted=[(r.distorted, r.distorted_raw) for r in requests[1:]], only_input=shared)
+        if run.cut_short:
+            raise JobFailed(f"an input was cut off while reading ({run.cut_short[0]}); no score is reported",
+                            detail=run.tail(15))
+        if run.code != 0:
+            raise JobFailed(f"ffmpeg failed (exit {run.code}): {last_error(run.tail())}", detail=run.tail(15))
+        if shared is not None:
+            decoded = {i: run.stream_decoded.get((0, i), -1) for i in range(n + 1)}
+        else:
+            decoded = dict(run.decoded)
+        results: list[ScoreOutput | Exception] = []
+        for k in range(n):
+            try:  # this pair alone: the core scores it again on its own
+                frames = read_frames(paths[k], weights, run.tail(15), cap)
+                results.append(_output(
+                    ffmpeg, options, target, cap, weights, frames, pooled[k], plans[k], ref_info, probed[k],
+                    graphs[k].replace(paths[k], "<frames>"), run.elapsed, run.tail(15),
+                    (decoded.get(0, -1), decoded.get(k + 1, -1)), notes=[],
+                    group={"size": n, "index": k, "reference_decoded_once": True,
+                           **({"shared_encode": True} if shared is not None else {})}))
+            except Exception as exc:
+                results.append(exc)
+        return results
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 #: a value each filter writes on every frame
@@ -287,6 +381,7 @@ SCORER = Scorer(
     metrics=tuple(m for f in FILTERS for m in METRICS[f]),
     options_type=FfmpegMetricsOptions,
     score=score,
+    score_shared=score_shared,
 )
 
 

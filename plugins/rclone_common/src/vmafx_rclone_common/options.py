@@ -7,6 +7,7 @@ from typing import Any
 import attrs
 
 from vmafx_core.errors import BadInput
+from vmafx_core.types import CommandOption
 from vmafx_rclone_common.uris import OPTION_REMOTE_MAP, remote_map
 
 
@@ -29,3 +30,11 @@ class RcloneOptions:
     rclone_binary: str | None = None
     #: URL scheme -> rclone remote, a table or "s3=myminio,gs=gcs" (default: $VMAFX_REMOTE_MAP)
     remote_map: Any = attrs.field(default=None, validator=_check_remote_map)
+
+
+#: `vmafx run --rclone-config FILE`: offered alike by both rclone backends (`vmafx_command_options`),
+#: the core lists it once
+RCLONE_CONFIG_FLAG = CommandOption(
+    flag="--rclone-config", key="rclone_config", target="storage", value_type="path",
+    help="rclone config file (default: $VMAFX_RCLONE_CONFIG, then rclone's own); short for "
+         "--storage-option rclone_config=FILE.")

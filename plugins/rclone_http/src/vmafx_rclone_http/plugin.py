@@ -6,10 +6,11 @@ from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import IO, Any
 
+from vmafx_rclone_common.options import RCLONE_CONFIG_FLAG
 from vmafx_rclone_common.uris import canonical_uri, handles_uri, install_hint
 
 from vmafx_core import hookimpl
-from vmafx_core.types import Availability, InputRequest, PrepareContext, PreparedInput, StorageBackend
+from vmafx_core.types import Availability, CommandOption, InputRequest, PrepareContext, PreparedInput, StorageBackend
 from vmafx_rclone_http.options import HttpStorageOptions
 
 
@@ -55,3 +56,8 @@ BACKEND = StorageBackend(
 @hookimpl
 def vmafx_storage_backends() -> list[StorageBackend]:
     return [BACKEND]
+
+
+@hookimpl
+def vmafx_command_options() -> list[CommandOption]:
+    return [RCLONE_CONFIG_FLAG]

@@ -6,11 +6,11 @@ from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import IO, Any
 
-from vmafx_rclone_common.options import RcloneOptions
+from vmafx_rclone_common.options import RCLONE_CONFIG_FLAG, RcloneOptions
 from vmafx_rclone_common.uris import canonical_uri, handles_uri, install_hint
 
 from vmafx_core import hookimpl
-from vmafx_core.types import Availability, InputRequest, PrepareContext, PreparedInput, StorageBackend
+from vmafx_core.types import Availability, CommandOption, InputRequest, PrepareContext, PreparedInput, StorageBackend
 from vmafx_rclone_mount.fuse import FUSERMOUNT, find_fusermount, fuse_device_problem
 
 
@@ -85,3 +85,8 @@ BACKEND = StorageBackend(
 @hookimpl
 def vmafx_storage_backends() -> list[StorageBackend]:
     return [BACKEND]
+
+
+@hookimpl
+def vmafx_command_options() -> list[CommandOption]:
+    return [RCLONE_CONFIG_FLAG]
