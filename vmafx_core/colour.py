@@ -314,14 +314,6 @@ def plan_colour(ref: Description, dis: Description, settings: Any, *, scaled: bo
     scale_options = ""
     format_options = ""
     stored = ref
-    if mode == "as-is":
-        diff = differences(ref, dis)
-        decisions["validated"] = not (diff or ref.is_hdr or dis.is_hdr)
-        summary.append(f"colour as stored (--colour as-is): code values scored without conversion "
-                       f"(reference {ref.text()}, distorted {dis.text()})"
-                       + (f"; they differ in {', '.join(diff)}" if diff else ""))
-        return ColourPlan(ref, dis, {"reference": (), "distorted": ()}, {"reference": (), "distorted": ()},
-                          "", "", decisions, tuple(summary))
     if ref.matrix == "gbr":
         # RGB is scored as YUV: limited range, the matrix of the standard its primaries belong to
         yuv = {"bt470bg": "bt470bg", "smpte170m": "smpte170m"}.get(ref.primaries, "bt709")
@@ -330,6 +322,17 @@ def plan_colour(ref: Description, dis: Description, settings: Any, *, scaled: bo
     # an RGB distorted meets the pinned format as the reference does: the one RGB -> YUV conversion of
     # the scoring format, by the matrix and range it names; only its primaries or transfer may differ
     diff = differences(ref, attrs.evolve(dis, matrix=ref.matrix, range=ref.range) if dis.matrix == "gbr" else dis)
+    if mode == "as-is":
+        decisions["validated"] = not (diff or ref.is_hdr or dis.is_hdr)
+        summary.append(f"colour as stored (--colour as-is): code values scored without conversion "
+                       f"(reference {ref.text()}, distorted {dis.text()})"
+                       + (f"; they differ in {', '.join(diff)}" if diff else ""))
+        # the distorted relabelled as the reference, so that ffmpeg's negotiation converts nothing either
+        relabel = dis if dis.matrix == "gbr" else attrs.evolve(stored, chroma_location=dis.chroma_location)
+        decisions["relabelled"] = relabel != dis
+        return ColourPlan(ref, dis, {"reference": (tag(stored),), "distorted": (tag(relabel),)},
+                          {"reference": (), "distorted": ()}, "",
+                          f":color_spaces={ref.matrix}:color_ranges={ref.range}", decisions, tuple(summary))
     pre["reference"].append(tag(stored))
     pre["distorted"].append(tag(dis))
     target = ref
@@ -378,14 +381,15 @@ def plan_colour(ref: Description, dis: Description, settings: Any, *, scaled: bo
         else:
             summary.append(f"colour: HDR ({ref.dynamic_range}) pair scored with HDR-VMAF models")
     if diff:
-        conversion = zscale(dis, target)
+        # at the distorted's own size; where it is scaled next, the scaler moves the chroma siting
+        converted = attrs.evolve(target, chroma_location=dis.chroma_location) if scaled else target
+        conversion = zscale(dis, converted)
         pre["distorted"].append(conversion)
         decisions["conversion"] = {"filter": conversion, "differs_in": diff}
         summary.append(f"colour: distorted converted {dis.text()} -> {target.text()} ({', '.join(diff)} "
                        "differed)")
-        converted = target
     else:
-        converted = attrs.evolve(dis, chroma_location=dis.chroma_location)
+        converted = dis
     if scaled and converted.chroma_location and target.chroma_location:
         scale_options = (f":in_chroma_loc={converted.chroma_location}:out_chroma_loc={target.chroma_location}"
                          f":in_range={target.range}:out_range={target.range}")

@@ -382,7 +382,8 @@ def probe(ffmpeg: str, prepared: PreparedInput, raw: RawVideo | None = None, tim
         return StreamInfo(codec="rawvideo", width=raw.width, height=raw.height, pix_fmt=raw.pix_fmt,
                           fps=raw.fps, duration=None)
     with InputArgs(prepared, raw) as inp:
-        child = Child([ffmpeg, "-hide_banner", "-nostdin", *inp.args], name="ffmpeg-probe",
+        # verbose: only then does the stream summary name the chroma location ("left", "center")
+        child = Child([ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "verbose", *inp.args], name="ffmpeg-probe",
                       pass_fds=inp.pass_fds, secrets=prepared.secrets, tail_lines=200)
         inp.close()
         try:

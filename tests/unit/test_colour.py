@@ -141,7 +141,9 @@ def test_chroma_siting_is_honoured_when_scaling() -> None:
 def test_as_is_scores_code_values_and_says_so() -> None:
     plan = _plan(HD709, SD601, colour="as-is")
     chain = plan.chain("distorted", "yuv420p")
-    assert not any(f.startswith(("zscale", "setparams")) for f in chain)
+    assert not any(f.startswith("zscale") for f in chain)
+    assert chain[0].startswith("setparams=range=tv:colorspace=bt709")  # relabelled: nothing for ffmpeg to convert
+    assert plan.decisions["colour"]["relabelled"]
     assert plan.decisions["colour"]["mode"] == "as-is" and not plan.decisions["colour"]["validated"]
     assert any("--colour as-is" in line and "matrix" in line for line in plan.summary)
     assert any("--colour as-is" in line for line in _plan(HD709, HD709, colour="as-is").summary)
