@@ -390,6 +390,16 @@ def describe_colour(info: StreamInfo) -> colour.Description:
     return colour.describe(dict(info.colour_tags), info.pix_fmt, info.width, info.height, info.hdr_metadata)
 
 
+def inherited_colour(ref: StreamInfo) -> tuple[tuple[str, str], ...]:
+    """The reference's colour description as the stated tags of an encode made from it."""
+    desc = describe_colour(ref)
+    if desc.matrix == "gbr":  # an RGB reference is encoded to YUV by the encoder's own choice: not inherited
+        return ()
+    tags = {"range": desc.range, "matrix": desc.matrix, "primaries": desc.primaries, "transfer": desc.transfer,
+            "chroma_location": desc.chroma_location or ""}
+    return tuple(sorted((k, v) for k, v in tags.items() if v and v != "gbr"))
+
+
 def hdr_models(ffmpeg: str, settings: Any) -> tuple[str, ...]:
     """The HDR-VMAF models in this ffmpeg's libvmaf, looked for only when the job asks for them."""
     if getattr(settings, "hdr_policy", None) != "hdr-models":
@@ -567,9 +577,14 @@ def plan_pairing(ffmpeg: str, request: ScoreRequest, ref: StreamInfo, dis: Strea
     `sync = "auto"` the distorted's offset found on a prefix of both first. `target` is the pixel
     format the scorer's chains end in (what the sync search compares)."""
     settings = request.alignment
-    if request.distorted.stdin_fd is not None and dis.field_order is None:
+    encoded = request.distorted.stdin_fd is not None
+    if encoded and dis.field_order is None:
         # an encode of the reference streamed in: it carries the reference's fields as they were woven
         dis = attrs.evolve(dis, field_order=ref.field_order)
+    if encoded and not dis.colour_tags:
+        # ...and its colour: the encoder converts none, so what the reference means (stated or assumed
+        # by the reference's size, not the rung's) is what the encode means
+        dis = attrs.evolve(dis, colour_tags=inherited_colour(ref), hdr_metadata=ref.hdr_metadata)
     idet: dict[str, dict[str, int]] = {}
     for role, info, prepared, raw in (("reference", ref, request.reference, request.reference_raw),
                                       ("distorted", dis, request.distorted, request.distorted_raw)):
@@ -581,6 +596,8 @@ def plan_pairing(ffmpeg: str, request: ScoreRequest, ref: StreamInfo, dis: Strea
     found_hdr_models = hdr_models(ffmpeg, settings)
     plan = make_plan(ref, dis, settings, idet=idet, act_on_idet=settings.interlace_check == "deinterlace",
                      hdr_models=found_hdr_models)
+    if encoded and "colour" in plan.decisions:
+        plan.decisions["colour"]["distorted"]["described_by"] = "the reference (an encode of it, streamed in)"
     if settings.sync != "auto":
         return plan
     if settings.reference_offset != "0" or settings.distorted_offset != "0":

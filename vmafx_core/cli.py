@@ -488,9 +488,13 @@ def _summary(data: dict[str, Any]) -> None:
     click.echo(f"frames     {data['frames_scored']}   model {', '.join(model) if isinstance(model, list) else model}",
                err=True)
     model_metrics = [m.get("metric") for m in data["provenance"].get("models", [])]
-    decided = (data["provenance"].get("alignment") or {}).get("summary")
+    summary = (data["provenance"].get("alignment") or {}).get("summary") or []
+    decided = [line for line in summary if not line.startswith("colour")]
     if decided:  # anything but frame n against frame n as decoded
         click.echo(f"alignment  {'; '.join(decided)}", err=True)
+    colour = [line.removeprefix("colour: ") for line in summary if line.startswith("colour")]
+    if colour:  # anything but two inputs described alike as SDR
+        click.echo(f"colour     {'; '.join(colour)}", err=True)
     for name, p in data["metrics"].items():
         if name == "vmaf" or name in model_metrics or name.startswith(("psnr", "float_", "ciede", "cambi")) \
                 or data.get("scorer") != "libvmaf":  # another scorer's metrics are all its own

@@ -355,3 +355,34 @@ def test_v1_models_get_the_encode_side_size_and_depth_for_cambi(tmp_path: Path) 
     tiny = make_clip(tmp_path / "tiny.mkv", Look(size=(96, 54)))
     small = vmafx(ref, tiny, flags=("--model", "vmaf_v1.0.16_3d0h"))
     assert "not passed" in small["provenance"]["models"][0]["cambi_encode_side"]["note"]
+
+
+def test_an_encode_of_the_reference_means_what_the_reference_means(tmp_path: Path) -> None:
+    # an SD-sized rung of an HD-described reference: the rung is not "assumed BT.601 by its size"
+    ref = make_clip(tmp_path / "ref.mkv", Look())
+    saved = tmp_path / "rung.mkv"
+    out = run_vmafx("run", str(ref), "--encode", "libx264", "--crf", "30", "--encode-size", "96x54",
+                    "--save-encode", str(saved), "--json")
+    assert out.code == 0, out.stderr
+    colour = out.json()["provenance"]["alignment"]["colour"]
+    assert colour["conversion"] is None and colour["distorted"]["matrix"] == "bt709"
+    assert colour["distorted"]["described_by"].startswith("the reference")
+    again = vmafx(ref, saved)  # the saved encode, probed as a file, means the same and scores the same
+    assert again["provenance"]["alignment"]["colour"]["conversion"] is None
+    assert abs(again["metrics"]["vmaf"]["mean"] - out.json()["metrics"]["vmaf"]["mean"]) < 1e-4
+
+
+def test_the_summary_and_the_report_show_the_colour(tmp_path: Path) -> None:
+    from vmafx_core.report.render import colour_text
+
+    ref = make_clip(tmp_path / "ref.mkv", Look())
+    dis = make_clip(tmp_path / "dis.mkv", attrs.evolve(BT601, tagged=False))
+    out = run_vmafx("run", str(ref), str(dis), "-o", str(tmp_path / "r.json"))
+    assert out.code == 0, out.stderr
+    line = next(ln for ln in out.stderr.splitlines() if ln.startswith("colour "))
+    assert "distorted converted" in line and "smpte170m*" in line
+    text = colour_text(json.loads((tmp_path / "r.json").read_text())["provenance"])
+    assert text.startswith("reference SDR tv bt709 bt709 bt709 8-bit; distorted SDR tv smpte170m* ")
+    assert "* assumed" in text
+    plain = run_vmafx("run", str(ref), str(ref))
+    assert plain.code == 0 and not any(ln.startswith("colour ") for ln in plain.stderr.splitlines())
