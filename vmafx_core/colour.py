@@ -139,6 +139,8 @@ def describe(stated: dict[str, str], pix_fmt: str, width: int, height: int,
         range_ = "pc" if full_by_format else "tv"
         assumed.append("range")
     by_size = "bt709" if width >= 1280 or height > 576 else "bt470bg" if height == 576 else "smpte170m"
+    if stated.get("transfer") in HDR_TRANSFERS:  # HDR is BT.2100: BT.2020's matrix and primaries
+        by_size = "bt2020nc"
     matrix = "gbr" if rgb else stated.get("matrix")
     if matrix is None:
         matrix = by_size

@@ -79,6 +79,8 @@ def test_assumptions_follow_what_is_stated() -> None:
     only_matrix = _desc("h264, yuv420p(tv, bt470bg/unknown/unknown), 720x576, 25 fps, 25 tbr, 1k tbn")
     assert (only_matrix.primaries, only_matrix.transfer) == ("bt470bg", "smpte170m")
     assert set(only_matrix.assumed) == {"primaries", "transfer", "chroma_location"}
+    pq_only = _desc("hevc, yuv420p10le(tv, unknown/unknown/smpte2084), 1280x720, 25 fps, 25 tbr, 1k tbn")
+    assert (pq_only.matrix, pq_only.primaries, pq_only.is_hdr) == ("bt2020nc", "bt2020", True)
     full444 = _desc("h264, yuv444p10le(tv, bt709), 1280x720, 25 fps, 25 tbr, 1k tbn")
     assert full444.chroma_location is None and full444.bit_depth == 10
 
