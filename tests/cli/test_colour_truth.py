@@ -386,3 +386,19 @@ def test_the_summary_and_the_report_show_the_colour(tmp_path: Path) -> None:
     assert "* assumed" in text
     plain = run_vmafx("run", str(ref), str(ref))
     assert plain.code == 0 and not any(ln.startswith("colour ") for ln in plain.stderr.splitlines())
+
+
+def test_ladder_rungs_mean_what_the_reference_means(tmp_path: Path) -> None:
+    ref = make_clip(tmp_path / "ref.mkv", Look())  # BT.709 stated; a 96x54 rung alone would be assumed BT.601
+    job = tmp_path / "ladder.toml"
+    job.write_text(f'[reference]\nuri = {json.dumps(str(ref))}\n'
+                   '[[ladder]]\nencoder = "libx264"\ncrf = 30\nsize = "96x54"\n'
+                   '[[ladder]]\nencoder = "libx264"\ncrf = 20\n')
+    out = run_vmafx("run", "--job", str(job), "--json")
+    assert out.code == 0, out.stderr
+    rungs = out.json()["rungs"]
+    assert len(rungs) == 2
+    for rung in rungs:
+        colour = rung["provenance"]["alignment"]["colour"]
+        assert colour["conversion"] is None and colour["distorted"]["matrix"] == "bt709"
+        assert colour["distorted"]["described_by"].startswith("the reference")
