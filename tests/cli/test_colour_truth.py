@@ -402,3 +402,25 @@ def test_ladder_rungs_mean_what_the_reference_means(tmp_path: Path) -> None:
         colour = rung["provenance"]["alignment"]["colour"]
         assert colour["conversion"] is None and colour["distorted"]["matrix"] == "bt709"
         assert colour["distorted"]["described_by"].startswith("the reference")
+
+
+def test_a_batch_carries_each_jobs_colour_policy_and_refusal(tmp_path: Path) -> None:
+    ref = make_clip(tmp_path / "ref.mkv", Look())
+    d601 = make_clip(tmp_path / "d601.mkv", BT601, "noise=alls=5:allf=t:all_seed=7")
+    pq = make_hdr(tmp_path / "pq.mkv", HDR_LOOK["PQ"])
+    lines = [{"id": "convert", "reference": {"uri": str(ref)}, "distorted": {"uri": str(d601)}},
+             {"id": "as-is", "reference": {"uri": str(ref)}, "distorted": {"uri": str(d601)},
+              "alignment": {"colour": "as-is"}},
+             {"id": "hdr-sdr", "reference": {"uri": str(pq)}, "distorted": {"uri": str(ref)}}]
+    jobs = tmp_path / "jobs.jsonl"
+    jobs.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    out = tmp_path / "out.jsonl"
+    done = run_vmafx("batch", str(jobs), "--out", str(out), env={"VMAFX_RESULT_CACHE": "off"})
+    assert "Traceback" not in done.stderr
+    results = {r["id"]: r for r in map(json.loads, out.read_text().splitlines())}
+    alone = vmafx(ref, d601)
+    assert results["convert"]["metrics"]["vmaf"]["mean"] == pytest.approx(alone["metrics"]["vmaf"]["mean"], abs=1e-4)
+    assert results["convert"]["provenance"]["alignment"]["colour"] == alone["provenance"]["alignment"]["colour"]
+    assert results["as-is"]["provenance"]["alignment"]["colour"]["mode"] == "as-is"
+    assert results["hdr-sdr"]["status"] == "failed" and results["hdr-sdr"]["exit_code"] == 2
+    assert "--tonemap" in results["hdr-sdr"]["error"]
