@@ -313,6 +313,7 @@ def test_an_hdr_pair_by_pu21_equals_bare_libvmaf_on_hand_encoded_luminance(tmp_p
     colour = result["provenance"]["alignment"]["colour"]
     assert colour["hdr_policy"] == "pu21" and not colour["validated"]
     assert colour["reference"]["dynamic_range"] == kind
+    assert_nothing_implicit(result, ref, dis, tmp_path)
 
 
 def test_an_hdr_pair_as_stored_equals_bare_libvmaf_and_is_labelled(tmp_path: Path) -> None:
@@ -344,6 +345,7 @@ def test_v1_models_get_the_encode_side_size_and_depth_for_cambi(tmp_path: Path) 
     result = vmafx(ref, dis, flags=("--model", "vmaf_v1.0.16_3d0h"), frames=frames)
     assert_equal(result, truth, frames)
     assert truth["frames"] != plain["frames"]  # the encode side changes what CAMBI sees
+    assert_nothing_implicit(result, ref, dis, tmp_path)
     row = result["provenance"]["models"][0]
     assert row["cambi_encode_side"]["enc_width"] == 266 and row["cambi_encode_side"]["enc_bitdepth"] == 8
     assert row["cambi_encode_side"]["from"]["enc_height"] == "distorted stream"
