@@ -192,6 +192,11 @@ def test_as_is_scores_the_code_values_as_stored_and_says_so(tmp_path: Path) -> N
     assert any("--colour as-is" in line for line in result["provenance"]["alignment"]["summary"])
     converted = vmafx(ref, dis)["metrics"]["vmaf"]["mean"]
     assert abs(converted - truth["pooled_metrics"]["vmaf"]["mean"]) > 0.5  # the conversion is not a no-op here
+    assert_nothing_implicit(result, ref, dis, tmp_path)
+    # the check can fail: a graph that leaves the two matrices to ffmpeg gets an implicit conversion
+    naive = {"provenance": {"filter_graph": "[1:v:0]format=yuv420p[d];[0:v:0]format=yuv420p[r];[d][r]libvmaf"}}
+    with pytest.raises(AssertionError):
+        assert_nothing_implicit(naive, ref, dis, tmp_path)
 
 
 def test_several_distorted_carry_the_same_decisions_as_separate_runs(tmp_path: Path) -> None:
