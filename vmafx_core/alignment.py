@@ -232,7 +232,7 @@ def _display_aspect(info: StreamInfo) -> float:
 def make_plan(ref: StreamInfo, dis: StreamInfo, alignment: Any, *, sync_offset: int | None = None,
               sync_report: dict[str, Any] | None = None,
               idet: dict[str, dict[str, int]] | None = None, act_on_idet: bool = False,
-              hdr_models: tuple[str, ...] = ()) -> Plan:
+              hdr_models: tuple[str, ...] = (), models: tuple[str, ...] = ()) -> Plan:
     """Decide how the two inputs are paired; BadInput when they cannot be without the user's say.
 
     The colour decisions (`vmafx_core.colour.plan_colour`) are made here too, so every path that
@@ -377,7 +377,7 @@ def make_plan(ref: StreamInfo, dis: StreamInfo, alignment: Any, *, sync_offset: 
         summary.append(f"rates ignored ({rate_text(ref_rate)} and {rate_text(dis_rate)} fps): "
                        "paired frame by frame as decoded (--frame-rate index)")
     colour_plan = colour.plan_colour(describe_colour(ref), describe_colour(dis), alignment,
-                                     scaled=scale is not None, hdr_models=hdr_models)
+                                     scaled=scale is not None, hdr_models=hdr_models, models=models)
     decisions["colour"] = colour_plan.decisions
     summary += colour_plan.summary
     decisions["summary"] = summary
@@ -594,8 +594,9 @@ def plan_pairing(ffmpeg: str, request: ScoreRequest, ref: StreamInfo, dis: Strea
             if counts is not None:
                 idet[role] = counts
     found_hdr_models = hdr_models(ffmpeg, settings)
+    models = tuple(m.name for m in getattr(request.options, "models", ()))
     plan = make_plan(ref, dis, settings, idet=idet, act_on_idet=settings.interlace_check == "deinterlace",
-                     hdr_models=found_hdr_models)
+                     hdr_models=found_hdr_models, models=models)
     if encoded and "colour" in plan.decisions:
         plan.decisions["colour"]["distorted"]["described_by"] = "the reference (an encode of it, streamed in)"
     if settings.sync != "auto":
@@ -622,7 +623,8 @@ def plan_pairing(ffmpeg: str, request: ScoreRequest, ref: StreamInfo, dis: Strea
     report = {"offset": best, "margin": round(margin, 3) if margin != float("inf") else None,
               "window": window, "frames_compared": min(map(len, thumbs)), "cost": round(costs[best], 4)}
     return make_plan(ref, dis, settings, sync_offset=best, sync_report=report, idet=idet,
-                     act_on_idet=settings.interlace_check == "deinterlace", hdr_models=found_hdr_models)
+                     act_on_idet=settings.interlace_check == "deinterlace", hdr_models=found_hdr_models,
+                     models=models)
 
 
 class Thumbnails:

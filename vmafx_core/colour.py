@@ -298,11 +298,12 @@ def pu21_chain(desc: Description) -> list[str]:
 
 
 def plan_colour(ref: Description, dis: Description, settings: Any, *, scaled: bool,
-                hdr_models: tuple[str, ...] = ()) -> ColourPlan:
+                hdr_models: tuple[str, ...] = (), models: tuple[str, ...] = ()) -> ColourPlan:
     """Decide how the two descriptions are made comparable; BadInput where the user must choose.
 
     `settings` is the job's alignment table (`colour`, `hdr_policy`, `tonemap`); `hdr_models` the
-    HDR-VMAF models this ffmpeg's libvmaf has (for `hdr_policy = "hdr-models"`).
+    HDR-VMAF models this ffmpeg's libvmaf has (for `hdr_policy = "hdr-models"`), `models` the
+    names of the models the job scores with.
     """
     mode = getattr(settings, "colour", "convert")
     policy = getattr(settings, "hdr_policy", None)
@@ -366,6 +367,9 @@ def plan_colour(ref: Description, dis: Description, settings: Any, *, scaled: bo
         if policy == "hdr-models" and not hdr_models:
             raise BadInput("--hdr-policy hdr-models: this ffmpeg's libvmaf has no HDR-VMAF models "
                            "(`vmafx models` lists what it has); choose pu21 or as-is")
+        if policy == "hdr-models" and not set(models) & set(hdr_models):
+            raise BadInput(f"--hdr-policy hdr-models: score with one of this ffmpeg's HDR-VMAF models "
+                           f"(--model {' or '.join(hdr_models)}); the job's models are SDR ones")
         decisions["hdr_policy"] = policy
         if policy == "pu21":
             post["reference"] += pu21_chain(ref)

@@ -217,7 +217,11 @@ def test_an_hdr_pair_needs_a_policy() -> None:
     assert all(choice in message for choice in ("--hdr-policy", "pu21", "hdr-models", "as-is")) and "\n" not in message
     with pytest.raises(BadInput, match="no HDR-VMAF models"):
         _plan(PQ, PQ, hdr_policy="hdr-models")
-    found = make_plan(_info(PQ), _info(PQ), Alignment(hdr_policy="hdr-models"), hdr_models=("vmaf_hdr_v0.6.1",))
+    with pytest.raises(BadInput, match="--model vmaf_hdr_v0.6.1"):  # found, but the job scores an SDR model
+        make_plan(_info(PQ), _info(PQ), Alignment(hdr_policy="hdr-models"), hdr_models=("vmaf_hdr_v0.6.1",),
+                  models=("vmaf_v0.6.1",))
+    found = make_plan(_info(PQ), _info(PQ), Alignment(hdr_policy="hdr-models"), hdr_models=("vmaf_hdr_v0.6.1",),
+                      models=("vmaf_hdr_v0.6.1",))
     assert found.decisions["colour"]["hdr_policy"] == "hdr-models"
     with pytest.raises(BadInput, match="two HDR transfers"):
         _plan(PQ, HLG, hdr_policy="pu21")
