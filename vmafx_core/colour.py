@@ -339,6 +339,7 @@ def plan_colour(ref: Description, dis: Description, settings: Any, *, scaled: bo
     pre["reference"].append(tag(stored))
     pre["distorted"].append(tag(dis))
     target = ref
+    dis_now = dis  # what the distorted's frames mean after its opening filters
     if ref.is_hdr != dis.is_hdr:
         hdr_role, sdr_role = ("reference", "distorted") if ref.is_hdr else ("distorted", "reference")
         hdr, sdr = (ref, dis) if ref.is_hdr else (dis, ref)
@@ -354,7 +355,9 @@ def plan_colour(ref: Description, dis: Description, settings: Any, *, scaled: bo
                                   "filters": pre[hdr_role][-1]}, proxy=True, validated=False)
         summary.append(f"colour: {hdr_role} {_transfer_text(hdr)} tone-mapped to {sdr_role}'s SDR "
                        f"({operator}{''.join(f' {k}={v}' for k, v in params.items())}): the score is a proxy")
-        diff = differences(target, dis) if hdr_role == "reference" else []
+        diff = []  # the HDR side is mapped into the SDR side's description: nothing else differs
+        if hdr_role == "distorted":
+            dis_now = sdr
     elif ref.is_hdr and dis.is_hdr:
         if ref.transfer != dis.transfer:
             raise BadInput(f"reference is {_transfer_text(ref)} and distorted {_transfer_text(dis)}: two HDR "
@@ -395,7 +398,7 @@ def plan_colour(ref: Description, dis: Description, settings: Any, *, scaled: bo
         summary.append(f"colour: distorted converted {dis.text()} -> {target.text()} ({', '.join(diff)} "
                        "differed)")
     else:
-        converted = dis
+        converted = dis_now
     if scaled and converted.chroma_location and target.chroma_location:
         scale_options = (f":in_chroma_loc={converted.chroma_location}:out_chroma_loc={target.chroma_location}"
                          f":in_range={target.range}:out_range={target.range}")

@@ -174,6 +174,10 @@ def test_tone_mapping_is_named_recorded_and_a_proxy() -> None:
     # the distorted HDR against an SDR reference: the distorted is mapped
     flipped = _plan(HD709, PQ, tonemap="hable")
     assert "tonemap=tonemap=hable" in ",".join(flipped.chain("distorted", "yuv420p"))
+    # a smaller HDR distorted is tone-mapped at its size, then scaled as the SDR picture it now is
+    small_pq = PQ.replace("1280x720", "640x360").replace(", left)", ", center)")
+    scaled = _plan(HD709, small_pq, tonemap="hable")
+    assert "in_chroma_loc=left:out_chroma_loc=left" in scaled.scale + scaled.colour.scale_options  # type: ignore[operator,union-attr]
 
 
 @pytest.mark.parametrize("bad", ["drago", "hable:strength=2", "hable:desat=x", "hable:param"])
