@@ -322,7 +322,10 @@ def test_an_hdr_pair_by_pu21_equals_bare_libvmaf_on_hand_encoded_luminance(tmp_p
 
 
 def test_an_hdr_pair_as_stored_equals_bare_libvmaf_and_is_labelled(tmp_path: Path) -> None:
-    ref = make_hdr(tmp_path / "ref.mkv", HDR_LOOK["PQ"])
+    graded = make_hdr(tmp_path / "graded.mkv", HDR_LOOK["PQ"])
+    ref = tmp_path / "ref.mkv"  # with HDR10 static metadata, as a master carries it
+    ffmpeg_run("-mastering_display", "G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)L(10000000,1)",
+               "-content_light", "1000,400", "-i", str(graded), "-c:v", "ffv1", str(ref))
     dis = make_hdr(tmp_path / "dis.mkv", HDR_LOOK["PQ"], "noise=alls=5:allf=t:all_seed=7")
     truth = bare(raw(ref, tmp_path / "ref.yuv", "", "yuv420p10le"), raw(dis, tmp_path / "dis.yuv", "", "yuv420p10le"),
                  "yuv420p10le", tmp_path / "truth.json")
@@ -330,7 +333,11 @@ def test_an_hdr_pair_as_stored_equals_bare_libvmaf_and_is_labelled(tmp_path: Pat
     result = vmafx(ref, dis, flags=("--hdr-policy", "as-is"), frames=frames)
     assert_equal(result, truth, frames)
     assert any("not validated" in line for line in result["provenance"]["alignment"]["summary"])
-    assert result["provenance"]["alignment"]["colour"]["reference"]["transfer"] == "smpte2084"
+    described = result["provenance"]["alignment"]["colour"]["reference"]
+    assert described["transfer"] == "smpte2084" and described["dynamic_range"] == "PQ"
+    assert any("MaxCLL=1000, MaxFALL=400" in line for line in described["hdr_metadata"])
+    assert any(line.startswith("Mastering display metadata") and "max_luminance=1000" in line
+               for line in described["hdr_metadata"])
 
 
 def test_v1_models_get_the_encode_side_size_and_depth_for_cambi(tmp_path: Path) -> None:

@@ -50,13 +50,13 @@ def test_the_probe_reads_what_the_stream_states(printed: str, stated: dict[str, 
 
 def test_hdr_side_data_is_kept() -> None:
     side = ("    Side data:\n"
-            "      Mastering Display Metadata, has_primaries:1 has_luminance:1 r(0.6800,0.3200) g(0.2650,0.6900) "
+            "      Content light level metadata: MaxCLL=1000, MaxFALL=400\n"
+            "      Mastering display metadata: has_primaries:1 has_luminance:1 r(0.6800,0.3200) g(0.2650,0.6900) "
             "b(0.1500 0.0600) wp(0.3127, 0.3290) min_luminance=0.000100, max_luminance=1000.000000\n"
-            "      Content Light Level Metadata, MaxCLL=1000, MaxFALL=400\n"
             "      DOVI configuration record: version: 1.0, profile: 8, level: 4, rpu flag: 1\n")
     info = _info(PQ, side)
     assert len(info.hdr_metadata) == 3
-    assert info.hdr_metadata[1] == "Content Light Level Metadata, MaxCLL=1000, MaxFALL=400"
+    assert info.hdr_metadata[0] == "Content light level metadata: MaxCLL=1000, MaxFALL=400"
     desc = _desc(PQ)
     assert desc.is_hdr and desc.dynamic_range == "PQ" and desc.bit_depth == 10 and desc.assumed == ()
 
