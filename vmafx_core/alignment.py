@@ -23,6 +23,7 @@ from typing import Any
 
 import attrs
 
+from vmafx_core import colour
 from vmafx_core.errors import BadInput, JobFailed
 from vmafx_core.ffmpeg import InputArgs, StreamInfo
 from vmafx_core.process import Child
@@ -106,14 +107,16 @@ class Plan:
     scale: str | None  #: the distorted's scale filter, or None
     decisions: dict[str, Any]
     summary: tuple[str, ...]  #: the decisions worth a line in the summary (empty: the trivial case)
+    #: the colour filters (`vmafx_core.colour`): tagging and conversion first, PU21 last
+    colour: colour.ColourPlan | None = None
 
     def chain(self, role: str, target_pix_fmt: str) -> list[str]:
         side = self.reference if role == "reference" else self.distorted
-        chain: list[str] = []
+        chain: list[str] = list(self.colour.pre[role]) if self.colour else []
         if side.deinterlace:
             chain.append(side.deinterlace)
         if role == "distorted" and self.scale:
-            chain.append(self.scale)
+            chain.append(self.scale + (self.colour.scale_options if self.colour else ""))
         if side.resample_to is not None:
             if side.vfr or side.by_timestamp or side.rate is None:  # the timestamps are all there is to go by
                 chain.append("setpts=PTS-STARTPTS")
@@ -123,7 +126,11 @@ class Plan:
         if side.offset or self.frames:
             end = f":end_frame={side.offset + self.frames}" if self.frames else ""
             chain.append(f"trim=start_frame={side.offset}{end}")
-        chain.append(f"format={target_pix_fmt}")
+        if self.colour:  # matrix and range pinned: ffmpeg's negotiation has nothing left to convert
+            chain.append(f"format=pix_fmts={target_pix_fmt}{self.colour.format_options}")
+            chain += self.colour.post[role]
+        else:
+            chain.append(f"format={target_pix_fmt}")
         if self.rate is not None:
             # frame n gets timestamp n on both sides: libvmaf's framesync then pairs n with n
             chain += [f"settb={self.rate.denominator}/{self.rate.numerator}", "setpts=N"]
@@ -224,8 +231,12 @@ def _display_aspect(info: StreamInfo) -> float:
 
 def make_plan(ref: StreamInfo, dis: StreamInfo, alignment: Any, *, sync_offset: int | None = None,
               sync_report: dict[str, Any] | None = None,
-              idet: dict[str, dict[str, int]] | None = None, act_on_idet: bool = False) -> Plan:
+              idet: dict[str, dict[str, int]] | None = None, act_on_idet: bool = False,
+              hdr_models: tuple[str, ...] = (), models: tuple[str, ...] = ()) -> Plan:
     """Decide how the two inputs are paired; BadInput when they cannot be without the user's say.
+
+    The colour decisions (`vmafx_core.colour.plan_colour`) are made here too, so every path that
+    builds a pair's chains from a plan converts colour the same way.
 
     `idet` holds, per role, the counts of a content check for interlacing of an input that states
     no field order; with `act_on_idet` its verdict is taken as the field order, otherwise an input
@@ -365,9 +376,37 @@ def make_plan(ref: StreamInfo, dis: StreamInfo, alignment: Any, *, sync_offset: 
     if as_they_are and ref_rate != dis_rate:
         summary.append(f"rates ignored ({rate_text(ref_rate)} and {rate_text(dis_rate)} fps): "
                        "paired frame by frame as decoded (--frame-rate index)")
+    colour_plan = colour.plan_colour(describe_colour(ref), describe_colour(dis), alignment,
+                                     scaled=scale is not None, hdr_models=hdr_models, models=models)
+    decisions["colour"] = colour_plan.decisions
+    summary += colour_plan.summary
     decisions["summary"] = summary
     return Plan(reference=sides[0], distorted=sides[1], rate=target, frames=alignment.frames, scale=scale,
-                decisions=decisions, summary=tuple(summary))
+                decisions=decisions, summary=tuple(summary), colour=colour_plan)
+
+
+def describe_colour(info: StreamInfo) -> colour.Description:
+    """An input's colour description from its probe (`vmafx_core.colour.describe`)."""
+    return colour.describe(dict(info.colour_tags), info.pix_fmt, info.width, info.height, info.hdr_metadata)
+
+
+def inherited_colour(ref: StreamInfo) -> tuple[tuple[str, str], ...]:
+    """The reference's colour description as the stated tags of an encode made from it."""
+    desc = describe_colour(ref)
+    if desc.matrix == "gbr":  # an RGB reference is encoded to YUV by the encoder's own choice: not inherited
+        return ()
+    tags = {"range": desc.range, "matrix": desc.matrix, "primaries": desc.primaries, "transfer": desc.transfer,
+            "chroma_location": desc.chroma_location or ""}
+    return tuple(sorted((k, v) for k, v in tags.items() if v and v != "gbr"))
+
+
+def hdr_models(ffmpeg: str, settings: Any) -> tuple[str, ...]:
+    """The HDR-VMAF models in this ffmpeg's libvmaf, looked for only when the job asks for them."""
+    if getattr(settings, "hdr_policy", None) != "hdr-models":
+        return ()
+    from vmafx_core.models import names_in_binary
+
+    return tuple(name for name in names_in_binary(ffmpeg) if "hdr" in name.lower())
 
 
 # --- comparing frames: the sync search and the pairing check -----------------------------------
@@ -522,9 +561,14 @@ def plan_pairing(ffmpeg: str, request: ScoreRequest, ref: StreamInfo, dis: Strea
     `sync = "auto"` the distorted's offset found on a prefix of both first. `target` is the pixel
     format the scorer's chains end in (what the sync search compares)."""
     settings = request.alignment
-    if request.distorted.stdin_fd is not None and dis.field_order is None:
+    encoded = request.distorted.stdin_fd is not None
+    if encoded and dis.field_order is None:
         # an encode of the reference streamed in: it carries the reference's fields as they were woven
         dis = attrs.evolve(dis, field_order=ref.field_order)
+    if encoded and not dis.colour_tags:
+        # ...and its colour: the encoder converts none, so what the reference means (stated or assumed
+        # by the reference's size, not the rung's) is what the encode means
+        dis = attrs.evolve(dis, colour_tags=inherited_colour(ref), hdr_metadata=ref.hdr_metadata)
     idet: dict[str, dict[str, int]] = {}
     for role, info, prepared, raw in (("reference", ref, request.reference, request.reference_raw),
                                       ("distorted", dis, request.distorted, request.distorted_raw)):
@@ -533,7 +577,12 @@ def plan_pairing(ffmpeg: str, request: ScoreRequest, ref: StreamInfo, dis: Strea
                                                request.stall_timeout)
             if counts is not None:
                 idet[role] = counts
-    plan = make_plan(ref, dis, settings, idet=idet, act_on_idet=settings.interlace_check == "deinterlace")
+    found_hdr_models = hdr_models(ffmpeg, settings)
+    models = tuple(m.name for m in getattr(request.options, "models", ()))
+    plan = make_plan(ref, dis, settings, idet=idet, act_on_idet=settings.interlace_check == "deinterlace",
+                     hdr_models=found_hdr_models, models=models)
+    if encoded and "colour" in plan.decisions:
+        plan.decisions["colour"]["distorted"]["described_by"] = "the reference (an encode of it, streamed in)"
     if settings.sync != "auto":
         return plan
     if settings.reference_offset != "0" or settings.distorted_offset != "0":
@@ -558,7 +607,8 @@ def plan_pairing(ffmpeg: str, request: ScoreRequest, ref: StreamInfo, dis: Strea
     report = {"offset": best, "margin": round(margin, 3) if margin != float("inf") else None,
               "window": window, "frames_compared": min(map(len, thumbs)), "cost": round(costs[best], 4)}
     return make_plan(ref, dis, settings, sync_offset=best, sync_report=report, idet=idet,
-                               act_on_idet=settings.interlace_check == "deinterlace")
+                     act_on_idet=settings.interlace_check == "deinterlace", hdr_models=found_hdr_models,
+                     models=models)
 
 
 class Thumbnails:

@@ -220,6 +220,14 @@ def _cli_raw(data: dict[str, Any], shared: dict[str, Any] | None, reference_raw:
 @click.option("--vfr", type=click.Choice(["resample", "error", "always"]),
               help="A variable-rate input: resample to the reference's nominal rate by timestamp (default) "
                    "or refuse; always: resample both by timestamp even if they look constant-rate.")
+@click.option("--colour", "colour_mode", type=click.Choice(["convert", "as-is"]),
+              help="convert (default): the distorted's code values are converted into the reference's colour "
+                   "description (range, matrix, primaries) before scoring; as-is: scored as stored, and said so.")
+@click.option("--hdr-policy", type=click.Choice(["pu21", "hdr-models", "as-is"]),
+              help="Both inputs HDR (PQ or HLG): PU21-encoded luminance into the SDR models, HDR-VMAF models "
+                   "(when this ffmpeg has them), or code values as stored (not validated). Required for HDR pairs.")
+@click.option("--tonemap", help="HDR against SDR: tone-map the HDR side with this operator (clip, linear, gamma, "
+                                "reinhard, hable, mobius; parameters as hable:desat=0); the score is a proxy.")
 @click.option("--reference-raw", help="The reference is raw video: WIDTHxHEIGHT:PIX_FMT:FPS (1920x1080:yuv420p:25).")
 @click.option("--distorted-raw", help="The distorted is raw video: WIDTHxHEIGHT:PIX_FMT:FPS.")
 @click.option("--width", type=int, help="Raw YUV inputs (.yuv/.raw): frame width.")
@@ -271,7 +279,8 @@ def run(reference: str | None, distorted: str | None, job_file: Path | None, sca
         vfr: str | None = None, interlace_check: str | None = None, reference_raw: str | None = None,
         distorted_raw: str | None = None, scorer_name: str | None = None,
         scorer_option_args: tuple[str, ...] = (), plugin_names: str | None = None,
-        more_distorted: tuple[str, ...] = (), **plugin_values: Any) -> None:
+        more_distorted: tuple[str, ...] = (), colour_mode: str | None = None, hdr_policy: str | None = None,
+        tonemap: str | None = None, **plugin_values: Any) -> None:
     """Score DISTORTED against REFERENCE (paths, file://, s3://..., or rclone remote:path).
 
     Several DISTORTED are scored in one pass over the reference, read and decoded once (README:
@@ -324,6 +333,10 @@ def run(reference: str | None, distorted: str | None, job_file: Path | None, sca
         from vmafx_core.alignment import cli_alignment
         sync_only = cli_alignment(alignment, frame_rate, reference_offset, distorted_offset, frame_count, sync,
                                   sync_window, deinterlace, vfr, interlace_check)
+        for colour_key, colour_value in (("colour", colour_mode), ("hdr_policy", hdr_policy),
+                                         ("tonemap", tonemap)):
+            if colour_value is not None:
+                alignment[colour_key] = colour_value
         if storage is not None:
             data["storage"] = storage
         limits = data.setdefault("limits", {}) if isinstance(data.get("limits", {}), dict) else {}
@@ -592,9 +605,13 @@ def _summary(data: dict[str, Any], shown: Callable[[str], bool] | None) -> None:
     click.echo(f"frames     {data['frames_scored']}   model {', '.join(model) if isinstance(model, list) else model}",
                err=True)
     model_metrics = [m.get("metric") for m in data["provenance"].get("models", [])]
-    decided = (data["provenance"].get("alignment") or {}).get("summary")
+    summary = (data["provenance"].get("alignment") or {}).get("summary") or []
+    decided = [line for line in summary if not line.startswith("colour")]
     if decided:  # anything but frame n against frame n as decoded
         click.echo(f"alignment  {'; '.join(decided)}", err=True)
+    colour = [line.removeprefix("colour: ") for line in summary if line.startswith("colour")]
+    if colour:  # anything but two inputs described alike as SDR
+        click.echo(f"colour     {'; '.join(colour)}", err=True)
     for name, p in data["metrics"].items():
         if name in model_metrics or shown is None or shown(name):
             click.echo(f"{name:<14} mean {p['mean']:9.4f}  hmean {p['harmonic_mean']:9.4f}  "

@@ -133,6 +133,10 @@ class StreamInfo:
     rotation: float = 0.0
     #: sample aspect ratio "N:M" when the stream states one
     sar: str | None = None
+    #: what the stream states of its colour: ("range", "tv"), ("matrix", "bt709"), ... (`vmafx_core.colour`)
+    colour_tags: tuple[tuple[str, str], ...] = ()
+    #: HDR side data as ffmpeg prints it: mastering display, content light level, Dolby Vision configuration
+    hdr_metadata: tuple[str, ...] = ()
 
     @property
     def display_size(self) -> tuple[int, int]:
@@ -274,6 +278,9 @@ def parse_stream_info(stderr: str) -> StreamInfo | None:
         turn = _ROTATION_RE.match(line)
         if turn and in_video_metadata and video is not None and not video.rotation:
             video = attrs.evolve(video, rotation=float(turn.group(1)))
+        side = _HDR_SIDE_DATA_RE.match(line)
+        if side and in_video_metadata and video is not None:
+            video = attrs.evolve(video, hdr_metadata=(*video.hdr_metadata, side.group(1).strip()))
         tag = _STREAM_DURATION_RE.match(line)
         if tag and in_video_metadata and stream_duration is None:
             stream_duration = _seconds(tag.group(1), tag.group(2), tag.group(3))
@@ -283,12 +290,14 @@ def parse_stream_info(stderr: str) -> StreamInfo | None:
         parts = _split_top(m.group("rest"))
         codec = parts[0].split(" ")[0]
         pix_fmt, size, fps, tbr, field_order, sar = "", None, None, None, None, None
+        colour_tags: tuple[tuple[str, str], ...] = ()
         for part in parts[1:]:
             sar_match = re.search(r"\[SAR (\d+:\d+) DAR", part)
             if sar_match:
                 sar = sar_match.group(1)
             if re.match(r"^[a-z][a-z0-9_]*\(", part) and size is None:
                 field_order = _field_order(part)
+                colour_tags = _colour_tags(part)
             r = re.match(r"^([\d.]+)(k?) tbr$", part)
             if r:
                 tbr = float(r.group(1)) * (1000 if r.group(2) else 1)
@@ -303,7 +312,8 @@ def parse_stream_info(stderr: str) -> StreamInfo | None:
         if size is None:
             continue
         video = StreamInfo(codec=codec, width=size[0], height=size[1], pix_fmt=pix_fmt, fps=fps,
-                           duration=duration, bitrate_kbps=bitrate, tbr=tbr, field_order=field_order, sar=sar)
+                           duration=duration, bitrate_kbps=bitrate, tbr=tbr, field_order=field_order, sar=sar,
+                           colour_tags=colour_tags)
         in_video_metadata = True
         start = _STREAM_START_RE.search(line)  # a stream that starts late: its tag counts from 0
         video_start = float(start.group(1)) if start else 0.0
@@ -328,6 +338,21 @@ def _field_order(pix_fmt_part: str) -> str | None:
         if word.strip() in _FIELD_ORDERS:
             return _FIELD_ORDERS[word.strip()]
     return None
+
+
+#: side data lines of a video stream that describe HDR: what the mastering display was, how bright it
+#: gets, and a Dolby Vision configuration
+_HDR_SIDE_DATA_RE = re.compile(r"^\s+((?:Mastering Display Metadata|Content Light Level Metadata|"
+                               r"DOVI configuration record|Dolby Vision|HDR10\+|Ambient Viewing).*)$",
+                               re.IGNORECASE)
+
+
+def _colour_tags(pix_fmt_part: str) -> tuple[tuple[str, str], ...]:
+    """Range, matrix/primaries/transfer and chroma location in `yuv420p(tv, bt709, progressive, left)`."""
+    from vmafx_core.colour import parse_colour_words
+
+    inner = pix_fmt_part[pix_fmt_part.index("(") + 1:].removesuffix(")")
+    return tuple(sorted(parse_colour_words(inner.split(",")).items()))
 
 
 def _seconds(hours: str, minutes: str, seconds: str) -> float:
@@ -357,7 +382,8 @@ def probe(ffmpeg: str, prepared: PreparedInput, raw: RawVideo | None = None, tim
         return StreamInfo(codec="rawvideo", width=raw.width, height=raw.height, pix_fmt=raw.pix_fmt,
                           fps=raw.fps, duration=None)
     with InputArgs(prepared, raw) as inp:
-        child = Child([ffmpeg, "-hide_banner", "-nostdin", *inp.args], name="ffmpeg-probe",
+        # verbose: only then does the stream summary name the chroma location ("left", "center")
+        child = Child([ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "verbose", *inp.args], name="ffmpeg-probe",
                       pass_fds=inp.pass_fds, secrets=prepared.secrets, tail_lines=200)
         inp.close()
         try:

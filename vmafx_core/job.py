@@ -60,6 +60,19 @@ Deinterlace = Literal["bwdif", "yadif", "off"]
 Sync = Literal["off", "auto"]
 InterlaceCheck = Literal["note", "deinterlace", "off"]
 VfrPolicy = Literal["resample", "error", "always"]
+ColourMode = Literal["convert", "as-is"]
+HdrPolicy = Literal["pu21", "as-is", "hdr-models"]
+Tonemap = NewType("Tonemap", str)
+
+
+def _tonemap(value: Any, _: type) -> str:
+    """A tone-mapping operator with its parameters: "hable", "mobius:param=0.3:desat=0"."""
+    from vmafx_core.colour import parse_tonemap
+
+    if not isinstance(value, str):
+        raise ValueError(f"must be an operator like hable or mobius:param=0.3; got {value!r}")
+    parse_tonemap(value)
+    return value
 
 
 def _frame_rate(value: Any, _: type) -> str:
@@ -116,6 +129,17 @@ class Alignment:
     #: reference's nominal rate by timestamp (held frames repeated, as a player shows them); "error" refuses;
     #: "always" does so for both inputs even when they look constant-rate (a drop Matroska does not show)
     vfr: VfrPolicy = "resample"
+    #: "convert": the distorted's code values are converted into the reference's colour description
+    #: (range, matrix, primaries, transfer) before scoring; "as-is" scores them as stored (README:
+    #: "Colour and HDR")
+    colour: ColourMode = "convert"
+    #: how a pair of HDR inputs (both PQ or both HLG) is scored: "pu21" (PU21-encoded luminance into
+    #: the SDR models), "hdr-models" (HDR-VMAF models, when this ffmpeg has them), "as-is" (code values,
+    #: not validated); None refuses an HDR pair
+    hdr_policy: HdrPolicy | None = None
+    #: HDR against SDR: the tone-mapping operator (ffmpeg's `tonemap`) that maps the HDR side into the
+    #: SDR side's description, the score then a proxy; None refuses such a pair
+    tonemap: Tonemap | None = None
 
 
 Size = NewType("Size", str)
@@ -275,6 +299,7 @@ def _make_converter() -> cattrs.Converter:
     conv.register_structure_hook(Bitrate, _bitrate)
     conv.register_structure_hook(FrameRate, _frame_rate)
     conv.register_structure_hook(Offset, _offset)
+    conv.register_structure_hook(Tonemap, _tonemap)
     conv.register_structure_hook(str, _strict_str)
     conv.register_structure_hook_func(lambda t: t == tuple[str, ...], _strings)
     conv.register_structure_hook(bool, _strict_bool)

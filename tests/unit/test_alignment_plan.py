@@ -42,7 +42,9 @@ def test_plans() -> None:
     a = _info("h264, yuv420p(progressive), 160x90, 29.97 fps, 29.97 tbr, 30k tbn")
     b = _info("h264, yuv420p(tv, progressive), 160x90, 29.97 fps, 29.97 tbr, 1k tbn")
     plan = make_plan(a, b, Alignment())
-    assert plan.chain("distorted", "yuv420p") == ["format=yuv420p", "settb=1001/30000", "setpts=N"]
+    assert plan.chain("distorted", "yuv420p") == [
+        "setparams=range=tv:colorspace=smpte170m:color_primaries=smpte170m:color_trc=smpte170m:chroma_location=left",
+        "format=pix_fmts=yuv420p:color_spaces=smpte170m:color_ranges=tv", "settb=1001/30000", "setpts=N"]
     assert plan.summary == () and not plan.changes_counts
     fast = attrs.evolve(a, fps=59.94, tbr=59.94)
     with pytest.raises(BadInput, match="frame rates differ: reference 59.94 fps, distorted 29.97 fps"):

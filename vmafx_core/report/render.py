@@ -204,6 +204,23 @@ def _overview(pairs: Sequence[Pair], metrics: Sequence[str]) -> str:
             + _table(["pair", "frames", *(f"{m} mean" for m in metrics)], rows, "overview"))
 
 
+def colour_text(provenance: dict[str, Any]) -> str:
+    """Each input's colour description and what was done, from the result's colour decisions."""
+    colour = (provenance.get("alignment") or {}).get("colour")
+    if not colour:
+        return ""
+
+    def one(desc: dict[str, Any]) -> str:
+        assumed = set(desc.get("assumed") or ())
+        fields = [f"{desc.get(k)}{'*' if k in assumed else ''}" for k in ("range", "matrix", "primaries", "transfer")]
+        return f"{desc.get('dynamic_range', 'SDR')} {' '.join(fields)} {desc.get('bit_depth')}-bit"
+
+    done = [line.removeprefix("colour: ") for line in (provenance.get("alignment") or {}).get("summary") or ()
+            if line.startswith("colour")]
+    text = f"reference {one(colour['reference'])}; distorted {one(colour['distorted'])}"
+    return text + (f" ({'; '.join(done)})" if done else "") + (" * assumed" if "*" in text else "")
+
+
 def _pair_section(index: int, pair: Pair, metrics: Sequence[str], options: Options) -> str:
     result = pair.result or {}
     parts = [f'<h3 id="pair-{index}">{_e(pair.label)}</h3>']
@@ -214,6 +231,9 @@ def _pair_section(index: int, pair: Pair, metrics: Sequence[str], options: Optio
                      f'<code>{_e(dis.get("uri"))}</code>; model {_e(provenance.get("model", "-"))}, '
                      f'{_e(result.get("frames_scored"))} frames scored'
                      f'{f" at {pair.fps:g} fps" if pair.fps else ""}; from <code>{_e(pair.source)}</code></p>')
+        colour = colour_text(provenance)
+        if colour:
+            parts.append(f'<p class="meta colour">colour: {_e(colour)}</p>')
         encode = pair.encode
         if encode:
             rate = encode.get("bitrate_bps")

@@ -29,7 +29,7 @@ from vmafx_core.features import FEATURES, FeatureChoice, parse_feature
 from vmafx_core.ffmpeg import StreamInfo, probe, require_libvmaf
 from vmafx_core.job import NonNegativeInt, PositiveInt, converter
 from vmafx_core.models import ModelChoice, metric_names, parse_models
-from vmafx_core.pixfmt import scoring_format
+from vmafx_core.pixfmt import depth_of, scoring_format
 from vmafx_core.supervise import (
     declared_frames,
     last_error,
@@ -114,7 +114,8 @@ def build_filter_graph(ref: StreamInfo, dis: StreamInfo, options: LibvmafOptions
     if len(groups) == 1 and groups[0][0] is not None:  # one precision for all: convert in the chains
         dis_chain, ref_chain = dis_chain + [f"format={groups[0][0]}"], ref_chain + [f"format={groups[0][0]}"]
         groups = [(None, groups[0][1], groups[0][2])]
-    vmaf_args = [[f"model={'|'.join(m.filter_value(n) for m, n in models)}", "log_fmt=json",
+    vmaf_args = [[f"model={'|'.join(encode_side(m, plan, dis)[0].filter_value(n) for m, n in models)}",
+                  "log_fmt=json",
                   f"log_path={log_paths(log_path, len(groups))[i]}", f"n_threads={options.threads()}",
                   f"n_subsample={options.n_subsample}"] for i, (_, models, _) in enumerate(groups)]
     for args, (_, _, with_features) in zip(vmaf_args, groups, strict=True):
@@ -156,6 +157,46 @@ def build_filter_graph(ref: StreamInfo, dis: StreamInfo, options: LibvmafOptions
                             ("dis_count", signatures[1] if signatures else None)):
             outputs += ["-map", f"[{label}]", *(["-f", "rawvideo", path] if path else ["-f", "null", "-"])]
     return graph, outputs
+
+
+def encode_side(model: ModelChoice, plan: Plan, dis: StreamInfo) -> tuple[ModelChoice, dict[str, Any] | None]:
+    """A v1 model with CAMBI told the distorted's encode-side size and bit depth, when it is scaled.
+
+    Netflix's models_v1.md: CAMBI (banding) judges the picture at the size and depth it was
+    encoded at; scored after scaling to the reference's size it would otherwise see the scaled
+    picture. A `cambi.enc_*` parameter given with the model wins over what the distorted says.
+    Returns the model to score with and the record of what was set (None: nothing).
+    """
+    if not model.is_v1 or plan.scale is None:
+        return model, None
+    width, height = dis.display_size
+    given = dict(model.cambi)
+    found: dict[str, int] = {}
+    note = None
+    scored = re.match(r"scale=(\d+):(\d+)", plan.scale)
+    assert scored is not None, plan.scale
+    scored_w, scored_h = int(scored.group(1)), int(scored.group(2))
+    if width < CAMBI_MIN_SIZE[0] or height < CAMBI_MIN_SIZE[1]:
+        # libvmaf refuses the model below CAMBI's range; CAMBI then takes the scored size
+        note = (f"encode-side size {width}x{height} not passed: below CAMBI's smallest "
+                f"({CAMBI_MIN_SIZE[0]}x{CAMBI_MIN_SIZE[1]})")
+    elif abs((width / height) / (scored_w / scored_h) - 1) > 0.02:
+        # CAMBI reads the scored picture at the encode-side size: libvmaf fails on another shape
+        note = (f"encode-side size {width}x{height} not passed: its shape differs from the scored "
+                f"{scored_w}x{scored_h}")
+    else:
+        found.update(enc_width=width, enc_height=height)
+    found["enc_bitdepth"] = depth_of(dis.pix_fmt)
+    merged = {**found, **given}
+    record: dict[str, Any] = {**merged, "from": {k: "model parameter" if k in given else "distorted stream"
+                                                 for k in merged}}
+    if note:
+        record["note"] = note
+    return attrs.evolve(model, cambi=tuple(merged.items())), record
+
+
+#: the smallest encode-side size libvmaf's CAMBI takes (its enc_width and enc_height minimums)
+CAMBI_MIN_SIZE = (180, 150)
 
 
 #: a group of models one libvmaf instance scores: the format it converts to first (None: as the
@@ -257,7 +298,7 @@ def _output(ffmpeg_version: str, ffmpeg: str, options: LibvmafOptions, groups: l
         "ffmpeg_path": ffmpeg,
         "libvmaf": log.get("version", "unknown"),
         "model": options.models[0].spec() if len(options.models) == 1 else [m.spec() for m in options.models],
-        "models": _models_provenance(options, groups, ref_info),
+        "models": _models_provenance(options, groups, ref_info, dis_info, plan),
         "features": [f.spec() for f in options.features],
         "scored_as": target,
         "n_subsample": options.n_subsample,
@@ -312,7 +353,8 @@ def _merge_logs(logs: list[dict[str, Any]], formats: Sequence[str | None] = ()) 
     return {**first, "frames": frames, "pooled_metrics": pooled}
 
 
-def _models_provenance(options: LibvmafOptions, groups: list[Group], ref: StreamInfo) -> list[dict[str, Any]]:
+def _models_provenance(options: LibvmafOptions, groups: list[Group], ref: StreamInfo, dis: StreamInfo,
+                       plan: Plan) -> list[dict[str, Any]]:
     """Per model: its metric, parameters, and the precision it was scored at, and why."""
     target = _target_pix_fmt(ref.pix_fmt)
     rows = []
@@ -321,6 +363,9 @@ def _models_provenance(options: LibvmafOptions, groups: list[Group], ref: Stream
             ten_bit = _ten_bit(target) if model.is_v1 else None
             row: dict[str, Any] = {"model": model.spec(), "metric": name or "vmaf",
                                    "scored_as": fmt or ten_bit or target}
+            cambi = encode_side(model, plan, dis)[1]
+            if cambi:
+                row["cambi_encode_side"] = cambi
             if ten_bit:
                 row["precision"] = (f"converted to 10 bits ({row['scored_as']}) from {target}: VMAF v1 is "
                                     "documented to be measured at 10-bit precision, also for 8-bit video")

@@ -220,7 +220,9 @@ def test_smaller_distorted_is_scaled_and_a_frame_limit_holds(pair: dict[str, Pat
     frame_bytes = W * H * 3 // 2
     truth = {"dir": tmp_path, "ref_yuv": tmp_path / "ref12.yuv", "dis_yuv": tmp_path / "small.yuv"}
     truth["ref_yuv"].write_bytes(pair["ref_yuv"].read_bytes()[:12 * frame_bytes])
-    _ffmpeg("-v", "error", "-i", str(small), "-vf", f"scale={W}:{H}:flags=bicubic", "-frames:v", "12",
+    # both sited left (the x264 stream says so; the reference is assumed so): the scaler is told
+    _ffmpeg("-v", "error", "-i", str(small), "-vf",
+            f"scale={W}:{H}:flags=bicubic:in_chroma_loc=left:out_chroma_loc=left", "-frames:v", "12",
             "-f", "rawvideo", "-pix_fmt", "yuv420p", str(truth["dis_yuv"]))
     bare, _ = _bare(truth, "ssim")
     assert [r["ssim"] for r in json.loads(frames_file.read_text())] == [f["ssim"] for f in bare]
