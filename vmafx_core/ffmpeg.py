@@ -369,8 +369,8 @@ def probe(ffmpeg: str, prepared: PreparedInput, raw: RawVideo | None = None, tim
             child.stop()
             cause = prepared.stall_cause(started) if prepared.stall_cause is not None else None
             if cause is not None:
-                raise type(cause)(f"{prepared.role} {prepared.display}: no answer within {timeout:.0f}s while "
-                                  f"reading its header: {cause.message}", detail=cause.detail) from None
+                raise type(cause)(f"{prepared.role} {prepared.display}: {cause.message} for {timeout:.0f}s while "
+                                  "reading its header; no score is reported", detail=cause.detail) from None
             raise JobFailed(f"{prepared.role} {prepared.display}: no answer within {timeout:.0f}s "
                             "while reading its header") from None
         finally:

@@ -96,9 +96,10 @@ def watch(child: Child, progress: Progress, stall_timeout: float, deadline: floa
             for prepared in inputs:
                 cause = prepared.stall_cause(last_change) if prepared.stall_cause is not None else None
                 if cause is not None:
-                    raise type(cause)(f"{prepared.role} {prepared.display}: no frame scored for {stall_timeout:g}s "
-                                      f"(after frame {max(last_frame, 0)}): {cause.message}; no score is reported",
-                                      detail=cause.detail or child.tail(15))
+                    raise type(cause)(f"{prepared.role} {prepared.display}: {cause.message}: no frame scored for "
+                                      f"{stall_timeout:g}s (after frame {max(last_frame, 0)}; raise --stall-timeout, "
+                                      "limits.stall_timeout in a job file, if the storage is just slow); no score is "
+                                      "reported", detail=cause.detail or child.tail(15))
             raise JobFailed(f"no frame scored for {stall_timeout:g}s (after frame {max(last_frame, 0)}): "
                             "reading the inputs stalled; raise --stall-timeout (limits.stall_timeout in a "
                             "job file) if the storage is just slow",

@@ -27,7 +27,7 @@ from vmafx_rclone_common.config import ConfigChoice
 
 from testkit.procs import children_named
 from testkit.rclone import local_remotes
-from vmafx_core.errors import BadInput, EnvironmentMissing, JobFailed, Unreachable
+from vmafx_core.errors import BadInput, EnvironmentMissing, Unreachable
 from vmafx_core.process import live_children
 
 STARTED = re.compile(r"HTTP Server started on \[(?P<urls>[^\]]*)\]")

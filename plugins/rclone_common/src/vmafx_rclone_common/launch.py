@@ -51,6 +51,9 @@ _MISSING_BUCKET = re.compile(r"NoSuchBucket|ContainerNotFound|bucket does not ex
 #: closed is the reader's doing, not the store's.
 _READ_GAVE_UP = re.compile(r"^(?P<path>.*?): ReadFileHandle\.Read error: (?!low level retry)(?P<error>.+)$")
 _READ_RETRY = re.compile(r"^(?P<path>.*?): ReadFileHandle\.Read error: low level retry \d+/\d+: (?P<error>.+)$")
+#: a mount answering a FUSE request with EIO once the store failed it (no object named): every
+#: input of that mount is affected
+_FUSE_IO_ERROR = re.compile(r"\bERROR\s*:\s*IO error: (?P<error>.+)$")
 #: any other error rclone logs about one object or the root ("/"): a serve opening a file, a listing
 _PATH_ERROR = re.compile(r"\bERROR\s*:\s*(?P<path>[^:]+?): (?P<error>.+)$")
 _NOT_THE_STORE = re.compile(r"file already closed|bad file descriptor|context canceled", re.IGNORECASE)
@@ -202,7 +205,7 @@ class RcloneProcess:
         same line, so a failure mid-stream is told the same way whichever read it.
         """
         def check() -> VmafxError | str | None:
-            failure = self.read_failures.get(relative)
+            failure = self.read_failures.get(relative, self.read_failures.get("/"))
             if failure is not None:
                 return Unreachable(f"reading it from remote {remote_name!r} failed after rclone's retries "
                                    f"({failure})", detail=self.tail() or None, retryable=False)
@@ -211,15 +214,17 @@ class RcloneProcess:
         return check
 
     def input_stall_cause(self, relative: str, remote_name: str) -> Callable[[float], VmafxError | None]:
-        """A `PreparedInput.stall_cause`: when the job stalled while rclone was retrying reads of the
-        object at `relative` (its retries, each up to `--timeout`, can outlast the stall bound),
-        the store is the cause: `Unreachable` naming the remote and rclone's last error."""
+        """A `PreparedInput.stall_cause`: the job stalled reading the object at `relative` while this
+        rclone lives, so rclone was waiting on the store (its retries, each up to `--timeout`, can
+        outlast the stall bound): `Unreachable` naming the remote, with the last error rclone
+        retried for since the stall began when it logged one."""
         def check(since: float) -> VmafxError | None:
+            if not self.alive():
+                return None  # `health` tells that story
             found = [r for r in (self.read_retries.get(relative), self.read_retries.get("/")) if r is not None]
             retried = max(found, key=lambda r: r[1]) if found else None
-            if retried is None or retried[1] < since:
-                return None
-            return Unreachable(f"rclone kept retrying reads from remote {remote_name!r} ({retried[0]})",
+            last = f" (rclone kept retrying: {retried[0]})" if retried is not None and retried[1] >= since else ""
+            return Unreachable(f"no answer from remote {remote_name!r} through rclone{last}",
                                detail=self.tail() or None, retryable=False)
 
         return check
@@ -285,8 +290,11 @@ def start_rclone(argv: Sequence[str], *, env: Mapping[str, str], name: str, targ
         gave_up = _READ_GAVE_UP.match(message)
         if gave_up and not _NOT_THE_STORE.search(gave_up.group("error")):
             read_failures.setdefault(gave_up.group("path"), gave_up.group("error"))
+        io_error = _FUSE_IO_ERROR.search(line)
+        if io_error and _UNREACHABLE.search(io_error.group("error")):
+            read_failures.setdefault("/", io_error.group("error"))
         retry = _READ_RETRY.match(message)
-        other = None if retry or gave_up else _PATH_ERROR.search(line)
+        other = None if retry or gave_up or io_error else _PATH_ERROR.search(line)
         if other is not None and not _UNREACHABLE.search(other.group("error")):
             other = None  # an object's own trouble (not found, refused) is not the store going away
         for found in (retry, other):
