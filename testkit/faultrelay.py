@@ -172,6 +172,7 @@ class FaultRelay:
         """Stop accepting and abort every open connection; safe to call twice."""
         self._closed.set()
         self._timer.cancel()
+        _shut(self._listener, socket.SHUT_RDWR)  # wakes the blocked accept, which would hold the socket open
         try:
             self._listener.close()
         except OSError:
