@@ -26,8 +26,9 @@ from testkit.cli import run_vmafx
 from testkit.faultrelay import Fault, FaultRelay, every_connection, first_connections
 from testkit.media import ffmpeg_run
 from testkit.procs import children, cmdline
-from testkit.s3server import RunningServer, S3Server, docker_problem
-from tests.integration.conftest import _unavailable
+from testkit.s3server import RunningServer, S3Server
+from tests.cli.test_batch import wait_for_lines
+from tests.integration.test_reliability import _server, own_server  # noqa: F401 - a fixture used here
 
 pytestmark = pytest.mark.integration
 
@@ -187,36 +188,9 @@ def test_the_store_going_away_mid_stream_fails_promptly_naming_it(s3_server: S3S
 # -- the S3 container stopped in the middle of a batch, then started again ----------------------------
 
 
-@pytest.fixture
-def own_server() -> Iterator[RunningServer]:
-    problem = docker_problem()
-    if problem:
-        _unavailable(problem)
-    running = RunningServer()
-    running.start()
-    try:
-        yield running
-    finally:
-        running.stop()
-
-
-def _server(running: RunningServer) -> S3Server:
-    return S3Server(running.kind, f"http://127.0.0.1:{running.port}", running.port, running.access_key,
-                    running.secret_key)
-
-
-def _wait_lines(path: Path, count: int, proc: subprocess.Popen[str], timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if path.exists() and len(path.read_text().splitlines()) >= count:
-            return
-        assert proc.poll() is None, proc.communicate()
-        time.sleep(0.05)
-    raise AssertionError(f"{path} did not get {count} lines in {timeout}s")
-
-
 @pytest.mark.parametrize("mode", MODES)
-def test_the_store_stopped_mid_batch_then_back_resumes(own_server: RunningServer, clips: dict[str, Path],
+def test_the_store_stopped_mid_batch_then_back_resumes(own_server: RunningServer,  # noqa: F811 - the fixture
+                                                       clips: dict[str, Path],
                                                        local_scores: dict[str, dict[str, Any]], tmp_path: Path,
                                                        mode: str) -> None:
     server = _server(own_server)
@@ -232,7 +206,7 @@ def test_the_store_stopped_mid_batch_then_back_resumes(own_server: RunningServer
     batch = [sys.executable, "-m", "vmafx_core", "batch", str(jobs), "--out", str(results), "--jobs", "1",
              "--group-size", "1", "--no-cache"]
     proc = subprocess.Popen(batch, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    _wait_lines(results, 1, proc)
+    wait_for_lines(results, 1, proc)
     assert own_server.container is not None
     container = own_server.container.get_wrapped_container()
     container.stop(timeout=1)
