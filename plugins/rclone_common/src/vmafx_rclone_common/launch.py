@@ -128,6 +128,41 @@ def secret_values(env: Mapping[str, str], extra: Iterable[str] = ()) -> list[str
     return found
 
 
+class ReadLog:
+    """What rclone's log says about reads from the store, filled line by line as rclone writes it.
+
+    `failures`: path under the served root ("/" for the whole mount) -> why rclone gave up a read
+    of it; `retries`: path -> the last error a read was retried for, and when (`time.monotonic()`).
+    """
+
+    def __init__(self) -> None:
+        self.failures: dict[str, str] = {}
+        self.retries: dict[str, tuple[str, float]] = {}
+
+    def take(self, line: str) -> None:
+        message = rclone_message(line)
+        gave_up = _READ_GAVE_UP.match(message)
+        if gave_up and not _NOT_THE_STORE.search(gave_up.group("error")):
+            self.failures.setdefault(gave_up.group("path"), gave_up.group("error"))
+        io_error = _FUSE_IO_ERROR.search(line)
+        if io_error and _UNREACHABLE.search(io_error.group("error")):
+            self.failures.setdefault("/", io_error.group("error"))
+        retry = _READ_RETRY.match(message)
+        other = None if retry or gave_up or io_error else _PATH_ERROR.search(line)
+        if other is not None and not _UNREACHABLE.search(other.group("error")):
+            other = None  # an object's own trouble (not found, refused) is not the store going away
+        for found in (retry, other):
+            if found is not None:
+                self.retries[found.group("path")] = (found.group("error"), time.monotonic())
+
+    def failure(self, relative: str) -> str | None:
+        return self.failures.get(relative, self.failures.get("/"))
+
+    def last_retry(self, relative: str) -> tuple[str, float] | None:
+        found = [r for r in (self.retries.get(relative), self.retries.get("/")) if r is not None]
+        return max(found, key=lambda r: r[1]) if found else None
+
+
 class _NotifySocket:
     """A private `$NOTIFY_SOCKET` (a datagram socket in a 0700 folder) that rclone reports READY=1 on."""
 
@@ -168,15 +203,12 @@ class RcloneProcess:
     """
 
     def __init__(self, child: Child, target: str, ready_match: re.Match[str] | None,
-                 notify: _NotifySocket | None, read_failures: Mapping[str, str] | None = None) -> None:
+                 notify: _NotifySocket | None, reads: ReadLog | None = None) -> None:
         self.child = child
         self.target = target
         self.ready_match = ready_match
         self._notify = notify
-        #: path under the served root -> why rclone gave up reading it (filled as rclone logs it)
-        self.read_failures = read_failures if read_failures is not None else {}
-        #: path under the served root -> the last error a read of it was retried for, and when
-        self.read_retries: dict[str, tuple[str, float]] = {}
+        self.reads = reads if reads is not None else ReadLog()
 
     @property
     def pid(self) -> int:
@@ -205,7 +237,7 @@ class RcloneProcess:
         same line, so a failure mid-stream is told the same way whichever read it.
         """
         def check() -> VmafxError | str | None:
-            failure = self.read_failures.get(relative, self.read_failures.get("/"))
+            failure = self.reads.failure(relative)
             if failure is not None:
                 return Unreachable(f"reading it from remote {remote_name!r} failed after rclone's retries "
                                    f"({failure})", detail=self.tail() or None, retryable=False)
@@ -221,8 +253,7 @@ class RcloneProcess:
         def check(since: float) -> VmafxError | None:
             if not self.alive():
                 return None  # `health` tells that story
-            found = [r for r in (self.read_retries.get(relative), self.read_retries.get("/")) if r is not None]
-            retried = max(found, key=lambda r: r[1]) if found else None
+            retried = self.reads.last_retry(relative)
             last = f" (rclone kept retrying: {retried[0]})" if retried is not None and retried[1] >= since else ""
             return Unreachable(f"no answer from remote {remote_name!r} through rclone{last}",
                                detail=self.tail() or None, retryable=False)
@@ -281,25 +312,11 @@ def start_rclone(argv: Sequence[str], *, env: Mapping[str, str], name: str, targ
         raise ValueError("start_rclone needs ready_line, notify or ready_check to know when rclone is ready")
     matched = threading.Event()
     match: list[re.Match[str]] = []
-    read_failures: dict[str, str] = {}
-    read_retries: dict[str, tuple[str, float]] = {}
+    reads = ReadLog()
 
     def on_line(line: str) -> None:
         log.debug("%s: %s", name, line)
-        message = rclone_message(line)
-        gave_up = _READ_GAVE_UP.match(message)
-        if gave_up and not _NOT_THE_STORE.search(gave_up.group("error")):
-            read_failures.setdefault(gave_up.group("path"), gave_up.group("error"))
-        io_error = _FUSE_IO_ERROR.search(line)
-        if io_error and _UNREACHABLE.search(io_error.group("error")):
-            read_failures.setdefault("/", io_error.group("error"))
-        retry = _READ_RETRY.match(message)
-        other = None if retry or gave_up or io_error else _PATH_ERROR.search(line)
-        if other is not None and not _UNREACHABLE.search(other.group("error")):
-            other = None  # an object's own trouble (not found, refused) is not the store going away
-        for found in (retry, other):
-            if found is not None:
-                read_retries[found.group("path")] = (found.group("error"), time.monotonic())
+        reads.take(line)
         if ready_line is not None and not matched.is_set():
             found = ready_line.search(line)
             if found:
@@ -321,8 +338,7 @@ def start_rclone(argv: Sequence[str], *, env: Mapping[str, str], name: str, targ
                               on_stderr_line=on_line, term_timeout=term_timeout)
             except OSError as exc:
                 raise EnvironmentMissing(f"rclone {argv[0]} does not run: {exc.strerror}") from None
-            process = RcloneProcess(child, target, None, notify_socket, read_failures)
-            process.read_retries = read_retries
+            process = RcloneProcess(child, target, None, notify_socket, reads)
         _wait_ready(process, matched if ready_line is not None else None, notify_socket, ready_check, timeout,
                     name=name, target=target, subject=subject or target, remote_name=remote_name,
                     config_hint=config_hint, scheme=scheme)
