@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
@@ -23,6 +24,7 @@ import attrs
 from vmafx_core import binfacts
 from vmafx_core.errors import BadInput, EnvironmentMissing, JobFailed
 from vmafx_core.process import Child, child_environment, redact
+from vmafx_core.storagehealth import await_storage_failure, storage_failure
 from vmafx_core.types import ContainerFacts, PreparedInput, RawVideo
 
 ENV_FFMPEG = "VMAFX_FFMPEG"
@@ -386,10 +388,15 @@ def probe(ffmpeg: str, prepared: PreparedInput, raw: RawVideo | None = None, tim
         child = Child([ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "verbose", *inp.args], name="ffmpeg-probe",
                       pass_fds=inp.pass_fds, secrets=prepared.secrets, tail_lines=200)
         inp.close()
+        started = time.monotonic()
         try:
-            child.wait(timeout)
+            _wait_watching(child, prepared, timeout)
         except subprocess.TimeoutExpired:
             child.stop()
+            cause = prepared.stall_cause(started) if prepared.stall_cause is not None else None
+            if cause is not None:
+                raise type(cause)(f"{prepared.role} {prepared.display}: {cause.message} for {timeout:.0f}s while "
+                                  "reading its header; no score is reported", detail=cause.detail) from None
             raise JobFailed(f"{prepared.role} {prepared.display}: no answer within {timeout:.0f}s "
                             "while reading its header") from None
         finally:
@@ -400,6 +407,9 @@ def probe(ffmpeg: str, prepared: PreparedInput, raw: RawVideo | None = None, tim
         if prepared.url_has_secret:
             info = _with_facts(info, _container_facts(prepared, timeout))
         return info
+    failure = await_storage_failure([prepared], "while reading its header")
+    if failure is not None:  # the store failed the read: not the input's fault
+        raise failure
     raise BadInput(f"{prepared.role} {prepared.display}: {_input_problem(text)}",
                    detail=redact(text, prepared.secrets))
 
@@ -411,6 +421,21 @@ def _container_facts(prepared: PreparedInput, timeout: float) -> ContainerFacts 
     from vmafx_core.facts import read_container_facts
 
     return read_container_facts(prepared, min(timeout, 30.0))
+
+
+def _wait_watching(child: Child, prepared: PreparedInput, timeout: float) -> None:
+    """Wait for a probe, failing as soon as the input's storage reports it broke."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            child.wait(min(0.2, max(deadline - time.monotonic(), 0.0)))
+            return
+        except subprocess.TimeoutExpired:
+            if time.monotonic() >= deadline:
+                raise
+        failure = storage_failure([prepared], "while reading its header")
+        if failure is not None:
+            raise failure
 
 
 def _with_facts(info: StreamInfo, facts: ContainerFacts | None) -> StreamInfo:

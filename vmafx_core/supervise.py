@@ -32,6 +32,7 @@ import attrs
 from vmafx_core.errors import Interrupted, JobFailed
 from vmafx_core.ffmpeg import InputArgs, StreamInfo, probe
 from vmafx_core.process import Child
+from vmafx_core.storagehealth import await_storage_failure, storage_failure
 from vmafx_core.types import DeclaredFrames, PreparedInput, RawVideo, ScoreRequest
 
 DECODED_RE = re.compile(r"Input stream #(\d+):(\d+) \(video\): .*?(\d+) frames decoded")
@@ -80,13 +81,10 @@ def watch(child: Child, progress: Progress, stall_timeout: float, deadline: floa
             return child.wait(timeout=0.2)
         except subprocess.TimeoutExpired:
             pass
-        for prepared in inputs:
-            problem = prepared.health() if prepared.health is not None else None
-            if problem:
-                child.stop(timeout=1.0)  # its output is of no use any more
-                raise JobFailed(f"{prepared.role} {prepared.display}: {problem} while scoring "
-                                f"(after frame {max(progress.frame, 0)}); no score is reported",
-                                detail=child.tail(15))
+        failure = storage_failure(inputs, f"while scoring (after frame {max(progress.frame, 0)})", child.tail(15))
+        if failure is not None:
+            child.stop(timeout=1.0)  # its output is of no use any more
+            raise failure
         if cancelled is not None and cancelled():
             child.stop(timeout=1.0)
             raise Interrupted(f"the job was cancelled (at frame {max(progress.frame, 0)}); no score is reported")
@@ -95,6 +93,13 @@ def watch(child: Child, progress: Progress, stall_timeout: float, deadline: floa
             last_frame, last_change = progress.frame, now
         if now - last_change > stall_timeout:
             child.stop(timeout=1.0)
+            for prepared in inputs:
+                cause = prepared.stall_cause(last_change) if prepared.stall_cause is not None else None
+                if cause is not None:
+                    raise type(cause)(f"{prepared.role} {prepared.display}: {cause.message}: no frame scored for "
+                                      f"{stall_timeout:g}s (after frame {max(last_frame, 0)}; raise --stall-timeout, "
+                                      "limits.stall_timeout in a job file, if the storage is just slow); no score is "
+                                      "reported", detail=cause.detail or child.tail(15))
             raise JobFailed(f"no frame scored for {stall_timeout:g}s (after frame {max(last_frame, 0)}): "
                             "reading the inputs stalled; raise --stall-timeout (limits.stall_timeout in a "
                             "job file) if the storage is just slow",
@@ -259,6 +264,11 @@ def run_scoring(request: ScoreRequest, ref: StreamInfo, graph: str, outputs: lis
         pump.start()
         code = watch(child, progress, request.stall_timeout, request.deadline, watched, request.cancelled)
         pump.join(timeout=2)
+    if code != 0 or cut_short:  # the storage's account of a failed read, when it has one, is the cause
+        failure = await_storage_failure(watched, f"while scoring (after frame {max(progress.frame, 0)})",
+                                        child.tail(15))
+        if failure is not None:
+            raise failure
     # an input's frames decoded: those of its first video stream (the lowest index, written last)
     decoded = {i: n for (i, _), n in sorted(stream_decoded.items(), reverse=True)}
     return Supervised(code, decoded, encoded, cut_short, child, time.monotonic() - began, stream_decoded)

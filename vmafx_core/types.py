@@ -14,6 +14,8 @@ from typing import IO, Any
 
 import attrs
 
+from vmafx_core.errors import VmafxError
+
 
 @attrs.frozen
 class Availability:
@@ -80,9 +82,17 @@ class PreparedInput:
     input_options: tuple[str, ...] = ()
     #: strings to scrub from any child's stderr before it is shown or kept
     secrets: tuple[str, ...] = ()
-    #: None while the storage behind this input works, else why not (e.g. its server died);
-    #: polled while scoring so a dead server fails the job at once instead of after retries
-    health: Callable[[], str | None] | None = attrs.field(default=None, eq=False)
+    #: None while the storage behind this input works, else why not (e.g. its server died): a
+    #: string (the job fails, exit 1) or an error whose class gives the exit code and whose message
+    #: says what broke (e.g. `Unreachable`: the store stopped answering, exit 3); polled while
+    #: scoring, and once more when ffmpeg fails, so the job names the storage's cause at once
+    #: instead of a stall or ffmpeg's "Input/output error"
+    health: Callable[[], VmafxError | str | None] | None = attrs.field(default=None, eq=False)
+    #: asked when no frame was scored for the stall bound, with the `time.monotonic()` the last
+    #: frame came at: the storage's own account of what went wrong since (e.g. `Unreachable`:
+    #: rclone kept retrying reads of a store that went silent), or None; the job then fails with
+    #: that error's class and cause instead of only "stalled"
+    stall_cause: Callable[[float], VmafxError | None] | None = attrs.field(default=None, eq=False)
     #: a file descriptor ffmpeg reads this input from as its stdin (then `url` is "pipe:0"):
     #: how an encode streams into the scorer without touching disk
     stdin_fd: int | None = None

@@ -115,7 +115,7 @@ def test_missing_object_and_bad_credentials(s3_server: Any, bucket: str, media: 
     missing = _mount_run(s3_server, f"s3://{bucket}/ref.mp4", f"s3://{bucket}/nope.mp4")
     assert missing.code == 2
     assert missing.stderr.splitlines()[0] == (f"vmafx: error: distorted s3://{bucket}/nope.mp4: no such object "
-                                              "(checked through rclone mount)")
+                                              "(checked through rclone)")
     env = {**s3_server.rclone_env(), "RCLONE_CONFIG_S3_SECRET_ACCESS_KEY": "not-the-secret"}
     refused = run_vmafx("run", "--storage", "rclone-mount", f"s3://{bucket}/ref.mp4", f"s3://{bucket}/ref.mp4",
                         env=env)

@@ -96,8 +96,8 @@ def _rclone_servers(watcher: Watcher) -> list[int]:
             if b"\0serve\0" in watcher.cmdlines[p] or b"\0mount\0" in watcher.cmdlines[p]]
 
 
-def _assert_failed_cleanly(proc: subprocess.Popen[str], stdout: str, stderr: str) -> None:
-    assert proc.returncode == 1, stderr
+def _assert_failed_cleanly(proc: subprocess.Popen[str], stdout: str, stderr: str, code: int = 1) -> None:
+    assert proc.returncode == code, stderr
     assert stdout == "", "a failed job must not print a score"
     errors = [line for line in stderr.splitlines() if line.startswith("vmafx: error: ")]
     assert len(errors) == 1 and "Traceback" not in stderr, stderr
@@ -129,7 +129,9 @@ def test_s3_server_killed_mid_stream_fails_the_job(own_server: RunningServer, lo
     own_server.container.get_wrapped_container().kill()
     stdout, stderr = proc.communicate(timeout=300)
     watcher.stop()
-    _assert_failed_cleanly(proc, stdout, stderr)
+    # the store is gone: the environment (3), told by rclone's own error, the same in both modes
+    _assert_failed_cleanly(proc, stdout, stderr, code=3)
+    assert "remote 's3'" in stderr and "rclone" in stderr, stderr
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -145,7 +147,9 @@ def test_paused_server_fails_within_the_stall_bound(own_server: RunningServer, l
     finally:
         container.unpause()
     watcher.stop()
-    _assert_failed_cleanly(proc, stdout, stderr)
+    # a store that stopped answering: the environment (3), naming the remote, not a bare stall
+    _assert_failed_cleanly(proc, stdout, stderr, code=3)
+    assert "no answer from remote 's3' through rclone" in stderr, stderr
     # bounded: the stall bound plus teardown, not rclone's or the kernel's own minutes-long timeouts
     assert time.monotonic() - paused_at < 120
 

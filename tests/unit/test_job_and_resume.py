@@ -60,7 +60,7 @@ def test_every_bad_field_is_one_line_with_its_path(fresh_plugins: Plugins, regis
         "job.scorer.modle: unknown field",
         "job.storage_options.http_rw_timeout: 0.0 is not a positive number of seconds",
         "job.storage_options.rclone_bufer_size: unknown storage option (the installed storage backends take: "
-        "http_rw_timeout, rclone_binary, rclone_buffer_size, rclone_config, remote_map)",
+        "http_rw_timeout, rclone_binary, rclone_buffer_size, rclone_config, rclone_io_timeout, remote_map)",
     ]
 
 

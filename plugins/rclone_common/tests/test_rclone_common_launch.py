@@ -5,6 +5,7 @@ from __future__ import annotations
 import _thread
 import os
 import re
+import shlex
 import sys
 import threading
 import time
@@ -22,13 +23,14 @@ from vmafx_rclone_common import (
     group_by_root,
     rclone_availability,
     rclone_version,
+    start_rclone,
 )
 from vmafx_rclone_common.config import ConfigChoice
 
 from testkit.procs import children_named
 from testkit.rclone import local_remotes
-from vmafx_core.errors import BadInput, EnvironmentMissing, JobFailed, Unreachable
-from vmafx_core.process import live_children
+from vmafx_core.errors import BadInput, EnvironmentMissing, Unreachable
+from vmafx_core.process import live_children, wait_for
 
 STARTED = re.compile(r"HTTP Server started on \[(?P<urls>[^\]]*)\]")
 
@@ -194,7 +196,8 @@ def test_not_ready_in_time_is_stopped_and_explained(tmp_path: Path) -> None:
     (tmp_path / "v.mp4").write_bytes(b"x")
     settings = RcloneSettings.from_options()
     started = time.monotonic()
-    with pytest.raises(JobFailed, match="was not ready within 0.5s"):
+    # what rclone waits on is the store: told as a silent store, exit 3, in both backends
+    with pytest.raises(Unreachable, match=r"no answer from remote 'localt' through rclone within 0.5s \(rclone serve"):
         _serve(settings, f"localt:{tmp_path}/v.mp4", timeout=0.5, ready_line=re.compile("never printed"))
     assert time.monotonic() - started < 10
 
@@ -221,3 +224,55 @@ def test_storage_errors_are_classified() -> None:
     error = explain_storage_error(refused, subject="reference s3://b/k", remote_name="s3")
     assert isinstance(error, Unreachable) and "cannot reach the storage" in error.message  # exit 3
     assert explain_storage_error("something else entirely", subject="x", remote_name="s3") is None
+
+
+def _logging_child(lines: list[str]) -> RcloneProcess:
+    """A child that writes rclone's own log lines (as rclone 1.75 words them) and stays up; started
+    through `start_rclone` so its stderr is read exactly as a real rclone's is."""
+    script = "".join(f"echo {shlex.quote(line)} >&2; " for line in lines) + "echo 'READY' >&2; sleep 30"
+    process = start_rclone(["sh", "-c", script], env=dict(os.environ), name="rclone mount", target="s3:b",
+                           timeout=10, remote_name="s3", ready_line=re.compile("READY"))
+    wait_for(lambda: "READY" in process.tail(), 5)
+    return process
+
+
+def test_a_read_rclone_gave_up_fails_that_input_naming_the_remote() -> None:
+    at = "2026/12/08 00:50:25"
+    with _logging_child([
+        f"{at} ERROR : clips/r.mp4: ReadFileHandle.Read error: low level retry 1/3: read tcp 127.0.0.1:1->"
+        "127.0.0.1:2: i/o timeout",
+        f"{at} ERROR : clips/r.mp4: ReadFileHandle.Read error: read tcp 127.0.0.1:1->127.0.0.1:2: i/o timeout",
+        f"{at} ERROR : clips/d.mp4: ReadFileHandle.Read error: file already closed",
+    ]) as process:
+        failed = process.input_health("clips/r.mp4", "s3")()
+        assert isinstance(failed, Unreachable)  # the store: exit 3
+        assert failed.message == ("reading it from remote 's3' failed after rclone's retries (read tcp "
+                                  "127.0.0.1:1->127.0.0.1:2: i/o timeout)")
+        assert process.input_health("clips/d.mp4", "s3")() is None  # a closed handle is the reader's doing
+        stalled = process.input_stall_cause("clips/r.mp4", "s3")(0.0)
+        assert stalled is not None and stalled.message == (
+            "no answer from remote 's3' through rclone (rclone kept retrying: read tcp 127.0.0.1:1->"
+            "127.0.0.1:2: i/o timeout)")
+        # a retry from before the stall began is not its cause; rclone waiting on the store still is
+        later = process.input_stall_cause("clips/r.mp4", "s3")(time.monotonic() + 60)
+        assert later is not None and later.message == "no answer from remote 's3' through rclone"
+
+
+def test_a_mount_io_error_fails_every_input_of_that_mount() -> None:
+    line = ("2026/12/08 01:16:59 ERROR : IO error: operation error S3: GetObject, exceeded maximum number of "
+            "attempts, 3, https response error StatusCode: 0, request send failed, Get \"http://127.0.0.1:9/b/r.mp4\": "
+            "net/http: timeout awaiting response headers")
+    with _logging_child([line]) as process:
+        for relative in ("r.mp4", "d.mp4"):
+            failed = process.input_health(relative, "s3")()
+            assert isinstance(failed, Unreachable) and "timeout awaiting response headers" in failed.message
+
+
+def test_a_dead_rclone_is_its_own_failure_not_the_stores(tmp_path: Path) -> None:
+    process = start_rclone(["sh", "-c", "echo READY >&2; exit 7"], env=dict(os.environ), name="rclone mount",
+                           target="s3:b", timeout=10, remote_name="s3", ready_line=re.compile("READY"))
+    with process:
+        process.child.wait(5)
+        assert process.input_stall_cause("r.mp4", "s3")(0.0) is None
+        problem = process.input_health("r.mp4", "s3")()
+        assert isinstance(problem, str) and problem.startswith("rclone exited unexpectedly (code 7")

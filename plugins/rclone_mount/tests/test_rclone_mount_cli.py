@@ -17,7 +17,7 @@ from rclone_mount_helpers import folders_of
 from vmafx_rclone_mount.folders import PREFIX, temp_root
 
 from testkit.media import ffmpeg_run
-from testkit.procs import children_named, mounts_under, processes_mentioning
+from testkit.procs import children_named, descendants, mounts_under, processes_mentioning, state
 from vmafx_core.process import wait_for
 
 
@@ -75,7 +75,7 @@ def test_missing_object_is_one_line_and_exit_code_2(clips: tuple[Path, Path]) ->
     missing = f"localt:{ref.parent}/missing.mp4"
     done = _run("run", "--storage", "rclone-mount", f"localt:{ref}", missing)
     assert done.returncode == 2, done.stderr
-    assert f"distorted {missing}: no such object (checked through rclone mount)" in done.stderr
+    assert f"distorted {missing}: no such object (checked through rclone)" in done.stderr
     assert "Traceback" not in done.stderr
 
 
@@ -129,12 +129,18 @@ def test_a_mount_left_by_a_killed_run_is_cleaned_by_the_next(long_clip: Path,
         (rclone,) = children_named("rclone", killed.pid)
         environ = Path(f"/proc/{rclone}/environ").read_bytes().decode().split("\0")
         notify = next(v.split("=", 1)[1] for v in environ if v.startswith("NOTIFY_SOCKET="))
+        tied = descendants(killed.pid)  # its rclone and ffmpeg: what may still unmount or hold the mount
     finally:
         killed.kill()
         killed.wait()
     # known gap of vmafx-rclone-common: a SIGKILLed run also leaves its rclone notify-socket folder
     shutil.rmtree(os.path.dirname(notify), ignore_errors=True)
     assert wait_for(lambda: not processes_mentioning(point), 10), "rclone outlived the killed run"
+    # the mount's end is asynchronous: an exiting ffmpeg has no argv while it still closes its file
+    # on the mount, and rclone's own unmount may still be under way; `stale` is sampled only once
+    # every process of the killed run is fully gone, so the mount can no longer change by itself
+    assert wait_for(lambda: all(state(p) in ("Z", "gone") for p in tied)
+                    and not processes_mentioning(point), 30), "the killed run's processes did not end"
     assert folders_of(killed.pid), "nothing was left to clean: the test proves nothing"
     stale = bool(mounts_under(prefix))
     ref, dis = clips

@@ -134,7 +134,7 @@ def test_missing_object_is_bad_input(folder: Path) -> None:
         with prepare(_requests(f"localt:{folder}/a/x/ref.mp4", f"localt:{folder}/a/x/missing.mp4"),
                      PrepareContext()):
             pytest.fail("prepared a missing object")
-    expected = f"distorted localt:{folder}/a/x/missing.mp4: no such object (checked through rclone mount)"
+    expected = f"distorted localt:{folder}/a/x/missing.mp4: no such object (checked through rclone)"
     assert info.value.message == expected
 
 
@@ -195,13 +195,16 @@ def test_an_rclone_that_dies_during_the_job_fails_it(folder: Path) -> None:
 
 
 def test_flags_keep_media_off_disk_and_out_of_the_page_cache() -> None:
-    from vmafx_rclone_common import RemoteRoot
+    from vmafx_rclone_common import RcloneSettings, RemoteRoot
 
-    args = mount_args(RemoteRoot("s3", "bucket/dir", (0,)), "/tmp/m")
+    settings = RcloneSettings.from_options({"rclone_io_timeout": 2.5})
+    args = mount_args(RemoteRoot("s3", "bucket/dir", (0,)), "/tmp/m", settings.network_args())
     assert args[:3] == ["mount", "s3:bucket/dir/", "/tmp/m"]
     assert args[args.index("--vfs-cache-mode") + 1] == "off"
     assert "--read-only" in args and "--direct-io" in args
     assert "--daemon" not in args and "--allow-other" not in args
+    # a connection gone silent mid-stream is dropped and re-read, not waited on for rclone's 5 minutes
+    assert args[args.index("--timeout") + 1] == "2.5s" and args[args.index("--low-level-retries") + 1] == "3"
 
 
 # -- mounts left behind by runs that were killed ---------------------------------------------------

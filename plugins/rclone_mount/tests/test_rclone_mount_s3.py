@@ -52,7 +52,7 @@ def test_s3_missing_object_or_bucket_is_bad_input(fake_s3: int, uri: str) -> Non
     with pytest.raises(BadInput) as info:
         with prepare(_requests(uri), PrepareContext()):
             pass
-    assert info.value.message == f"reference {uri}: no such object (checked through rclone mount)"
+    assert info.value.message == f"reference {uri}: no such object (checked through rclone)"
 
 
 def test_s3_refused_credentials_are_environment_missing(fake_s3: int,
@@ -80,7 +80,7 @@ def test_a_store_that_never_answers_fails_in_bounded_time(fake_s3: int, tmp_path
         server.signal(signal.SIGCONT)
     assert time.monotonic() - started < 15
     assert info.value.message == ("reference s3://videos/clips/ref.mp4: no answer from remote 's3' through "
-                                  "rclone mount within 2s (raise --prepare-timeout, limits.prepare_timeout in a "
+                                  "rclone within 2s (raise --prepare-timeout, limits.prepare_timeout in a "
                                   "job file, if the storage is just slow)")
 
 

@@ -20,6 +20,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 from vmafx_core import interrupts, tempdirs
 from vmafx_core.errors import BadInput, EnvironmentMissing, JobFailed, Unreachable, VmafxError
@@ -41,10 +42,22 @@ _REFUSED = re.compile(
     r"failed to refresh cached credentials|could not find default credentials", re.IGNORECASE)
 _UNREACHABLE = re.compile(
     r"connection refused|no such host|i/o timeout|network is unreachable|no route to host|"
-    r"TLS handshake|x509:|certificate|connection reset|context deadline exceeded|dial tcp|unexpected EOF",
+    r"TLS handshake|x509:|certificate|connection reset|context deadline exceeded|dial tcp|unexpected EOF|"
+    r"timeout awaiting response headers",
     re.IGNORECASE)
 _MISSING_BUCKET = re.compile(r"NoSuchBucket|ContainerNotFound|bucket does not exist|directory not found",
                              re.IGNORECASE)
+#: rclone's VFS giving up a read once its low-level retries are spent (each retry logs "low level
+#: retry N/M" first); the same line in a mount and a serve. A read on a handle the reader already
+#: closed is the reader's doing, not the store's.
+_READ_GAVE_UP = re.compile(r"^(?P<path>.*?): ReadFileHandle\.Read error: (?!low level retry)(?P<error>.+)$")
+_READ_RETRY = re.compile(r"^(?P<path>.*?): ReadFileHandle\.Read error: low level retry \d+/\d+: (?P<error>.+)$")
+#: a mount answering a FUSE request with EIO once the store failed it (no object named): every
+#: input of that mount is affected
+_FUSE_IO_ERROR = re.compile(r"\bERROR\s*:\s*IO error: (?P<error>.+)$")
+#: any other error rclone logs about one object or the root ("/"): a serve opening a file, a listing
+_PATH_ERROR = re.compile(r"\bERROR\s*:\s*(?P<path>[^:]+?): (?P<error>.+)$")
+_NOT_THE_STORE = re.compile(r"file already closed|bad file descriptor|context canceled", re.IGNORECASE)
 #: environment variables whose values are secrets worth scrubbing from rclone's stderr
 _SECRET_ENV = re.compile(r"PASS|SECRET|TOKEN|CREDENTIAL|SAS|_KEY$|_KEY_|COOKIE|SESSION|PRIVATE")
 
@@ -120,6 +133,41 @@ def secret_values(env: Mapping[str, str], extra: Iterable[str] = ()) -> list[str
 _SUN_PATH = 108
 
 
+class ReadLog:
+    """What rclone's log says about reads from the store, filled line by line as rclone writes it.
+
+    `failures`: path under the served root ("/" for the whole mount) -> why rclone gave up a read
+    of it; `retries`: path -> the last error a read was retried for, and when (`time.monotonic()`).
+    """
+
+    def __init__(self) -> None:
+        self.failures: dict[str, str] = {}
+        self.retries: dict[str, tuple[str, float]] = {}
+
+    def take(self, line: str) -> None:
+        message = rclone_message(line)
+        gave_up = _READ_GAVE_UP.match(message)
+        if gave_up and not _NOT_THE_STORE.search(gave_up.group("error")):
+            self.failures.setdefault(gave_up.group("path"), gave_up.group("error"))
+        io_error = _FUSE_IO_ERROR.search(line)
+        if io_error and _UNREACHABLE.search(io_error.group("error")):
+            self.failures.setdefault("/", io_error.group("error"))
+        retry = _READ_RETRY.match(message)
+        other = None if retry or gave_up or io_error else _PATH_ERROR.search(line)
+        if other is not None and not _UNREACHABLE.search(other.group("error")):
+            other = None  # an object's own trouble (not found, refused) is not the store going away
+        for found in (retry, other):
+            if found is not None:
+                self.retries[found.group("path")] = (found.group("error"), time.monotonic())
+
+    def failure(self, relative: str) -> str | None:
+        return self.failures.get(relative, self.failures.get("/"))
+
+    def last_retry(self, relative: str) -> tuple[str, float] | None:
+        found = [r for r in (self.retries.get(relative), self.retries.get("/")) if r is not None]
+        return max(found, key=lambda r: r[1]) if found else None
+
+
 class _NotifySocket:
     """A private `$NOTIFY_SOCKET` (a datagram socket in a 0700 folder) that rclone reports READY=1 on."""
 
@@ -164,11 +212,12 @@ class RcloneProcess:
     """
 
     def __init__(self, child: Child, target: str, ready_match: re.Match[str] | None,
-                 notify: _NotifySocket | None) -> None:
+                 notify: _NotifySocket | None, reads: ReadLog | None = None) -> None:
         self.child = child
         self.target = target
         self.ready_match = ready_match
         self._notify = notify
+        self.reads = reads if reads is not None else ReadLog()
 
     @property
     def pid(self) -> int:
@@ -187,6 +236,43 @@ class RcloneProcess:
             return None
         tail = self.tail()
         return f"rclone exited unexpectedly (code {code}{': ' + last_error(tail, 200) if tail else ''})"
+
+    def input_health(self, relative: str, remote_name: str) -> Callable[[], VmafxError | str | None]:
+        """A `PreparedInput.health` for the object at `relative` under this rclone's root.
+
+        It reports rclone giving up a read of that object (the store stayed silent, refused or kept
+        resetting through every retry) as `Unreachable` naming the remote and rclone's own error,
+        and rclone's death as `problem()` does. Both backends read through rclone's VFS and log the
+        same line, so a failure mid-stream is told the same way whichever read it.
+        """
+        def check() -> VmafxError | str | None:
+            failure = self.reads.failure(relative)
+            if failure is not None:
+                return Unreachable(f"reading it from remote {remote_name!r} failed after rclone's retries "
+                                   f"({failure})", detail=self.tail() or None, retryable=False)
+            return self.problem()
+
+        return check
+
+    def input_stall_cause(self, relative: str, remote_name: str) -> Callable[[float], VmafxError | None]:
+        """A `PreparedInput.stall_cause`: the job stalled reading the object at `relative` while this
+        rclone lives, so rclone was waiting on the store (its retries, each up to `--timeout`, can
+        outlast the stall bound): `Unreachable` naming the remote, with the last error rclone
+        retried for since the stall began when it logged one."""
+        def check(since: float) -> VmafxError | None:
+            if not self.alive():
+                return None  # `health` tells that story
+            retried = self.reads.last_retry(relative)
+            last = f" (rclone kept retrying: {retried[0]})" if retried is not None and retried[1] >= since else ""
+            return Unreachable(f"no answer from remote {remote_name!r} through rclone{last}",
+                               detail=self.tail() or None, retryable=False)
+
+        return check
+
+    def watch_input(self, relative: str, remote_name: str) -> dict[str, Any]:
+        """`health` and `stall_cause` of a `PreparedInput` read through this rclone (see both)."""
+        return {"health": self.input_health(relative, remote_name),
+                "stall_cause": self.input_stall_cause(relative, remote_name)}
 
     def stop(self, timeout: float | None = None) -> int | None:
         try:
@@ -235,9 +321,11 @@ def start_rclone(argv: Sequence[str], *, env: Mapping[str, str], name: str, targ
         raise ValueError("start_rclone needs ready_line, notify or ready_check to know when rclone is ready")
     matched = threading.Event()
     match: list[re.Match[str]] = []
+    reads = ReadLog()
 
     def on_line(line: str) -> None:
         log.debug("%s: %s", name, line)
+        reads.take(line)
         if ready_line is not None and not matched.is_set():
             found = ready_line.search(line)
             if found:
@@ -259,7 +347,7 @@ def start_rclone(argv: Sequence[str], *, env: Mapping[str, str], name: str, targ
                               on_stderr_line=on_line, term_timeout=term_timeout)
             except OSError as exc:
                 raise EnvironmentMissing(f"rclone {argv[0]} does not run: {exc.strerror}") from None
-            process = RcloneProcess(child, target, None, notify_socket)
+            process = RcloneProcess(child, target, None, notify_socket, reads)
         _wait_ready(process, matched if ready_line is not None else None, notify_socket, ready_check, timeout,
                     name=name, target=target, subject=subject or target, remote_name=remote_name,
                     config_hint=config_hint, scheme=scheme)
@@ -299,9 +387,13 @@ def _wait_ready(process: RcloneProcess, matched: threading.Event | None, notify_
         if left <= 0:
             process.stop()
             tail = process.tail()
-            raise JobFailed(f"{subject}: {name} for {target} was not ready within {round(timeout, 1):g}s "
-                            "(--prepare-timeout)"
-                            + (f"; last said: {last_error(tail)}" if tail else ""), detail=tail or None)
+            # what rclone waits on before it is ready is the store: worded and coded as a silent
+            # store found by a check, whichever backend started it
+            raise Unreachable(f"{subject}: no answer from remote {remote_name!r} through rclone within "
+                              f"{round(timeout, 1):g}s ({name} for {target} was not ready; raise "
+                              "--prepare-timeout, limits.prepare_timeout in a job file, if the storage is just "
+                              "slow)" + (f"; rclone last said: {last_error(tail)}" if tail else ""),
+                              detail=tail or None, retryable=False)
         step = min(0.02, left)
         if not notify_ok:
             if notify_socket is not None:

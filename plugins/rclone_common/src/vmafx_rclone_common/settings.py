@@ -22,6 +22,7 @@ from vmafx_rclone_common.binary import find_rclone, rclone_version
 from vmafx_rclone_common.config import ConfigChoice, child_environment, choose_config
 from vmafx_rclone_common.endpoint import check_reachable, find_endpoint
 from vmafx_rclone_common.launch import RcloneProcess, explain_storage_error, start_rclone
+from vmafx_rclone_common.options import DEFAULT_IO_TIMEOUT, LOW_LEVEL_RETRIES, io_timeout
 from vmafx_rclone_common.uris import RemotePath, RemoteRoot, parse_uri, remote_map
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,7 @@ class RcloneSettings:
     config: ConfigChoice
     remote_map: Mapping[str, str]
     environ: Mapping[str, str] = attrs.field(factory=lambda: dict(os.environ), repr=False)
+    io_timeout: float = DEFAULT_IO_TIMEOUT  #: storage option `rclone_io_timeout`
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any] | None = None,
@@ -41,7 +43,7 @@ class RcloneSettings:
         environ = dict(os.environ if environ is None else environ)
         binary = find_rclone(options, environ)
         return cls(binary=binary, config=choose_config(options, environ, binary),
-                   remote_map=remote_map(options, environ), environ=environ)
+                   remote_map=remote_map(options, environ), environ=environ, io_timeout=io_timeout(options))
 
     @classmethod
     def from_context(cls, context: PrepareContext) -> RcloneSettings:
@@ -53,6 +55,19 @@ class RcloneSettings:
     def resolve(self, uri: str) -> RemotePath:
         """The remote and path of `uri` under this job's scheme map; BadInput if it is not one."""
         return parse_uri(uri, self.remote_map)
+
+    def network_args(self) -> list[str]:
+        """How rclone waits on and retries the store, the same for a mount and a serve.
+
+        rclone's own idle timeout is 5 minutes: a connection that went silent mid-stream (a
+        dropped NAT entry, a reset that never arrived, a stalled server) held a FUSE read for that
+        long, while ffmpeg's http client gave up on its own and reconnected. With `--timeout` a
+        silent connection fails in `io_timeout` seconds and rclone re-reads from where it was
+        (`--low-level-retries`); when every retry fails, rclone logs why and gives up, and the
+        backend reports that (`RcloneProcess.read_failure`).
+        """
+        seconds = f"{self.io_timeout:g}s"
+        return ["--timeout", seconds, "--contimeout", seconds, "--low-level-retries", str(LOW_LEVEL_RETRIES)]
 
     def config_hint(self) -> str:
         """Where remotes were looked up, for messages."""

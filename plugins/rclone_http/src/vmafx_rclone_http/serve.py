@@ -122,8 +122,9 @@ class Server:
         return f"{credentials.baseurl}/{quote(self.root.relative(target), safe='/')}"
 
 
-def serve_args(root: RemoteRoot, options: HttpOptions) -> list[str]:
-    """The rclone argv (after the binary) for one server; it never holds a secret."""
+def serve_args(root: RemoteRoot, options: HttpOptions, network: Sequence[str]) -> list[str]:
+    """The rclone argv (after the binary) for one server; it never holds a secret. `network` is
+    `RcloneSettings.network_args()`: timeouts and retries, as the mount backend has them."""
     return [
         "serve", "http", root.spec,
         "--addr", f"{HOST}:0",  # the OS picks the port; rclone logs the one it bound
@@ -134,7 +135,7 @@ def serve_args(root: RemoteRoot, options: HttpOptions) -> list[str]:
         "--no-modtime",  # no extra metadata request per object for Last-Modified
         "--poll-interval", "0",  # no change polling: the job reads, nothing changes under it
         "--server-write-timeout", "0",  # the default 1h would cut long responses; 0 means none
-        "--low-level-retries", "3",  # an unreachable store fails in seconds, not minutes
+        *network,
         "--log-level", "NOTICE",
     ]
 
@@ -144,7 +145,8 @@ def start_server(settings: RcloneSettings, root: RemoteRoot, targets: Sequence[R
                  timeout: float) -> Server:
     """Start one server for `root` and wait until it listens."""
     subject = " and ".join(f"{requests[i].role} {uri_to_display(requests[i].uri)}" for i in root.members)
-    process = settings.start(serve_args(root, options), root=root, targets=[targets[i] for i in root.members],
+    process = settings.start(serve_args(root, options, settings.network_args()), root=root,
+                             targets=[targets[i] for i in root.members],
                              name="rclone serve http", timeout=timeout, subject=subject, ready_line=_STARTED,
                              extra_env=credentials.env(), drop_env=_DROP_ENV, secrets=(credentials.password,))
     assert process.ready_match is not None
@@ -188,7 +190,7 @@ def check_input(settings: RcloneSettings, server: Server, request: InputRequest,
         return PreparedInput(role=request.role, url=url, display=display,
                              size=int(length) if length and length.isdigit() else None, url_has_secret=True,
                              input_options=options.ffmpeg_input_options(), secrets=(credentials.password,),
-                             health=server.process.problem,
+                             **server.process.watch_input(server.root.relative(target), target.remote_name),
                              integrity=lambda: served_mismatch(server.process),
                              identity=lambda: identities(target) if identities is not None
                              else settings.identity(target, timeout))

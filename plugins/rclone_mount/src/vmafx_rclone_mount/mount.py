@@ -47,8 +47,9 @@ _DROP_ENV = ("RCLONE_ALLOW_OTHER", "RCLONE_ALLOW_ROOT", "RCLONE_ALLOW_NON_EMPTY"
              "RCLONE_DEVNAME", "RCLONE_MOUNT_CASE_INSENSITIVE", "RCLONE_NETWORK_MODE")
 
 
-def mount_args(root: RemoteRoot, folder: str) -> list[str]:
-    """The rclone argv (after the binary) for one mount; it never holds a secret."""
+def mount_args(root: RemoteRoot, folder: str, network: Sequence[str]) -> list[str]:
+    """The rclone argv (after the binary) for one mount; it never holds a secret. `network` is
+    `RcloneSettings.network_args()`: timeouts and retries, as the http backend has them."""
     return [
         "mount", root.folder_spec, folder,  # the trailing slash: no "is it a file?" HEAD on the root
         "--read-only",
@@ -59,7 +60,7 @@ def mount_args(root: RemoteRoot, folder: str) -> list[str]:
         "--poll-interval", "0",  # no change polling: nothing changes under a job
         "--dir-cache-time", "1h",  # list each folder once per job
         "--attr-timeout", "1h",  # the kernel keeps sizes instead of asking rclone on every read
-        "--low-level-retries", "3",  # an unreachable store fails in seconds, not minutes
+        *network,
         "--log-level", "NOTICE",
     ]
 
@@ -119,7 +120,8 @@ def start_mount(settings: RcloneSettings, mount: Mount, targets: Sequence[Remote
     members = mount.root.members
     subject = " and ".join(f"{requests[i].role} {uri_to_display(requests[i].uri)}" for i in members)
     mount.process = settings.start(
-        mount_args(mount.root, mount.folder), root=mount.root, targets=[targets[i] for i in members],
+        mount_args(mount.root, mount.folder, settings.network_args()), root=mount.root,
+        targets=[targets[i] for i in members],
         name="rclone mount", timeout=timeout, subject=subject, notify=True,
         ready_check=lambda: is_mounted(mount.folder), drop_env=_DROP_ENV)
     log.debug("rclone mount of %s at %s (pid %d)", mount.root.spec, mount.folder, mount.process.pid)
@@ -135,12 +137,12 @@ def check_input(settings: RcloneSettings, mount: Mount, request: InputRequest, t
     try:
         info = _stat_within(path, timeout)
     except (FileNotFoundError, NotADirectoryError):
-        raise BadInput(f"{subject}: no such object (checked through rclone mount)") from None
+        raise BadInput(f"{subject}: no such object (checked through rclone)") from None
     except TimeoutError:
         tail = mount.process.tail()
         error = settings.explain(tail, subject=subject, target=target)
         raise error or Unreachable(f"{subject}: no answer from remote {target.remote_name!r} through rclone "
-                                   f"mount within {round(timeout, 1):g}s (raise --prepare-timeout, "
+                                   f"within {round(timeout, 1):g}s (raise --prepare-timeout, "
                                    "limits.prepare_timeout in a job file, if the storage is just slow)",
                                    detail=tail or None) from None
     except OSError as exc:
@@ -151,7 +153,8 @@ def check_input(settings: RcloneSettings, mount: Mount, request: InputRequest, t
         raise BadInput(f"{subject}: is not a regular file")
     # "file:" keeps ffmpeg from reading a name like "a:b.mp4" as a protocol
     return PreparedInput(role=request.role, url="file:" + path, display=display, size=info.st_size,
-                         health=mount.process.problem, integrity=functools.partial(served_mismatch, mount.process),
+                         **mount.process.watch_input(mount.root.relative(target), target.remote_name),
+                         integrity=functools.partial(served_mismatch, mount.process),
                          identity=lambda: settings.identity(target, timeout))
 
 
