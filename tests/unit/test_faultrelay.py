@@ -63,7 +63,11 @@ def _fetch(port: int, timeout: float = 10) -> tuple[int, str]:
 
 def test_a_reset_reaches_the_client_after_the_bytes_it_was_given(upstream: int) -> None:
     with FaultRelay(upstream, first_connections(1, Fault("reset", after=500_000))) as relay:
-        assert _fetch(relay.port) == (500_000, "reset")
+        got, ended = _fetch(relay.port)
+        # the relay forwarded exactly the bytes it was told to, then reset; the client's kernel
+        # drops what the client had not read yet when the RST lands (a loaded machine reads late)
+        assert (relay.bytes_from_server, ended) == (500_000, "reset")
+        assert got <= 500_000
         assert _fetch(relay.port) == (SIZE, "all")  # only the first connection
         assert relay.faulted == 1
 
