@@ -62,8 +62,8 @@ def install() -> None:
     if _installed or threading.current_thread() is not threading.main_thread():
         return
     for signum in SIGNALS:
-        signal.signal(signum, _handler)
-    default_hook = sys.unraisablehook
+        _before[signum] = signal.signal(signum, _handler)
+    default_hook = _before_hook[0] = sys.unraisablehook
 
     def unraisable(info: Any) -> None:
         # an Interruption swallowed where Python cannot raise (a weakref callback, an at-fork hook,
@@ -77,6 +77,26 @@ def install() -> None:
 
 def installed() -> bool:
     return _installed
+
+
+#: what `install` replaced, for `uninstall`
+_before: dict[int, Any] = {}
+_before_hook: list[Any] = [None]
+
+
+def uninstall() -> None:
+    """Put back the handlers `install` replaced and forget any signal received: for a process that
+    called the command line in-process (a test, an embedding program) and goes on without it."""
+    global _installed
+    if not _installed or threading.current_thread() is not threading.main_thread():
+        return
+    for signum, handler in _before.items():
+        signal.signal(signum, handler)
+    if _before_hook[0] is not None:
+        sys.unraisablehook = _before_hook[0]
+    _before.clear()
+    _installed = False
+    reset()
 
 
 def pending() -> int | None:

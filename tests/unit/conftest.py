@@ -29,6 +29,18 @@ class BackendsPlugin:
         return self.backends
 
 
+@pytest.fixture(autouse=True)
+def _signal_handlers_restored() -> Iterator[None]:
+    """A test that calls the command line in-process (`cli.main`) installs vmafx's SIGINT/SIGTERM
+    handlers; they are taken out again, so later tests (in this process) see Python's own."""
+    from vmafx_core import interrupts
+
+    before = interrupts.installed()
+    yield
+    if not before:
+        interrupts.uninstall()
+
+
 @pytest.fixture
 def fresh_plugins() -> Plugins:
     """Only the builtin libvmaf scorer: no installed entry point is loaded."""

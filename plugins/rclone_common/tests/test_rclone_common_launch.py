@@ -269,9 +269,13 @@ def test_a_mount_io_error_fails_every_input_of_that_mount() -> None:
 
 
 def test_a_dead_rclone_is_its_own_failure_not_the_stores(tmp_path: Path) -> None:
-    process = start_rclone(["sh", "-c", "echo READY >&2; exit 7"], env=dict(os.environ), name="rclone mount",
-                           target="s3:b", timeout=10, remote_name="s3", ready_line=re.compile("READY"))
+    # it dies only once it was seen ready (a loaded machine may read READY after a quick exit)
+    go = tmp_path / "die"
+    process = start_rclone(["sh", "-c", f"echo READY >&2; while [ ! -e {go} ]; do sleep 0.05; done; exit 7"],
+                           env=dict(os.environ), name="rclone mount", target="s3:b", timeout=10, remote_name="s3",
+                           ready_line=re.compile("READY"))
     with process:
+        go.touch()
         process.child.wait(5)
         assert process.input_stall_cause("r.mp4", "s3")(0.0) is None
         problem = process.input_health("r.mp4", "s3")()
