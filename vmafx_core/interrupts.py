@@ -75,10 +75,6 @@ def install() -> None:
     _installed = True
 
 
-def installed() -> bool:
-    return _installed
-
-
 def pending() -> int | None:
     """The signal received, if any: whether or not its exception reached anyone."""
     return _received
