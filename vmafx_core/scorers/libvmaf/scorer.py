@@ -25,11 +25,11 @@ import attrs
 from vmafx_core import alignment, hookimpl, tempdirs
 from vmafx_core.alignment import SIGNATURE_FILTER, Plan
 from vmafx_core.errors import BadInput, JobFailed
-from vmafx_core.features import FEATURES, FeatureChoice, parse_feature
 from vmafx_core.ffmpeg import StreamInfo, probe, require_libvmaf
 from vmafx_core.job import NonNegativeInt, PositiveInt, converter
-from vmafx_core.models import ModelChoice, metric_names, parse_models
 from vmafx_core.pixfmt import scoring_format
+from vmafx_core.scorers.libvmaf.features import FEATURES, FeatureChoice, parse_feature
+from vmafx_core.scorers.libvmaf.models import ModelChoice, metric_names, parse_models
 from vmafx_core.supervise import (
     declared_frames,
     last_error,
@@ -43,10 +43,10 @@ from vmafx_core.types import CannotShare, CommandOption, PreparedInput, ScoreOut
 _VMAF_PIX_FMTS = {"yuv420p", "yuv422p", "yuv444p", "yuv420p10le", "yuv422p10le", "yuv444p10le",
                   "yuv420p12le", "yuv422p12le", "yuv444p12le", "yuv420p16le", "yuv422p16le", "yuv444p16le"}
 
-#: one model or several (`vmafx_core.models` has the syntax); built-in names are checked against
+#: one model or several (`models` has the syntax); built-in names are checked against
 #: the ffmpeg binary when the job runs, since which ffmpeg is only known then
 Models = NewType("Models", tuple)  # type: ignore[type-arg]
-#: extra features, each with its options (`vmafx_core.features`)
+#: extra features, each with its options (`features`)
 Features = NewType("Features", tuple)  # type: ignore[type-arg]
 
 
@@ -88,7 +88,7 @@ class LibvmafOptions:
 
     def check(self, ffmpeg: str) -> None:
         """Refuse, before any input is read, a model this ffmpeg does not have."""
-        from vmafx_core.models import check
+        from vmafx_core.scorers.libvmaf.models import check
 
         check(self.models, ffmpeg)
 
@@ -524,6 +524,6 @@ def vmafx_command_options() -> list[CommandOption]:
 @hookimpl
 def vmafx_register_commands(cli: Any) -> None:
     """`vmafx models`: the models this ffmpeg's libvmaf has."""
-    from vmafx_core.models_cli import models
+    from vmafx_core.scorers.libvmaf.command import models
 
     cli.add_command(models, "models")
