@@ -400,15 +400,6 @@ def inherited_colour(ref: StreamInfo) -> tuple[tuple[str, str], ...]:
     return tuple(sorted((k, v) for k, v in tags.items() if v and v != "gbr"))
 
 
-def hdr_models(ffmpeg: str, settings: Any) -> tuple[str, ...]:
-    """The HDR-VMAF models in this ffmpeg's libvmaf, looked for only when the job asks for them."""
-    if getattr(settings, "hdr_policy", None) != "hdr-models":
-        return ()
-    from vmafx_core.models import names_in_binary
-
-    return tuple(name for name in names_in_binary(ffmpeg) if "hdr" in name.lower())
-
-
 # --- comparing frames: the sync search and the pairing check -----------------------------------
 
 
@@ -556,10 +547,12 @@ def margin_text(margin: float | None) -> str:
     return "an exact match" if margin is None else f"next best {margin:.2f}x worse"
 
 
-def plan_pairing(ffmpeg: str, request: ScoreRequest, ref: StreamInfo, dis: StreamInfo, target: str) -> Plan:
+def plan_pairing(ffmpeg: str, request: ScoreRequest, ref: StreamInfo, dis: StreamInfo, target: str, *,
+                 hdr_models: tuple[str, ...] = (), models: tuple[str, ...] = ()) -> Plan:
     """The pairing plan of one scoring request, the same for every scorer: interlace checked, and with
     `sync = "auto"` the distorted's offset found on a prefix of both first. `target` is the pixel
-    format the scorer's chains end in (what the sync search compares)."""
+    format the scorer's chains end in (what the sync search compares); `hdr_models` the HDR models
+    the scorer has (for `hdr_policy = "hdr-models"`), `models` the names of those the job scores with."""
     settings = request.alignment
     encoded = request.distorted.stdin_fd is not None
     if encoded and dis.field_order is None:
@@ -577,10 +570,8 @@ def plan_pairing(ffmpeg: str, request: ScoreRequest, ref: StreamInfo, dis: Strea
                                                request.stall_timeout)
             if counts is not None:
                 idet[role] = counts
-    found_hdr_models = hdr_models(ffmpeg, settings)
-    models = tuple(m.name for m in getattr(request.options, "models", ()))
     plan = make_plan(ref, dis, settings, idet=idet, act_on_idet=settings.interlace_check == "deinterlace",
-                     hdr_models=found_hdr_models, models=models)
+                     hdr_models=hdr_models, models=models)
     if encoded and "colour" in plan.decisions:
         plan.decisions["colour"]["distorted"]["described_by"] = "the reference (an encode of it, streamed in)"
     if settings.sync != "auto":
@@ -607,7 +598,7 @@ def plan_pairing(ffmpeg: str, request: ScoreRequest, ref: StreamInfo, dis: Strea
     report = {"offset": best, "margin": round(margin, 3) if margin != float("inf") else None,
               "window": window, "frames_compared": min(map(len, thumbs)), "cost": round(costs[best], 4)}
     return make_plan(ref, dis, settings, sync_offset=best, sync_report=report, idet=idet,
-                     act_on_idet=settings.interlace_check == "deinterlace", hdr_models=found_hdr_models,
+                     act_on_idet=settings.interlace_check == "deinterlace", hdr_models=hdr_models,
                      models=models)
 
 

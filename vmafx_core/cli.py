@@ -322,7 +322,7 @@ def run(reference: str | None, distorted: str | None, job_file: Path | None, sca
         scorer = data.setdefault("scorer", {"name": DEFAULT_SCORER}) if isinstance(data.get("scorer", {}), dict) else {}
         if scorer_name is not None:
             scorer["name"] = scorer_name
-        _apply_plugin_flags(data, scorer, plugin_values)
+        _apply_plugin_flags(data, scorer, plugin_values, "scorer")
         from vmafx_core.plugins import scorer_options_from_flags
         scorer_options_from_flags(plugins, scorer, scorer_option_args)
         alignment = data.setdefault("alignment", {}) if isinstance(data.get("alignment", {}), dict) else {}
@@ -348,6 +348,7 @@ def run(reference: str | None, distorted: str | None, job_file: Path | None, sca
             data["allow_roots"] = list(allow_roots)
         if storage_option_pairs:
             _storage_options_from_flags(data, storage_option_pairs, plugins)
+        _apply_plugin_flags(data, scorer, plugin_values, "storage")  # a flag wins over --storage-option
 
         if isinstance(data.get("distorted"), list):
             unsupported = [flag for flag, given in (("--frames", frames_file), ("--report", report_file),
@@ -394,12 +395,14 @@ def _add_plugin_flags(command: click.Command) -> None:
         _plugin_flags[name] = option
 
 
-def _apply_plugin_flags(data: dict[str, Any], scorer: dict[str, Any], values: dict[str, Any]) -> None:
-    """Each plugin flag given, written where its descriptor says: the job's scorer table (only when
-    the job's scorer is the flag's) or its storage options, as a job file would hold it."""
+def _apply_plugin_flags(data: dict[str, Any], scorer: dict[str, Any], values: dict[str, Any],
+                        target: str | None = None) -> None:
+    """Each plugin flag given (of `target`, "scorer" or "storage"; None: both), written where its
+    descriptor says: the job's scorer table (only when the job's scorer is the flag's) or its
+    storage options, as a job file would hold it."""
     for name, value in values.items():
         option = _plugin_flags.get(name)
-        if option is None or value is None or (option.multiple and not value):
+        if option is None or value is None or (option.multiple and not value) or target not in (None, option.target):
             continue
         value = list(value) if option.multiple else value
         if option.target == "storage":

@@ -74,7 +74,6 @@ class FfmpegInfo:
     path: str
     version: str
     has_libvmaf: bool
-    encoders: frozenset[str]
 
 
 @functools.lru_cache(maxsize=8)
@@ -100,8 +99,7 @@ def ffmpeg_info(path: str) -> FfmpegInfo:
                 "has_libvmaf": bool(re.search(r"^\s*\S*\s+libvmaf\s", done.stdout, re.MULTILINE))}
 
     entry = binfacts.remember("ffmpeg-filters", path, ask)
-    return FfmpegInfo(path=path, version=str(entry["version"]), has_libvmaf=bool(entry.get("has_libvmaf")),
-                      encoders=frozenset())
+    return FfmpegInfo(path=path, version=str(entry["version"]), has_libvmaf=bool(entry.get("has_libvmaf")))
 
 
 def require_libvmaf(path: str) -> FfmpegInfo:

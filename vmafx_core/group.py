@@ -26,7 +26,7 @@ from vmafx_core.cache import ResultCache
 from vmafx_core.errors import BadInput, VmafxError
 from vmafx_core.executor import run_job
 from vmafx_core.job import Job
-from vmafx_core.lifecycle import Outcome, ProgressFn
+from vmafx_core.lifecycle import ProgressFn, ResultOrError
 from vmafx_core.plugins import Plugins
 from vmafx_core.types import CannotShare, InputRequest, PrepareContext, PreparedInput, StorageBackend
 
@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 def run_group(jobs: Sequence[Job], options: Any, plugins: Plugins, *, ffmpeg: str | None = None,
               progress: ProgressFn | None = None, cancelled: Callable[[], bool] | None = None,
-              cache: ResultCache | None = None) -> list[Outcome]:
+              cache: ResultCache | None = None) -> list[ResultOrError]:
     """Score jobs that share their reference; one result or error per job, in order.
 
     `cancelled` and `cache` are `executor.run_job`'s: a cached member is answered before the pass,
@@ -51,7 +51,7 @@ def run_group(jobs: Sequence[Job], options: Any, plugins: Plugins, *, ffmpeg: st
     setup = lifecycle.set_up(first, options, plugins, ffmpeg=ffmpeg, cancelled=cancelled, cache=cache)
     score_shared = setup.scorer.score_shared
     assert score_shared is not None
-    outcomes: dict[int, Outcome] = {}
+    outcomes: dict[int, ResultOrError] = {}
     ref_request = lifecycle.input_requests(first)[0]
     with contextlib.ExitStack() as stack:
         context = setup.prepare_context()
@@ -169,6 +169,6 @@ def _cache_keys(setup: lifecycle.Setup, jobs: Sequence[Job], reference: Prepared
 
 def _one_by_one(jobs: Sequence[Job], options: Any, plugins: Plugins, ffmpeg: str | None,
                 progress: ProgressFn | None, cancelled: Callable[[], bool] | None = None,
-                cache: ResultCache | None = None) -> list[Outcome]:
+                cache: ResultCache | None = None) -> list[ResultOrError]:
     return lifecycle.one_by_one(jobs, lambda job: run_job(job, options, plugins, ffmpeg=ffmpeg, progress=progress,
                                                           cancelled=cancelled, cache=cache))

@@ -155,6 +155,6 @@ def vmafx_register_commands(cli: Any) -> None:
 
         @hookimpl
         def vmafx_register_commands(cli):
-            from vmafx_core.models_cli import models
+            from vmafx_core.scorers.libvmaf.command import models
             cli.add_command(models)
     """

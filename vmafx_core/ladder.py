@@ -29,7 +29,7 @@ from vmafx_core import encode, executor, interrupts, lifecycle
 from vmafx_core.errors import BadInput, JobFailed, VmafxError
 from vmafx_core.ffmpeg import probe
 from vmafx_core.job import Job
-from vmafx_core.lifecycle import Outcome, ProgressFn
+from vmafx_core.lifecycle import ProgressFn, ResultOrError
 from vmafx_core.plugins import Plugins
 from vmafx_core.types import CannotShare
 
@@ -58,7 +58,7 @@ def save_destinations(save_encode: str | None, count: int) -> list[str | None]:
 
 def run_ladder(job: Job, options: Any, plugins: Plugins, *, ffmpeg: str | None = None,
                progress: ProgressFn | None = None, cancelled: Callable[[], bool] | None = None,
-               save_encode: str | None = None) -> list[Outcome]:
+               save_encode: str | None = None) -> list[ResultOrError]:
     """Encode and score every rung of `job.ladder`; one result or error per rung, in order."""
     rungs = executor.ladder_rungs(job)
     saves = save_destinations(save_encode, len(rungs))
@@ -98,12 +98,12 @@ def _not_shared(job: Job, options: Any, plugins: Plugins) -> str | None:
 
 def _shared(job: Job, rungs: Sequence[Job], options: Any, plugins: Plugins, ffmpeg: str | None,
             progress: ProgressFn | None, cancelled: Callable[[], bool] | None,
-            saves: Sequence[str | None]) -> list[Outcome]:
+            saves: Sequence[str | None]) -> list[ResultOrError]:
     # a ladder's rungs are encodes: never cached
     setup = attrs.evolve(lifecycle.set_up(job, options, plugins, ffmpeg=ffmpeg, cancelled=cancelled), cache=None)
     score_shared = setup.scorer.score_shared
     assert score_shared is not None
-    outcomes: dict[int, Outcome] = {}
+    outcomes: dict[int, ResultOrError] = {}
     alone: list[int] = []
     names = encode.video_encoders(setup.ffmpeg)
     for index, spec in enumerate(job.ladder):
@@ -183,12 +183,12 @@ def _shared(job: Job, rungs: Sequence[Job], options: Any, plugins: Plugins, ffmp
 
 def _one_by_one(rungs: Sequence[Job], options: Any, plugins: Plugins, ffmpeg: str | None,
                 progress: ProgressFn | None, cancelled: Callable[[], bool] | None,
-                saves: Sequence[str | None], why: str) -> list[Outcome]:
+                saves: Sequence[str | None], why: str) -> list[ResultOrError]:
     """Each rung encoded and scored by its own pair of ffmpeg runs (the reference read twice each)."""
     save_of = dict(zip((r.id for r in rungs), saves, strict=True))
     outcomes = lifecycle.one_by_one(rungs, lambda rung: executor.run_job(
         rung, options, plugins, ffmpeg=ffmpeg, progress=progress, save_encode=save_of[rung.id], cancelled=cancelled))
-    marked: list[Outcome] = []
+    marked: list[ResultOrError] = []
     for rung, outcome in zip(rungs, outcomes, strict=True):
         if isinstance(outcome, VmafxError):
             marked.append(outcome)
@@ -202,7 +202,7 @@ def _one_by_one(rungs: Sequence[Job], options: Any, plugins: Plugins, ffmpeg: st
     return marked
 
 
-def ladder_rows(job: Job, outcomes: Sequence[Outcome]) -> tuple[list[dict[str, Any]], VmafxError | None]:
+def ladder_rows(job: Job, outcomes: Sequence[ResultOrError]) -> tuple[list[dict[str, Any]], VmafxError | None]:
     """The rungs of a `vmafx.ladder` result: a `vmafx.result` each, or a `vmafx.error` for a rung
     that failed; and the first failure, whose exit code the ladder's is."""
     rows: list[dict[str, Any]] = []

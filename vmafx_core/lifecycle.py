@@ -54,7 +54,7 @@ ProgressFn = Callable[[int, int | None, float], None]
 #: a job's result and its per-frame values
 Scored = tuple[Result, Sequence[dict[str, Any]]]
 #: what a path that scores several jobs gives for each: its result, or exactly its own error
-Outcome = Scored | VmafxError
+ResultOrError = Scored | VmafxError
 
 
 @attrs.frozen
@@ -505,10 +505,10 @@ def _under(path: str, root: str) -> bool:
     return path.startswith(prefix)
 
 
-def one_by_one(jobs: Sequence[Job], run: Callable[[Job], Scored]) -> list[Outcome]:
+def one_by_one(jobs: Sequence[Job], run: Callable[[Job], Scored]) -> list[ResultOrError]:
     """Each job run on its own by `run`: its result, or exactly its own error; Ctrl-C or a cancel
     ends them all."""
-    outcomes: list[Outcome] = []
+    outcomes: list[ResultOrError] = []
     for job in jobs:
         interrupts.check()
         try:

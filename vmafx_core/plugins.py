@@ -38,7 +38,7 @@ ENTRY_POINT_GROUP = "vmafx"
 ENV_ALLOW = "VMAFX_PLUGINS"
 #: this machine's storage mode: a job that says "auto" uses it (unset or "auto": chosen per input)
 ENV_STORAGE_MODE = "VMAFX_STORAGE_MODE"
-BUILTINS: dict[str, str] = {"libvmaf": "vmafx_core.scorers.libvmaf"}
+BUILTINS: dict[str, str] = {"libvmaf": "vmafx_core.scorers.libvmaf.scorer"}
 CORE_PACKAGE = "vmafx"
 #: what each descriptor hook returns: anything else is the plugin's bug, reported as its failure
 DESCRIPTORS: dict[str, type] = {"vmafx_storage_backends": StorageBackend, "vmafx_scorers": Scorer,

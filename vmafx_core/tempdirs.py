@@ -103,11 +103,6 @@ class Owner:
         return self.start is None or self.start == start
 
 
-def kind_of(name: str) -> str | None:
-    match = _NAME.match(name)
-    return match.group("kind") if match else None
-
-
 _made: set[str] = set()
 _made_lock = threading.Lock()
 

@@ -102,7 +102,8 @@ remote_map = { s3 = "a/b" }
     assert sorted(lines[1:]) == [
         "job.storage_options.http_rw_timeout: -1.0 is not a positive number of seconds",
         "job.storage_options.rclone_bufer_size: unknown storage option (the installed storage backends take: "
-        "http_rw_timeout, rclone_binary, rclone_buffer_size, rclone_config, rclone_io_timeout, remote_map, zip_rw_timeout)",
+        "http_rw_timeout, rclone_binary, rclone_buffer_size, rclone_config, rclone_io_timeout, remote_map, "
+        "zip_rw_timeout)",
         "job.storage_options.rclone_config: must be a string, got 5",
         "job.storage_options.remote_map: 'a/b' is not an rclone remote name",
     ]

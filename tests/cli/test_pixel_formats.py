@@ -16,7 +16,7 @@ import pytest
 from testkit.cli import run_vmafx
 from testkit.media import ffmpeg_run
 from vmafx_core.pixfmt import scoring_format
-from vmafx_core.scorers.libvmaf import _VMAF_PIX_FMTS
+from vmafx_core.scorers.libvmaf.scorer import _VMAF_PIX_FMTS
 
 W, H, FRAMES = 320, 240, 12
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from vmafx_core.features import parse_feature
-from vmafx_core.models import ModelChoice, describe, metric_names, parse_model, parse_models
+from vmafx_core.scorers.libvmaf.features import parse_feature
+from vmafx_core.scorers.libvmaf.models import ModelChoice, describe, metric_names, parse_model, parse_models
 
 
 def test_model_string_and_table_are_the_same_model() -> None:

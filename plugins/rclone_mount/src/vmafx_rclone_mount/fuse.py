@@ -21,7 +21,6 @@ log = logging.getLogger(__name__)
 
 FUSE_DEVICE = "/dev/fuse"
 FUSERMOUNT = "fusermount3"
-FSTYPE = "fuse.rclone"
 DOCKER_HINT = "in Docker: --device /dev/fuse --cap-add SYS_ADMIN"
 
 _OCTAL = re.compile(r"\\([0-7]{3})")

@@ -20,7 +20,7 @@ def models(as_json: bool, ffmpeg_path: str | None) -> None:
     repeating `--model`; a model file is given by its path.
     """
     from vmafx_core.ffmpeg import find_ffmpeg, require_libvmaf
-    from vmafx_core.models import catalogue
+    from vmafx_core.scorers.libvmaf.models import catalogue
 
     with _user_errors():
         path = find_ffmpeg(ffmpeg_path)

@@ -25,11 +25,11 @@ import attrs
 from vmafx_core import alignment, hookimpl, tempdirs
 from vmafx_core.alignment import SIGNATURE_FILTER, Plan
 from vmafx_core.errors import BadInput, JobFailed
-from vmafx_core.features import FEATURES, FeatureChoice, parse_feature
 from vmafx_core.ffmpeg import StreamInfo, probe, require_libvmaf
 from vmafx_core.job import NonNegativeInt, PositiveInt, converter
-from vmafx_core.models import ModelChoice, metric_names, parse_models
 from vmafx_core.pixfmt import depth_of, scoring_format
+from vmafx_core.scorers.libvmaf.features import FEATURES, FeatureChoice, parse_feature
+from vmafx_core.scorers.libvmaf.models import ModelChoice, metric_names, names_in_binary, parse_models
 from vmafx_core.supervise import (
     declared_frames,
     last_error,
@@ -43,10 +43,10 @@ from vmafx_core.types import CannotShare, CommandOption, PreparedInput, ScoreOut
 _VMAF_PIX_FMTS = {"yuv420p", "yuv422p", "yuv444p", "yuv420p10le", "yuv422p10le", "yuv444p10le",
                   "yuv420p12le", "yuv422p12le", "yuv444p12le", "yuv420p16le", "yuv422p16le", "yuv444p16le"}
 
-#: one model or several (`vmafx_core.models` has the syntax); built-in names are checked against
+#: one model or several (`models` has the syntax); built-in names are checked against
 #: the ffmpeg binary when the job runs, since which ffmpeg is only known then
 Models = NewType("Models", tuple)  # type: ignore[type-arg]
-#: extra features, each with its options (`vmafx_core.features`)
+#: extra features, each with its options (`features`)
 Features = NewType("Features", tuple)  # type: ignore[type-arg]
 
 
@@ -88,7 +88,7 @@ class LibvmafOptions:
 
     def check(self, ffmpeg: str) -> None:
         """Refuse, before any input is read, a model this ffmpeg does not have."""
-        from vmafx_core.models import check
+        from vmafx_core.scorers.libvmaf.models import check
 
         check(self.models, ffmpeg)
 
@@ -243,7 +243,7 @@ def score(request: ScoreRequest) -> ScoreOutput:
     options.check(ffmpeg)
     ref_info, dis_info = probe_both(ffmpeg, request)
     target = _target_pix_fmt(ref_info.pix_fmt)
-    plan = alignment.plan_pairing(ffmpeg, request, ref_info, dis_info, target)
+    plan = alignment.plan_pairing(ffmpeg, request, ref_info, dis_info, target, **_model_facts(ffmpeg, request))
     workdir = tempdirs.make("libvmaf")
     stack = contextlib.ExitStack()
     try:
@@ -466,7 +466,7 @@ def score_group(requests: Sequence[ScoreRequest], shared: PreparedInput | None =
     probed = [(ref_info, dis_first), *((ref_info, probe(ffmpeg, r.distorted, r.distorted_raw or r.distorted.stream_hint,
                                                       timeout=r.stall_timeout)) for r in requests[1:])]
     target = _target_pix_fmt(ref_info.pix_fmt)
-    plans = [alignment.plan_pairing(ffmpeg, r, ref_i, dis_i, target)
+    plans = [alignment.plan_pairing(ffmpeg, r, ref_i, dis_i, target, **_model_facts(ffmpeg, r))
              for r, (ref_i, dis_i) in zip(requests, probed, strict=True)]
     if any(p.changes_counts for p in plans):
         raise CannotShare("a chain changes frame counts")
@@ -540,6 +540,15 @@ SCORER = Scorer(
 )
 
 
+
+def _model_facts(ffmpeg: str, request: ScoreRequest) -> dict[str, tuple[str, ...]]:
+    """What the colour plan needs of libvmaf's models: the HDR-VMAF models in this ffmpeg's libvmaf
+    (looked for only when the job asks for them) and the names of the models the job scores with."""
+    hdr: tuple[str, ...] = ()
+    if request.alignment.hdr_policy == "hdr-models":
+        hdr = tuple(name for name in names_in_binary(ffmpeg) if "hdr" in name.lower())
+    return {"hdr_models": hdr, "models": tuple(m.name for m in request.options.models)}
+
 @hookimpl
 def vmafx_scorers() -> list[Scorer]:
     return [SCORER]
@@ -569,6 +578,6 @@ def vmafx_command_options() -> list[CommandOption]:
 @hookimpl
 def vmafx_register_commands(cli: Any) -> None:
     """`vmafx models`: the models this ffmpeg's libvmaf has."""
-    from vmafx_core.models_cli import models
+    from vmafx_core.scorers.libvmaf.command import models
 
     cli.add_command(models, "models")
