@@ -240,6 +240,9 @@ def _cli_raw(data: dict[str, Any], shared: dict[str, Any] | None, reference_raw:
 @click.option("--no-progress", is_flag=True, help="No progress bar even on a terminal.")
 @click.option("--report", "report_file", type=click.Path(path_type=Path, dir_okay=False),
               help="Also write an HTML report with per-frame charts (needs the report extra).")
+@click.option("--label", "label_pairs", multiple=True, metavar="NAME=VALUE",
+              help="A free-form label kept in the result and the report (repeatable): codec=x264, crf=23; "
+                   "the report's --curve-by groups rate-quality curves by them.")
 def run(reference: str | None, distorted: str | None, job_file: Path | None, model: tuple[str, ...],
         features: tuple[str, ...], n_subsample: int | None, n_threads: int | None, scale_filter: str | None,
         allow_frame_mismatch: bool | None, width: int | None, height: int | None, pix_fmt: str | None,
@@ -255,7 +258,7 @@ def run(reference: str | None, distorted: str | None, job_file: Path | None, mod
         vfr: str | None = None, interlace_check: str | None = None, reference_raw: str | None = None,
         distorted_raw: str | None = None, scorer_name: str | None = None,
         scorer_option_args: tuple[str, ...] = (), plugin_names: str | None = None,
-        more_distorted: tuple[str, ...] = ()) -> None:
+        more_distorted: tuple[str, ...] = (), label_pairs: tuple[str, ...] = ()) -> None:
     """Score DISTORTED against REFERENCE (paths, file://, s3://..., or rclone remote:path).
 
     Several DISTORTED are scored in one pass over the reference, read and decoded once (README:
@@ -321,6 +324,10 @@ def run(reference: str | None, distorted: str | None, job_file: Path | None, mod
                            ("prepare_timeout", prepare_timeout)):
             if limit is not None:
                 limits[key] = limit
+        if label_pairs:  # added to (and winning over) a job file's labels
+            from vmafx_core.job import parse_labels
+            labels = data.setdefault("labels", {}) if isinstance(data.get("labels", {}), dict) else {}
+            labels.update(parse_labels(label_pairs))
         if allow_roots:  # the operator's flags win over whatever a job file says
             data["allow_roots"] = list(allow_roots)
         if storage_option_pairs:

@@ -138,7 +138,8 @@ def _cached(cache: ResultCache, key: str, job: Job, started: float) -> tuple[Res
         return None
     total = round(time.monotonic() - started, 4)
     kept = data["cache"] if isinstance(data.get("cache"), dict) else {}
-    result = attrs.evolve(stored, job_id=job.id, timings=Timings(prepare_s=total, score_s=0.0, total_s=total, fps=0.0),
+    result = attrs.evolve(stored, job_id=job.id, labels=dict(job.labels),
+                          timings=Timings(prepare_s=total, score_s=0.0, total_s=total, fps=0.0),
                           cache={"hit": True, "key": key, "stored_at": kept.get("stored_at"),
                                  "scored_timings": data.get("timings")})
     return result, frames
@@ -202,7 +203,7 @@ def _build_result(job: Job, scorer_name: str, scorer_release: str, output: Score
         metrics=metrics,
         reference=_report(prepared["reference"], backend_names[0], ref_n, raws["reference"]),
         distorted=_report(prepared["distorted"], backend_names[1] if len(backend_names) > 1 else "encode", dis_n,
-                          raws["distorted"]),
+                          raws["distorted"], None if job.distorted is None else output.distorted_video),
         provenance=provenance,
         timings=Timings(prepare_s=round(prepared_at - started, 4), score_s=round(score_s, 4),
                         total_s=round(time.monotonic() - started, 4),
@@ -210,6 +211,7 @@ def _build_result(job: Job, scorer_name: str, scorer_release: str, output: Score
         notes=notes,
         encode=encoding.report(len(frames), _fps(output.provenance)) if encoding is not None else None,
         cache={"hit": False, "key": key} if cache is not None else None,
+        labels=dict(job.labels),
     )
     if cache is not None and key is not None:
         cache.store(key, result.to_dict(), frames)
@@ -394,7 +396,10 @@ def _check_raw_size(prepared: PreparedInput, raw: RawVideo) -> None:
                        "check width, height and pixel format")
 
 
-def _report(prepared: PreparedInput, storage: str, frames: int, raw: RawVideo | None) -> InputReport:
+def _report(prepared: PreparedInput, storage: str, frames: int, raw: RawVideo | None,
+            video: tuple[int, float] | None = None) -> InputReport:
     return InputReport(role=prepared.role, uri=prepared.display, storage=storage, size=prepared.size,
                        frames=frames, raw=None if raw is None else
-                       {"width": raw.width, "height": raw.height, "pix_fmt": raw.pix_fmt, "fps": raw.fps})
+                       {"width": raw.width, "height": raw.height, "pix_fmt": raw.pix_fmt, "fps": raw.fps},
+                       video_bytes=video[0] if video else None,
+                       bitrate_bps=round(video[0] * 8 / video[1], 1) if video else None)

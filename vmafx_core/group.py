@@ -24,7 +24,7 @@ from vmafx_core import executor, interrupts
 from vmafx_core.cache import ResultCache, make_key, process_default
 from vmafx_core.errors import BadInput, VmafxError
 from vmafx_core.ffmpeg import find_ffmpeg
-from vmafx_core.job import Job
+from vmafx_core.job import Job, Labels
 from vmafx_core.plugins import Plugins
 from vmafx_core.result import Result
 from vmafx_core.types import InputRequest, PrepareContext, PreparedInput, ScoreRequest, StorageBackend
@@ -43,7 +43,10 @@ def run_group(jobs: Sequence[Job], options: Any, plugins: Plugins, *, ffmpeg: st
     which scores only the others.
     """
     first = jobs[0]
-    if any(attrs.evolve(j, distorted=None, id=None) != attrs.evolve(first, distorted=None, id=None) for j in jobs):
+    def shared(job: Job) -> Job:
+        return attrs.evolve(job, distorted=None, id=None, labels=Labels({}))
+
+    if any(shared(j) != shared(first) for j in jobs):
         raise BadInput("jobs scored as a group must differ only in their distorted")
     if first.scorer_name != "libvmaf" or first.encode is not None or first.ladder or len(jobs) == 1:
         return _one_by_one(jobs, options, plugins, ffmpeg, progress, cancelled, cache)

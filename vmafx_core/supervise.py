@@ -35,6 +35,8 @@ from vmafx_core.process import Child
 from vmafx_core.types import DeclaredFrames, PreparedInput, RawVideo, ScoreRequest
 
 DECODED_RE = re.compile(r"Input stream #(\d+):(\d+) \(video\): .*?(\d+) frames decoded")
+#: the same line's packet accounting: bytes of an input's video packets, the bitrate's numerator
+PACKETS_RE = re.compile(r"Input stream #(\d+):(\d+) \(video\): (\d+) packets read \((\d+) bytes\)")
 ENCODED_RE = re.compile(r"Output stream #(\d+):\d+ \(video\): (\d+) frames encoded")
 #: what ffmpeg says when an input ends before its end: over http, through a mount, or in a file
 TRUNCATED_RE = re.compile(r"Stream ends prematurely|partial file|Error during demuxing|"
@@ -188,6 +190,8 @@ class Supervised:
     elapsed: float
     #: (input index, stream index) -> frames decoded: one input may carry several video streams
     stream_decoded: dict[tuple[int, int], int] = attrs.field(factory=dict)
+    #: input index -> bytes of its first video stream's packets read
+    video_bytes: dict[int, int] = attrs.field(factory=dict)
 
     def tail(self, lines: int | None = None) -> str:
         return self.child.tail(lines)
@@ -218,6 +222,7 @@ def run_scoring(request: ScoreRequest, ref: StreamInfo, graph: str, outputs: lis
     their storage's health. Raises only for the watchdog's reasons: the caller judges the exit code
     and the counts."""
     stream_decoded: dict[tuple[int, int], int] = {}
+    stream_bytes: dict[tuple[int, int], int] = {}
     encoded: dict[int, int] = {}
     cut_short: list[str] = []
 
@@ -226,6 +231,9 @@ def run_scoring(request: ScoreRequest, ref: StreamInfo, graph: str, outputs: lis
         e = ENCODED_RE.search(text)
         if m:
             stream_decoded[(int(m.group(1)), int(m.group(2)))] = int(m.group(3))
+            b = PACKETS_RE.search(text)
+            if b:
+                stream_bytes[(int(b.group(1)), int(b.group(2)))] = int(b.group(4))
         elif e:
             encoded[int(e.group(1))] = int(e.group(2))
         elif TRUNCATED_RE.search(text):
@@ -261,4 +269,6 @@ def run_scoring(request: ScoreRequest, ref: StreamInfo, graph: str, outputs: lis
         pump.join(timeout=2)
     # an input's frames decoded: those of its first video stream (the lowest index, written last)
     decoded = {i: n for (i, _), n in sorted(stream_decoded.items(), reverse=True)}
-    return Supervised(code, decoded, encoded, cut_short, child, time.monotonic() - began, stream_decoded)
+    video_bytes = {i: n for (i, _), n in sorted(stream_bytes.items(), reverse=True)}
+    return Supervised(code, decoded, encoded, cut_short, child, time.monotonic() - began, stream_decoded,
+                      video_bytes)

@@ -269,6 +269,9 @@ class ScoreOutput:
     #: pooled values the scorer computed itself at full precision, metric -> {"mean": ..., "min": ...};
     #: they are used over vmafx's pooling of the rounded per-frame values
     pooled: Mapping[str, Mapping[str, float]] = attrs.field(factory=dict)
+    #: the distorted's video stream as read: (bytes of its packets, seconds they cover), for its
+    #: measured bitrate; None when the scorer cannot say (the result then has no bitrate)
+    distorted_video: tuple[int, float] | None = None
 
 
 @attrs.frozen

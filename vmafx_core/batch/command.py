@@ -163,6 +163,8 @@ def run_batch(jobs_file: Path, out: Path, *, jobs: int | None = None, threads_pe
 @click.option("--no-progress", is_flag=True, help="No progress bar even on a terminal.")
 @click.option("--report", "report_file", type=click.Path(path_type=Path, dir_okay=False),
               help="Also write an HTML report of every result in --out (needs the report extra).")
+@click.option("--curve-by", "curve_by", multiple=True, metavar="LABEL",
+              help="In the --report: one rate-quality curve per value of this job label (repeatable).")
 @click.option("--plugins", "plugin_names", metavar="A,B",
               help="Load only these plugins for the batch's jobs (like $VMAFX_PLUGINS; on a cluster the "
                    "workers' own installation decides).")
@@ -170,7 +172,7 @@ def run_batch(jobs_file: Path, out: Path, *, jobs: int | None = None, threads_pe
 @cache.batch_cache_dir
 def batch(jobs_file: Path, out: Path, jobs: int | None, threads_per_job: int | None, summary: Path | None,
           cluster: str | None, skip_failed: bool, ffmpeg_path: str | None, group_size: int | None, no_progress: bool,
-          report_file: Path | None, plugin_names: str | None) -> None:
+          report_file: Path | None, plugin_names: str | None, curve_by: tuple[str, ...] = ()) -> None:
     """Score every job of JOBS.jsonl (one `vmafx run --job` object per line) into --out.
 
     Jobs that already have an ok line in --out are skipped, so running the same command again
@@ -190,5 +192,5 @@ def batch(jobs_file: Path, out: Path, jobs: int | None, threads_per_job: int | N
                          summary=summary, skip_failed=skip_failed, ffmpeg=ffmpeg_path,
                          show_progress=sys.stderr.isatty() and not no_progress, group_size=group_size)
         if report_file is not None:
-            for_batch(out, report_file)
+            for_batch(out, report_file, curve_by)
     sys.exit(int(code))

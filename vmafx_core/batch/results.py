@@ -36,14 +36,21 @@ class Known:
     frames: int | None = None
     exit_code: int | None = None
     error: str | None = None
+    bitrate_bps: float | None = None  #: the distorted's measured video bitrate (an encode's: its own)
+    labels: Mapping[str, Any] = attrs.field(factory=dict)
 
     @classmethod
     def of(cls, record: Mapping[str, Any]) -> Known:
         vmaf = record.get("metrics", {}).get("vmaf") if isinstance(record.get("metrics"), Mapping) else None
         mean = vmaf.get("mean") if isinstance(vmaf, Mapping) else None
+        distorted, encode = record.get("distorted"), record.get("encode")
+        rate = next((where.get("bitrate_bps") for where in (distorted, encode)
+                     if isinstance(where, Mapping) and isinstance(where.get("bitrate_bps"), (int, float))), None)
+        labels = record.get("labels")
         return cls(status=str(record.get("status")), line=record.get("line"),
                    vmaf_mean=mean if isinstance(mean, (int, float)) else None,
-                   frames=record.get("frames_scored"), exit_code=record.get("exit_code"), error=record.get("error"))
+                   frames=record.get("frames_scored"), exit_code=record.get("exit_code"), error=record.get("error"),
+                   bitrate_bps=rate, labels=dict(labels) if isinstance(labels, Mapping) else {})
 
 
 class ResultWriter:
@@ -164,16 +171,28 @@ def _lines(fd: int) -> Iterator[tuple[int, int, bytes, bool]]:
 
 
 def summary_csv(entries: Sequence[Entry], known: Mapping[str, Known]) -> str:
-    """One row per job of the jobs file, in its order; jobs without a result yet are "pending"."""
+    """One row per job of the jobs file, in its order; jobs without a result yet are "pending".
+
+    After the fixed columns, the measured bitrate and one `label:NAME` column per label any job
+    has (a job's own labels from its line when it has no result), so a table tool can group by them.
+    """
+    def labels_of(entry: Entry) -> Mapping[str, Any]:
+        k = known.get(entry.id)
+        given = (entry.data or {}).get("labels")
+        return k.labels if k is not None and k.labels else given if isinstance(given, Mapping) else {}
+
+    names = list(dict.fromkeys(name for entry in entries for name in labels_of(entry)))
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["id", "line", "status", "vmaf_mean", "frames", "exit_code", "error"])
+    writer.writerow(["id", "line", "status", "vmaf_mean", "frames", "exit_code", "error", "bitrate_bps",
+                     *(f"label:{n}" for n in names)])
     for entry in entries:
         k = known.get(entry.id)
+        labels = [labels_of(entry).get(n, "") for n in names]
         if k is None:
-            writer.writerow([entry.id, entry.line, "pending", "", "", "", ""])
+            writer.writerow([entry.id, entry.line, "pending", "", "", "", "", "", *labels])
         else:
             writer.writerow([entry.id, entry.line, k.status, "" if k.vmaf_mean is None else k.vmaf_mean,
                              "" if k.frames is None else k.frames, "" if k.exit_code is None else k.exit_code,
-                             k.error or ""])
+                             k.error or "", "" if k.bitrate_bps is None else k.bitrate_bps, *labels])
     return out.getvalue()

@@ -78,6 +78,12 @@ class Pair:
         return self.pooled_here
 
     @property
+    def labels(self) -> Mapping[str, Any]:
+        """The job's labels (README: Labels and bitrates); none for a frames file alone."""
+        labels = (self.result or {}).get("labels")
+        return labels if isinstance(labels, Mapping) else {}
+
+    @property
     def encode(self) -> Mapping[str, Any] | None:
         encode = (self.result or {}).get("encode")
         return encode if isinstance(encode, Mapping) else None

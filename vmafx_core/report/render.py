@@ -148,6 +148,8 @@ class Options:
     window_seconds: float = 1.0
     bd_method: str = "cubic"
     title: str = "vmafx report"
+    #: labels that name the rate-quality curves of files encoded elsewhere (one curve per value)
+    curve_by: tuple[str, ...] = ()
 
 
 def page(inputs: Inputs, options: Options) -> str:
@@ -220,6 +222,15 @@ def _pair_section(index: int, pair: Pair, metrics: Sequence[str], options: Optio
             parts.append(f'<p class="meta">encode {_e(encode.get("encoder"))} '
                          f'{_e(_options_text(encode.get("options") or {}))}, {_e(encode.get("encoded_bytes"))} '
                          f'bytes{f", {rate / 1000:.1f} kb/s" if isinstance(rate, (int, float)) else ""}</p>')
+        measured = dis.get("bitrate_bps")
+        if isinstance(measured, (int, float)) and not encode:
+            parts.append(f'<p class="meta" data-pair="{index}" data-stat="bitrate" data-value="{measured!r}">'
+                         f"distorted video {measured / 1000:.1f} kb/s ({_e(dis.get('video_bytes'))} bytes of "
+                         "video packets over the stream's duration)</p>")
+        if pair.labels:
+            parts.append('<p class="meta labels">labels ' + ", ".join(
+                f'<span class="label" data-label="{_e(k)}">{_e(k)}={_e(v)}</span>' for k, v in pair.labels.items())
+                + "</p>")
     else:
         parts.append(f'<p class="meta">per-frame values only, from <code>{_e(pair.source)}</code>; pooled here'
                      f'{f" ({pair.fps:g} fps from --fps)" if pair.fps else " (frame rate unknown: --fps)"}</p>')
@@ -266,7 +277,7 @@ def _options_text(options: Mapping[str, Any]) -> str:
 
 def _rate_quality(pairs: Sequence[Pair], options: Options, metrics: Sequence[str]) -> str:
     metric = analysis.primary_metric(metrics) if metrics else "vmaf"
-    points, notes = analysis.rate_points(pairs, metric)
+    points, notes = analysis.rate_points(pairs, metric, options.curve_by)
     if not points:
         return ""
     all_curves = analysis.curves(points)
