@@ -341,10 +341,10 @@ def run(reference: str | None, distorted: str | None, job_file: Path | None, mod
 
         if isinstance(data.get("distorted"), list):
             from vmafx_core.group import run_many
-            unsupported = [flag for flag, given in (("--frames", frames_file), ("--report", report_file),
-                                                    ("--sync report", sync_only), ("--save-encode", save_encode))
-                           if given]
-            code = run_many(data, origin, plugins, ffmpeg_path, as_json, output, no_progress, unsupported)
+            unsupported = [flag for flag, given in (("--frames", frames_file), ("--sync report", sync_only),
+                                                    ("--save-encode", save_encode)) if given]
+            code = run_many(data, origin, plugins, ffmpeg_path, as_json, output, no_progress, unsupported,
+                            report_file)
             if code:
                 sys.exit(code)
             return

@@ -216,12 +216,13 @@ def _one_by_one(jobs: Sequence[Job], options: Any, plugins: Plugins, ffmpeg: str
 
 
 def run_many(data: dict[str, Any], origin: str, plugins: Plugins, ffmpeg: str | None, as_json: bool,
-             output: Any, no_progress: bool, unsupported: Sequence[str]) -> int:
+             output: Any, no_progress: bool, unsupported: Sequence[str], report_file: Any = None) -> int:
     """`vmafx run REF DIS1 DIS2 ...` (or `distorted = [...]`): one result per distorted; the exit code.
 
     stdout gets a JSON list with `--json` (one `vmafx.result` per distorted, in order; a failed one
     is `{"schema": "vmafx.error", "distorted": URI, "error": ..., "exit_code": N}`), else one line
-    per distorted. The exit code is 0 when all were scored, else the first failure's.
+    per distorted. The exit code is 0 when all were scored, else the first failure's. `report_file`:
+    also the HTML report of every pair scored, with its per-frame values.
     """
     import json
 
@@ -232,6 +233,9 @@ def run_many(data: dict[str, Any], origin: str, plugins: Plugins, ffmpeg: str | 
 
     if unsupported:
         raise BadInput(f"{', '.join(unsupported)} take one distorted: score several without them, or one by one")
+    if report_file is not None:  # before anything runs
+        from vmafx_core.report.command import require_extra
+        require_extra()
     items = data["distorted"]
     if not items:
         raise BadInput(f"{origin}: distorted is an empty list")
@@ -246,6 +250,7 @@ def run_many(data: dict[str, Any], origin: str, plugins: Plugins, ffmpeg: str | 
     outcomes = run_group(jobs, options, plugins, ffmpeg=ffmpeg)
     interrupts.check()
     rows: list[dict[str, Any]] = []
+    frames: list[Sequence[dict[str, float]] | None] = []
     code = 0
     for job, outcome in zip(jobs, outcomes, strict=True):
         assert job.distorted is not None
@@ -255,14 +260,19 @@ def run_many(data: dict[str, Any], origin: str, plugins: Plugins, ffmpeg: str | 
             where = "" if job.distorted.uri in outcome.message else f"distorted {job.distorted.uri}: "
             click.echo(f"vmafx: error: {where}{outcome.message}", err=True)
             code = code or int(outcome.exit_code)
+            frames.append(None)
             continue
         rows.append(outcome[0].to_dict())
+        frames.append(outcome[1])
         if not as_json:
             vmaf = rows[-1]["metrics"].get("vmaf")
             click.echo(f"{job.distorted.uri}  VMAF {vmaf['mean']:.6f}" if vmaf else job.distorted.uri)
     text = json.dumps(rows, indent=2) + "\n"
     if output is not None:
         write_atomically(output, text)
+    if report_file is not None:
+        from vmafx_core.report.command import for_many
+        for_many(rows, frames, report_file)
     if as_json:
         click.echo(text, nl=False)
     return code

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import csv
 import fcntl
+import hashlib
 import io
 import json
 import logging
 import os
+import re
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -24,6 +26,53 @@ log = logging.getLogger(__name__)
 #: what to record for a job, given as a plain dict so it crosses a Dask wire as it is
 Outcome = dict[str, Any]
 RecordFn = Callable[[Entry, Outcome], None]
+
+#: an outcome's per-frame values on their way to the frames folder (never written into the line):
+#: a list of frames for a result, a list of them (None for a failed rung) for a ladder
+FRAMES_KEY = "_frames"
+
+
+def frames_folder(results: Path) -> Path:
+    """Where a batch keeps its per-frame values: beside the results file, `results.frames/`."""
+    return results.with_name(results.stem + ".frames")
+
+
+def frames_name(job_id: str) -> str:
+    """A file name for a job id (ids may hold any character): the id where it is one, else its
+    safe characters and a digest of the id, so two ids never share a file."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", job_id).strip("._")[:80]
+    if safe == job_id and safe:
+        return safe
+    return f"{safe or 'job'}-{hashlib.sha256(job_id.encode()).hexdigest()[:10]}"
+
+
+def keep_frames(results: Path, outcome: Outcome, job_id: str) -> Outcome:
+    """Write an outcome's per-frame values as CSV into the frames folder, and name the file (relative
+    to the results file's folder) in the line: `frames_file` of a result, of each rung of a ladder.
+    Written before the line, so a line never names a file that is not there."""
+    from vmafx_core.files import write_atomically
+    from vmafx_core.result import frames_text
+
+    frames = outcome.pop(FRAMES_KEY, None)
+    if frames is None:
+        return outcome
+    folder = frames_folder(results)
+    folder.mkdir(exist_ok=True)
+    base = frames_name(job_id)
+    if isinstance(outcome.get("rungs"), list):
+        rungs = []
+        for index, (rung, its) in enumerate(zip(outcome["rungs"], frames, strict=True)):
+            if its:
+                path = folder / f"{base}.rung{index}.csv"
+                write_atomically(path, frames_text(its, "csv"))
+                rung = {**rung, "frames_file": f"{folder.name}/{path.name}"}
+            rungs.append(rung)
+        return {**outcome, "rungs": rungs}
+    if frames:
+        path = folder / f"{base}.csv"
+        write_atomically(path, frames_text(frames, "csv"))
+        return {**outcome, "frames_file": f"{folder.name}/{path.name}"}
+    return outcome
 
 
 @attrs.frozen

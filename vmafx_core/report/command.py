@@ -82,6 +82,24 @@ def for_run(data: Mapping[str, Any], frames: Sequence[Mapping[str, float]] | Non
     click.echo(f"vmafx: report in {output}", err=True)
 
 
+def for_many(rows: Sequence[Mapping[str, Any]], frames: Sequence[Sequence[Mapping[str, float]] | None],
+             output: Path, origin: str = "vmafx run") -> None:
+    """The report of several distorted scored against one reference: each with its frames in hand,
+    the failed ones listed."""
+    pairs, failed = [], []
+    for i, (row, its_frames) in enumerate(zip(rows, frames, strict=True)):
+        if row.get("schema") == report_inputs.ERROR_SCHEMA:
+            failed.append(report_inputs.Failed(str(row.get("distorted")), f"{origin} distorted {i}",
+                                               str(row.get("error"))))
+            continue
+        pairs.append(Pair(label=report_inputs.result_label(row, f"distorted {i}"), source=f"{origin} distorted {i}",
+                          result=row, frames=[dict(f) for f in its_frames] if its_frames else None,
+                          frames_source=origin if its_frames else None))
+    report_inputs.unique_labels(pairs)
+    write(Inputs(pairs=pairs, failed=failed), output)
+    click.echo(f"vmafx: report in {output}", err=True)
+
+
 def for_batch(results: Path, output: Path, curve_by: Sequence[str] = ()) -> None:
     """The report of a batch's results file (every job in it, this run's and earlier ones)."""
     write(report_inputs.load([results]), output, curve_by=curve_by)
