@@ -81,7 +81,7 @@ class _Commands(click.Group):
     """The subcommands; `batch` and `report` (large modules) are imported only when asked for."""
 
     LAZY = {"batch": ("vmafx_core.batch", "batch"), "report": ("vmafx_core.report.command", "report"),
-            "models": ("vmafx_core.models_cli", "models")}
+            "models": ("vmafx_core.models_cli", "models"), "jobs": ("vmafx_core.jobs_cli", "jobs")}
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *self.LAZY})
