@@ -61,3 +61,10 @@ def video_packet_bytes(path: Path) -> tuple[int, int]:
                           "-c", "copy", "-f", "framecrc", "-"], check=True, capture_output=True, text=True).stdout
     sizes = [int(line.split(",")[4]) for line in out.splitlines() if line and not line.startswith("#")]
     return sum(sizes), len(sizes)
+
+
+if __name__ == "__main__":  # python -m testkit.dataset FOLDER: the worked example's dataset
+    import sys
+
+    made = make_dataset(Path(sys.argv[1]))
+    print(f"made {made.refs} and {made.encodes}")

@@ -1,0 +1,82 @@
+"""docs/WORKED_EXAMPLE.md runs as written: its Python block as a script and its shell block through
+the real `vmafx`, on a local folder and on a bucket of the test S3 server (listed with one `rclone
+lsjson -R` per folder). The API and the command line give the same numbers; the report has
+per-frame charts and one rate-quality curve per codec and clip with its BD-rate."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from testkit.dataset import CLIPS, Dataset, make_dataset
+from testkit.s3server import S3Server
+from testkit.watch import Watcher
+from tests.cli.test_report import cells_of, find
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "WORKED_EXAMPLE.md"
+
+
+def blocks(kind: str) -> list[str]:
+    return re.findall(rf"```{kind}\n(.*?)```", DOC.read_text(), re.S)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Dataset:
+    return make_dataset(tmp_path_factory.mktemp("dataset"))
+
+
+@pytest.mark.parametrize("where", ["local", "s3"])
+def test_the_worked_example_runs_as_written(where: str, dataset: Dataset, tmp_path: Path, request: pytest.FixtureRequest
+                                            ) -> None:
+    env = {**os.environ, "OUT": str(tmp_path), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+           "VMAFX_RESULT_CACHE": "off"}
+    if where == "local":
+        env["DATASET"] = str(dataset.folder)
+    else:
+        server: S3Server = request.getfixturevalue("s3_server")
+        bucket: str = request.getfixturevalue("bucket")
+        for path in sorted(dataset.folder.rglob("*.mp4")):
+            server.put_file(bucket, f"set/{path.relative_to(dataset.folder)}", path)
+        env.update(server.rclone_env("s3"), DATASET=f"s3://{bucket}/set")
+    [python] = blocks("python")
+    api = subprocess.run([sys.executable, "-c", python], env=env, capture_output=True, text=True, timeout=900)
+    assert api.returncode == 0, api.stderr
+    assert len([line for line in api.stdout.splitlines() if "VMAF" in line]) == 16
+    [shell] = blocks("sh")
+    cli = subprocess.run(["bash", "-euo", "pipefail", "-c", shell], env=env, capture_output=True, text=True,
+                         timeout=900)
+    assert cli.returncode == 0, cli.stderr
+    assert "vmafx: 16 jobs; 0 distorted without a reference" in cli.stderr
+    assert len(cli.stdout.splitlines()) == 17  # the --dry-run table
+    lines = {}
+    for name in ("results.jsonl", "cli-results.jsonl"):
+        lines[name] = {line["id"]: line for line in map(json.loads, (tmp_path / name).read_text().splitlines())}
+    assert lines["results.jsonl"].keys() == lines["cli-results.jsonl"].keys() and len(lines["results.jsonl"]) == 16
+    for job_id, line in lines["results.jsonl"].items():
+        other = lines["cli-results.jsonl"][job_id]
+        assert line["metrics"] == other["metrics"] and line["labels"] == other["labels"]
+        assert line["distorted"]["bitrate_bps"] == other["distorted"]["bitrate_bps"]
+        assert line["distorted"]["storage"] == ("local" if where == "local" else "rclone-http")
+    if where == "s3":  # the listing: one rclone lsjson -R per template folder, not one request per file
+        watched = subprocess.Popen([sys.executable, "-m", "vmafx_core", "jobs", f"{env['DATASET']}/refs/{{clip}}.mp4",
+                                    f"{env['DATASET']}/encodes/{{clip}}_{{codec}}_crf{{crf}}.mp4", "--dry-run"],
+                                   env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        watcher = Watcher(watched.pid)
+        assert watched.wait(timeout=120) == 0
+        watcher.stop()
+        listings = [watcher.cmdlines[pid].rstrip(b"\0").split(b"\0") for pid in watcher.named(b"rclone")]
+        assert sorted(argv[-1] for argv in listings) == [f"s3:{bucket}/set/encodes".encode(),
+                                                         f"s3:{bucket}/set/refs".encode()]
+        assert all(b"lsjson" in argv and b"-R" in argv for argv in listings)
+    for page in ("report.html", "cli-report.html"):
+        cells = cells_of(tmp_path / page)
+        assert len(find(cells, stat="bd_rate", _tag="td")) == len(CLIPS)  # x265 against x264, per clip
+        assert len({c["pair"] for c in find(cells, kind="scene")}) == 16  # every pair's frames came along
+    assert [(c.get("bd"), c.get("value")) for c in find(cells_of(tmp_path / "report.html"), stat="bd_rate")] == \
+        [(c.get("bd"), c.get("value")) for c in find(cells_of(tmp_path / "cli-report.html"), stat="bd_rate")]
