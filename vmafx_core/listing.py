@@ -135,6 +135,8 @@ def pair(reference: str, distorted: str, lister: Lister, base: Mapping[str, Any]
     listings: dict[str, Sequence[str]] = {}
     for folder in dict.fromkeys((ref_t.folder, dis_t.folder)):
         listings[folder] = lister(folder)
+        if not listings[folder]:  # object storage has no folders: a wrong prefix lists nothing
+            raise BadInput(f"{folder}: lists no files (no such folder, or an empty one)")
     ambiguous: list[tuple[str, str]] = []
     distorted_files: list[tuple[str, dict[str, str]]] = []
     taken: set[str] = set()

@@ -9,13 +9,11 @@ its credentials are only in its environment.
 from __future__ import annotations
 
 import json
-import subprocess
-import threading
 from collections.abc import Mapping
 from typing import Any
 
 from vmafx_core.errors import BadInput, Unreachable
-from vmafx_rclone_common.launch import explain_storage_error, last_error, secret_values
+from vmafx_rclone_common.launch import explain_storage_error, last_error
 from vmafx_rclone_common.settings import RcloneSettings
 from vmafx_rclone_common.uris import uri_to_display
 
@@ -25,26 +23,13 @@ LIST_TIMEOUT_S = 300.0
 
 def list_files(folder: str, options: Mapping[str, Any], timeout: float = LIST_TIMEOUT_S) -> list[str]:
     """Paths (relative to `folder`, "/" between folders) of every file under the remote `folder`."""
-    from vmafx_core.process import Child
-
     settings = RcloneSettings.from_options(options)
     target = settings.resolve(folder.rstrip("/"))
     shown = uri_to_display(folder)
-    env = settings.env()
-    argv = [settings.binary, "lsjson", "-R", "--files-only", "--no-mimetype", "--no-modtime",
-            "--low-level-retries", "2", "--retries", "1", target.spec]
-    chunks: list[bytes] = []
-    with Child(argv, name="rclone lsjson", env=env, stdout=subprocess.PIPE, secrets=secret_values(env)) as child:
-        stdout = child.proc.stdout
-        assert stdout is not None
-        reader = threading.Thread(target=lambda: chunks.append(stdout.read()), daemon=True)
-        reader.start()
-        try:
-            code = child.wait(timeout)
-        except subprocess.TimeoutExpired:
-            raise Unreachable(f"{shown}: the storage did not list the folder within {timeout:g}s",
-                              retryable=False) from None
-        reader.join(timeout=5)
+    code, out, child = settings.output(["lsjson", "-R", "--files-only", "--no-mimetype", "--no-modtime",
+                                        "--low-level-retries", "2", "--retries", "1", target.spec], timeout)
+    if code is None:
+        raise Unreachable(f"{shown}: the storage did not list the folder within {timeout:g}s", retryable=False)
     if code != 0:
         tail = child.tail()
         if "directory not found" in tail.lower():
@@ -53,7 +38,7 @@ def list_files(folder: str, options: Mapping[str, Any], timeout: float = LIST_TI
                                     config_hint=settings.config_hint(), scheme=target.scheme) or \
             Unreachable(f"{shown}: rclone could not list the folder: {last_error(tail)}", retryable=False)
     try:
-        entries = json.loads(b"".join(chunks) or b"[]")
+        entries = json.loads(out or b"[]")
     except ValueError:
         raise Unreachable(f"{shown}: rclone's listing was not JSON", retryable=False) from None
     return sorted(str(e["Path"]) for e in entries if isinstance(e, dict) and not e.get("IsDir"))
