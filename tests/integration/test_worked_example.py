@@ -84,7 +84,8 @@ def test_the_worked_example_runs_as_written(where: str, dataset: Dataset, tmp_pa
 
 def test_a_remote_folder_that_is_not_there_is_one_line(s3_server: S3Server, bucket: str, tmp_path: Path) -> None:
     env = {**os.environ, **s3_server.rclone_env("s3")}
-    for template, says in ((f"s3://{bucket}/nothing/{{clip}}.mp4", f"s3://{bucket}/nothing: lists no files (no such folder, or an empty one)"),
+    empty = f"s3://{bucket}/nothing: lists no files (no such folder, or an empty one)"
+    for template, says in ((f"s3://{bucket}/nothing/{{clip}}.mp4", empty),
                            ("nosuchremote:set/refs/{clip}.mp4", "unknown rclone remote 'nosuchremote'")):
         run = subprocess.run([sys.executable, "-m", "vmafx_core", "jobs", template, f"s3://{bucket}/e/{{clip}}_x.mp4"],
                              env=env, capture_output=True, text=True, timeout=120)
