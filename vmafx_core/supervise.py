@@ -197,6 +197,16 @@ class Supervised:
         return self.child.tail(lines)
 
 
+def video_read(packet_bytes: int | None, frames: int | None, info: StreamInfo) -> tuple[int, float] | None:
+    """(bytes, seconds) of a distorted's video as ffmpeg read it (`Supervised.video_bytes`), for
+    `ScoreOutput.distorted_video`: its packets' bytes over the frames decoded at the stream's rate
+    (its own duration when the rate is unknown)."""
+    if not packet_bytes or not frames or frames < 0:
+        return None
+    seconds = frames / info.fps if info.fps else info.duration
+    return (packet_bytes, seconds) if seconds else None
+
+
 def expected_frames(request: ScoreRequest, ref: StreamInfo) -> tuple[int | None, bool]:
     """Frames the reference should give, for the progress bar, and whether that is a guess."""
     if request.reference_raw is not None and request.reference.size:

@@ -149,3 +149,12 @@ def test_job_file_labels_are_checked_like_any_field(dataset: Dataset, tmp_path: 
                                "labels": {"codec": ["x264"]}}))
     run = run_vmafx("run", "--job", str(job))
     assert run.code == 2 and "job.labels: label 'codec': must be a string or a number" in run.stderr
+
+
+def test_the_other_scorer_measures_the_same_bitrate(dataset: Dataset) -> None:
+    dis = dataset.encode("pattern", "x264", 38)
+    result = ok(run_vmafx("run", str(dataset.refs / "pattern.mp4"), str(dis), "--scorer", "ffmpeg-metrics",
+                          "--scorer-option", "metrics=psnr", "--json", "--no-progress")).json()
+    size, packets = video_packet_bytes(dis)
+    assert result["distorted"]["video_bytes"] == size
+    assert result["distorted"]["bitrate_bps"] == pytest.approx(size * 8 / (packets / FPS), abs=0.1)

@@ -35,6 +35,7 @@ from vmafx_core.supervise import (
     probe_both,
     run_scoring,
     strip_prefix,
+    video_read,
 )
 from vmafx_core.types import PreparedInput, ScoreOutput, Scorer, ScoreRequest
 
@@ -278,14 +279,6 @@ def _output(ffmpeg_version: str, ffmpeg: str, options: LibvmafOptions, groups: l
                        declared_frames=declared_frames((ref_info, dis_info), reads_all=not plan.frames),
                        distorted_video=video)
 
-
-def video_read(packet_bytes: int | None, frames: int | None, info: StreamInfo) -> tuple[int, float] | None:
-    """(bytes, seconds) of a distorted's video as ffmpeg read it: its packets' bytes over the frames
-    decoded at the stream's rate (its own duration when the rate is unknown)."""
-    if not packet_bytes or not frames or frames < 0:
-        return None
-    seconds = frames / info.fps if info.fps else info.duration
-    return (packet_bytes, seconds) if seconds else None
 
 
 def _hide_logs(graph: str, log_path: str, count: int) -> str:

@@ -32,7 +32,7 @@ from vmafx_core.errors import JobFailed
 from vmafx_core.ffmpeg import ffmpeg_info
 from vmafx_core.job import converter
 from vmafx_core.pixfmt import depth_of, scoring_format
-from vmafx_core.supervise import declared_frames, last_error, probe_both, run_scoring, strip_prefix
+from vmafx_core.supervise import declared_frames, last_error, probe_both, run_scoring, strip_prefix, video_read
 from vmafx_core.types import ScoreOutput, Scorer, ScoreRequest
 
 #: the filters this scorer can run, in the order they are chained
@@ -266,7 +266,8 @@ def score(request: ScoreRequest) -> ScoreOutput:
                        distorted_frames=run.decoded.get(1, -1), provenance=provenance, notes=notes,
                        compared_frames=compared, frame_rate=rate,
                        # with a frame limit ffmpeg stops reading once the pairs are done
-                       declared_frames=declared_frames((ref_info, dis_info), reads_all=not plan.frames))
+                       declared_frames=declared_frames((ref_info, dis_info), reads_all=not plan.frames),
+                       distorted_video=video_read(run.video_bytes.get(1), run.decoded.get(1), dis_info))
 
 
 #: a value each filter writes on every frame
