@@ -18,6 +18,7 @@ from testkit.dataset import CLIPS, Dataset, make_dataset
 from testkit.s3server import S3Server
 from testkit.watch import Watcher
 from tests.cli.test_report import cells_of, find
+from tests.integration.test_batch_dask import DaskCluster, dask_cluster  # noqa: F401 (the fixture)
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "WORKED_EXAMPLE.md"
 
@@ -91,3 +92,23 @@ def test_a_remote_folder_that_is_not_there_is_one_line(s3_server: S3Server, buck
                              env=env, capture_output=True, text=True, timeout=120)
         first = run.stderr.splitlines()[0]  # (then, for rclone's own words, the hint to run with -v)
         assert run.returncode == 2 and first.startswith("vmafx: error: ") and says in first, run.stderr
+
+
+def test_the_api_runs_a_batch_on_a_dask_cluster_as_locally(dask_cluster: DaskCluster, dataset: Dataset,  # noqa: F811
+                                                           tmp_path: Path) -> None:
+    """`vmafx.run_batch(..., cluster=...)`: the same numbers as the local pool, frames back from the workers."""
+    import vmafx
+
+    pairing = vmafx.jobs_from_listing(f"{dataset.refs}/{{clip}}.mp4",
+                                      f"{dataset.encodes}/{{clip}}_x265_crf{{crf}}.mp4")
+    assert len(pairing.jobs) == 8 and len(pairing.unused) == 0
+    here = vmafx.run_batch(pairing.jobs, tmp_path / "here.jsonl", cache=False)
+    there = vmafx.run_batch(pairing.jobs, tmp_path / "there.jsonl", cluster=dask_cluster.address, cache=False)
+    assert here.exit_code == there.exit_code == 0
+    local = {s.result.job_id: s for s in here.scored}
+    assert len(there.scored) == 8
+    for scored in there.scored:
+        mine = local[scored.result.job_id]
+        assert scored.to_dict()["metrics"] == mine.to_dict()["metrics"] and scored.labels == mine.labels
+        assert scored.bitrate_bps == mine.bitrate_bps and len(scored.frames) == len(mine.frames) == 24
+        assert [f["vmaf"] for f in scored.frames] == [f["vmaf"] for f in mine.frames]
