@@ -83,7 +83,8 @@ def _setup_logging(verbose: int) -> None:
 class _Commands(click.Group):
     """The subcommands; `batch` and `report` (large modules) are imported only when asked for."""
 
-    LAZY = {"batch": ("vmafx_core.batch", "batch"), "report": ("vmafx_core.report.command", "report")}
+    LAZY = {"batch": ("vmafx_core.batch", "batch"), "report": ("vmafx_core.report.command", "report"),
+            "jobs": ("vmafx_core.jobs_cli", "jobs")}
     #: the installed plugins' commands were added (`vmafx_register_commands`)
     plugin_commands = False
 
@@ -265,6 +266,9 @@ def _cli_raw(data: dict[str, Any], shared: dict[str, Any] | None, reference_raw:
 @click.option("--no-progress", is_flag=True, help="No progress bar even on a terminal.")
 @click.option("--report", "report_file", type=click.Path(path_type=Path, dir_okay=False),
               help="Also write an HTML report with per-frame charts (needs the report extra).")
+@click.option("--label", "label_pairs", multiple=True, metavar="NAME=VALUE",
+              help="A free-form label kept in the result and the report (repeatable): codec=x264, crf=23; "
+                   "the report's --curve-by groups rate-quality curves by them.")
 def run(reference: str | None, distorted: str | None, job_file: Path | None, scale_filter: str | None,
         allow_frame_mismatch: bool | None, width: int | None, height: int | None, pix_fmt: str | None,
         fps: float | None, storage: str | None,
@@ -280,7 +284,7 @@ def run(reference: str | None, distorted: str | None, job_file: Path | None, sca
         distorted_raw: str | None = None, scorer_name: str | None = None,
         scorer_option_args: tuple[str, ...] = (), plugin_names: str | None = None,
         more_distorted: tuple[str, ...] = (), colour_mode: str | None = None, hdr_policy: str | None = None,
-        tonemap: str | None = None, **plugin_values: Any) -> None:
+        tonemap: str | None = None, label_pairs: tuple[str, ...] = (), **plugin_values: Any) -> None:
     """Score DISTORTED against REFERENCE (paths, file://, s3://..., or rclone remote:path).
 
     Several DISTORTED are scored in one pass over the reference, read and decoded once (README:
@@ -344,6 +348,10 @@ def run(reference: str | None, distorted: str | None, job_file: Path | None, sca
                            ("prepare_timeout", prepare_timeout)):
             if limit is not None:
                 limits[key] = limit
+        if label_pairs:  # added to (and winning over) a job file's labels
+            from vmafx_core.job import parse_labels
+            labels = data.setdefault("labels", {}) if isinstance(data.get("labels", {}), dict) else {}
+            labels.update(parse_labels(label_pairs))
         if allow_roots:  # the operator's flags win over whatever a job file says
             data["allow_roots"] = list(allow_roots)
         if storage_option_pairs:
@@ -351,10 +359,10 @@ def run(reference: str | None, distorted: str | None, job_file: Path | None, sca
         _apply_plugin_flags(data, scorer, plugin_values, "storage")  # a flag wins over --storage-option
 
         if isinstance(data.get("distorted"), list):
-            unsupported = [flag for flag, given in (("--frames", frames_file), ("--report", report_file),
-                                                    ("--sync report", sync_only), ("--save-encode", save_encode))
-                           if given]
-            code = _run_many(data, origin, plugins, ffmpeg_path, as_json, output, no_progress, unsupported)
+            unsupported = [flag for flag, given in (("--frames", frames_file), ("--sync report", sync_only),
+                                                    ("--save-encode", save_encode)) if given]
+            code = _run_many(data, origin, plugins, ffmpeg_path, as_json, output, no_progress, unsupported,
+                             report_file)
             if code:
                 sys.exit(code)
             return
@@ -536,17 +544,21 @@ def _run_ladder(job: Job, options: Any, plugins: Plugins, ffmpeg_path: str | Non
 
 
 def _run_many(data: dict[str, Any], origin: str, plugins: Plugins, ffmpeg: str | None, as_json: bool,
-             output: Any, no_progress: bool, unsupported: Sequence[str]) -> int:
+             output: Any, no_progress: bool, unsupported: Sequence[str], report_file: Any = None) -> int:
     """`vmafx run REF DIS1 DIS2 ...` (or `distorted = [...]`): one result per distorted; the exit code.
 
     stdout gets a JSON list with `--json` (one `vmafx.result` per distorted, in order; a failed one
     is `{"schema": "vmafx.error", "distorted": URI, "error": ..., "exit_code": N}`), else one line
-    per distorted. The exit code is 0 when all were scored, else the first failure's.
+    per distorted. The exit code is 0 when all were scored, else the first failure's. `report_file`:
+    also the HTML report of every pair scored, with its per-frame values.
     """
     from vmafx_core.group import run_group
 
     if unsupported:
         raise BadInput(f"{', '.join(unsupported)} take one distorted: score several without them, or one by one")
+    if report_file is not None:  # before anything runs
+        from vmafx_core.report.command import require_extra
+        require_extra()
     items = data["distorted"]
     if not items:
         raise BadInput(f"{origin}: distorted is an empty list")
@@ -561,6 +573,7 @@ def _run_many(data: dict[str, Any], origin: str, plugins: Plugins, ffmpeg: str |
     outcomes = run_group(jobs, options, plugins, ffmpeg=ffmpeg)
     interrupts.check()
     rows: list[dict[str, Any]] = []
+    frames: list[Sequence[dict[str, float]] | None] = []
     code = 0
     for job, outcome in zip(jobs, outcomes, strict=True):
         assert job.distorted is not None
@@ -570,14 +583,19 @@ def _run_many(data: dict[str, Any], origin: str, plugins: Plugins, ffmpeg: str |
             where = "" if job.distorted.uri in outcome.message else f"distorted {job.distorted.uri}: "
             click.echo(f"vmafx: error: {where}{outcome.message}", err=True)
             code = code or int(outcome.exit_code)
+            frames.append(None)
             continue
         rows.append(outcome[0].to_dict())
+        frames.append(outcome[1])
         if not as_json:
             vmaf = rows[-1]["metrics"].get("vmaf")
             click.echo(f"{job.distorted.uri}  VMAF {vmaf['mean']:.6f}" if vmaf else job.distorted.uri)
     text = json.dumps(rows, indent=2) + "\n"
     if output is not None:
         write_atomically(output, text)
+    if report_file is not None:
+        from vmafx_core.report.command import for_many
+        for_many(rows, frames, report_file)
     if as_json:
         click.echo(text, nl=False)
     return code

@@ -25,7 +25,7 @@ from vmafx_core import interrupts, lifecycle
 from vmafx_core.cache import ResultCache
 from vmafx_core.errors import BadInput, VmafxError
 from vmafx_core.executor import run_job
-from vmafx_core.job import Job
+from vmafx_core.job import Job, Labels
 from vmafx_core.lifecycle import ProgressFn, ResultOrError
 from vmafx_core.plugins import Plugins
 from vmafx_core.types import CannotShare, InputRequest, PrepareContext, PreparedInput, StorageBackend
@@ -42,7 +42,10 @@ def run_group(jobs: Sequence[Job], options: Any, plugins: Plugins, *, ffmpeg: st
     which scores only the others.
     """
     first = jobs[0]
-    if any(attrs.evolve(j, distorted=None, id=None) != attrs.evolve(first, distorted=None, id=None) for j in jobs):
+    def shared(job: Job) -> Job:
+        return attrs.evolve(job, distorted=None, id=None, labels=Labels({}))
+
+    if any(shared(j) != shared(first) for j in jobs):
         raise BadInput("jobs scored as a group must differ only in their distorted")
     provided = plugins.scorers().get(first.scorer_name)
     if (provided is None or provided.item.score_shared is None or first.encode is not None or first.ladder

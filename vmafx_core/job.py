@@ -11,7 +11,7 @@ import json
 import math
 import re
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, NewType, get_args, get_origin, get_type_hints
 
@@ -29,6 +29,7 @@ NonNegativeInt = NewType("NonNegativeInt", int)
 PositiveFloat = NewType("PositiveFloat", float)
 PixFmt = NewType("PixFmt", str)
 Uri = NewType("Uri", str)
+Labels = NewType("Labels", Mapping[str, str | int | float])
 
 ScaleFilter = Literal["bicubic", "bilinear", "lanczos", "spline", "neighbor", "area", "none"]
 
@@ -217,6 +218,10 @@ class Job:
     #: installed ones, or what the operator's --plugins / $VMAFX_PLUGINS allows
     plugins: tuple[str, ...] | None = None
     id: str | None = None
+    #: free-form labels (clip, codec, crf, rung, ...): carried into the result, the batch summary
+    #: and the report, where rate-quality curves are grouped by the ones a user names; they never
+    #: change a score, so the result cache ignores them
+    labels: Labels = attrs.field(factory=lambda: Labels({}))
 
     @property
     def scorer_name(self) -> str:
@@ -257,6 +262,32 @@ def _uri(value: Any, _: type) -> str:
     return value
 
 
+LABEL_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
+
+
+def _labels(value: Any, _: type) -> Mapping[str, str | int | float]:
+    """A table of name -> string or number; names as identifiers, so `--curve-by NAME` can name them."""
+    if not isinstance(value, Mapping):
+        raise ValueError(f"must be a table/object of name = value, got {value!r}")
+    for key, item in value.items():
+        if not isinstance(key, str) or not LABEL_KEY.fullmatch(key):
+            raise ValueError(f"label name {key!r}: use letters, digits, _ . - (starting with a letter or _)")
+        if isinstance(item, bool) or not isinstance(item, (str, int, float)):
+            raise ValueError(f"label {key!r}: must be a string or a number, got {item!r}")
+    return dict(value)
+
+
+def parse_labels(pairs: Sequence[str], where: str = "--label") -> dict[str, str]:
+    """`KEY=VALUE` words (the command line's `--label`) as a labels table; a bad one is BadInput."""
+    labels: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not LABEL_KEY.fullmatch(key.strip()):
+            raise BadInput(f"{where} {pair!r}: give NAME=VALUE, e.g. codec=x264 (names: letters, digits, _ . -)")
+        labels[key.strip()] = value
+    return labels
+
+
 def _strict_str(value: Any, _: type) -> str:
     if not isinstance(value, str):
         raise ValueError(f"must be a string, got {value!r}")
@@ -295,6 +326,7 @@ def _make_converter() -> cattrs.Converter:
     conv.register_structure_hook_func(lambda t: get_origin(t) is Literal, _literal)
     conv.register_structure_hook(PixFmt, _pix_fmt)
     conv.register_structure_hook(Uri, _uri)
+    conv.register_structure_hook(Labels, _labels)
     conv.register_structure_hook(Size, _size)
     conv.register_structure_hook(Bitrate, _bitrate)
     conv.register_structure_hook(FrameRate, _frame_rate)

@@ -236,7 +236,8 @@ def cached(setup: Setup, key: str | None, job: Job) -> Scored | None:
         return None
     total = round(time.monotonic() - setup.started, 4)
     kept = data["cache"] if isinstance(data.get("cache"), dict) else {}
-    result = attrs.evolve(stored, job_id=job.id, timings=Timings(prepare_s=total, score_s=0.0, total_s=total, fps=0.0),
+    result = attrs.evolve(stored, job_id=job.id, labels=dict(job.labels),
+                          timings=Timings(prepare_s=total, score_s=0.0, total_s=total, fps=0.0),
                           cache={"hit": True, "key": key, "stored_at": kept.get("stored_at"),
                                  "scored_timings": data.get("timings")})
     return result, frames
@@ -321,7 +322,8 @@ def build_result(setup: Setup, scoring: Scoring) -> Scored:
         frames_scored=len(frames),
         metrics=metrics,
         reference=_report(scoring.reference, ref_storage, ref_n, raws["reference"]),
-        distorted=_report(scoring.distorted, dis_storage, dis_n, raws["distorted"]),
+        distorted=_report(scoring.distorted, dis_storage, dis_n, raws["distorted"],
+                          None if job.distorted is None else output.distorted_video),
         provenance=provenance,
         timings=Timings(prepare_s=round(scoring.prepared_at - started, 4), score_s=round(score_s, 4),
                         total_s=round(time.monotonic() - started, 4),
@@ -329,6 +331,7 @@ def build_result(setup: Setup, scoring: Scoring) -> Scored:
         notes=notes,
         encode=scoring.encoding.report(len(frames), _fps(output.provenance)) if scoring.encoding is not None else None,
         cache={"hit": False, "key": scoring.key} if setup.cache is not None else None,
+        labels=dict(job.labels),
     )
     if setup.cache is not None and scoring.key is not None:
         setup.cache.store(scoring.key, result.to_dict(), frames)
@@ -417,10 +420,13 @@ def _fps(provenance: Any) -> float | None:
     return float(fps) if fps else None
 
 
-def _report(prepared: PreparedInput, storage: str, frames: int, raw: RawVideo | None) -> InputReport:
+def _report(prepared: PreparedInput, storage: str, frames: int, raw: RawVideo | None,
+            video: tuple[int, float] | None = None) -> InputReport:
     return InputReport(role=prepared.role, uri=prepared.display, storage=storage, size=prepared.size,
                        frames=frames, raw=None if raw is None else
-                       {"width": raw.width, "height": raw.height, "pix_fmt": raw.pix_fmt, "fps": raw.fps})
+                       {"width": raw.width, "height": raw.height, "pix_fmt": raw.pix_fmt, "fps": raw.fps},
+                       video_bytes=video[0] if video else None,
+                       bitrate_bps=round(video[0] * 8 / video[1], 1) if video else None)
 
 
 _swept = threading.Event()

@@ -42,6 +42,11 @@ class InputReport:
     size: int | None
     frames: int  #: frames decoded from this input
     raw: Mapping[str, Any] | None = None
+    #: a distorted file's video stream alone: the bytes of its video packets ffmpeg read while
+    #: scoring and their rate over the stream's duration (frames decoded / frame rate), not the
+    #: container's size, which counts audio and headers too (README: Labels and bitrates)
+    video_bytes: int | None = None
+    bitrate_bps: float | None = None
 
 
 @attrs.frozen
@@ -68,6 +73,8 @@ class Result:
     #: with the result cache in use: {"hit": bool, "key": ...}; a hit also says when it was stored
     #: and the timings of the run that scored it (README: Result cache)
     cache: Mapping[str, Any] | None = None
+    #: the job's labels, as given (README: Labels and bitrates)
+    labels: Mapping[str, Any] = attrs.field(factory=dict)
     schema: str = SCHEMA_ID
     schema_version: int = SCHEMA_VERSION
 

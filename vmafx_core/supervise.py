@@ -36,6 +36,8 @@ from vmafx_core.storagehealth import await_storage_failure, storage_failure
 from vmafx_core.types import DeclaredFrames, PreparedInput, RawVideo, ScoreRequest
 
 DECODED_RE = re.compile(r"Input stream #(\d+):(\d+) \(video\): .*?(\d+) frames decoded")
+#: the same line's packet accounting: bytes of an input's video packets, the bitrate's numerator
+PACKETS_RE = re.compile(r"Input stream #(\d+):(\d+) \(video\): (\d+) packets read \((\d+) bytes\)")
 ENCODED_RE = re.compile(r"Output stream #(\d+):\d+ \(video\): (\d+) frames encoded")
 #: what ffmpeg says when an input ends before its end: over http, through a mount, or in a file
 TRUNCATED_RE = re.compile(r"Stream ends prematurely|partial file|Error during demuxing|"
@@ -193,9 +195,21 @@ class Supervised:
     elapsed: float
     #: (input index, stream index) -> frames decoded: one input may carry several video streams
     stream_decoded: dict[tuple[int, int], int] = attrs.field(factory=dict)
+    #: input index -> bytes of its first video stream's packets read
+    video_bytes: dict[int, int] = attrs.field(factory=dict)
 
     def tail(self, lines: int | None = None) -> str:
         return self.child.tail(lines)
+
+
+def video_read(packet_bytes: int | None, frames: int | None, info: StreamInfo) -> tuple[int, float] | None:
+    """(bytes, seconds) of a distorted's video as ffmpeg read it (`Supervised.video_bytes`), for
+    `ScoreOutput.distorted_video`: its packets' bytes over the frames decoded at the stream's rate
+    (its own duration when the rate is unknown)."""
+    if not packet_bytes or not frames or frames < 0:
+        return None
+    seconds = frames / info.fps if info.fps else info.duration
+    return (packet_bytes, seconds) if seconds else None
 
 
 def expected_frames(request: ScoreRequest, ref: StreamInfo) -> tuple[int | None, bool]:
@@ -223,6 +237,7 @@ def run_scoring(request: ScoreRequest, ref: StreamInfo, graph: str, outputs: lis
     their storage's health. Raises only for the watchdog's reasons: the caller judges the exit code
     and the counts."""
     stream_decoded: dict[tuple[int, int], int] = {}
+    stream_bytes: dict[tuple[int, int], int] = {}
     encoded: dict[int, int] = {}
     cut_short: list[str] = []
 
@@ -231,6 +246,9 @@ def run_scoring(request: ScoreRequest, ref: StreamInfo, graph: str, outputs: lis
         e = ENCODED_RE.search(text)
         if m:
             stream_decoded[(int(m.group(1)), int(m.group(2)))] = int(m.group(3))
+            b = PACKETS_RE.search(text)
+            if b:
+                stream_bytes[(int(b.group(1)), int(b.group(2)))] = int(b.group(4))
         elif e:
             encoded[int(e.group(1))] = int(e.group(2))
         elif TRUNCATED_RE.search(text):
@@ -271,4 +289,6 @@ def run_scoring(request: ScoreRequest, ref: StreamInfo, graph: str, outputs: lis
             raise failure
     # an input's frames decoded: those of its first video stream (the lowest index, written last)
     decoded = {i: n for (i, _), n in sorted(stream_decoded.items(), reverse=True)}
-    return Supervised(code, decoded, encoded, cut_short, child, time.monotonic() - began, stream_decoded)
+    video_bytes = {i: n for (i, _), n in sorted(stream_bytes.items(), reverse=True)}
+    return Supervised(code, decoded, encoded, cut_short, child, time.monotonic() - began, stream_decoded,
+                      video_bytes)

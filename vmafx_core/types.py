@@ -147,6 +147,9 @@ PrepareFn = Callable[
 WriteFn = Callable[[str, PrepareContext], contextlib.AbstractContextManager[IO[bytes]]]
 
 
+ListFn = Callable[[str, Mapping[str, Any]], Sequence[str]]
+
+
 @attrs.frozen
 class StorageBackend:
     """A way of making inputs readable by ffmpeg.
@@ -206,6 +209,16 @@ class StorageBackend:
     #:             raise
     #:         os.replace(path + ".part", path)
     write: WriteFn | None = None
+    #: lists every file under a folder URI this backend `handles`, recursively, in one listing of
+    #: the storage (not one request per file): each file's path relative to that folder, with "/"
+    #: between folders. It takes the folder and the storage options; a folder that does not exist
+    #: or cannot be listed is BadInput/Unreachable with one line. `vmafx jobs` pairs the files it
+    #: lists into jobs. None: this backend cannot list. Example::
+    #:
+    #:     def list_files(folder, options):
+    #:         root = folder.removeprefix("demo:")
+    #:         return sorted(str(p.relative_to(root)) for p in Path(root).rglob("*") if p.is_file())
+    list: ListFn | None = None
     #: the storage options this backend reads: an attrs class whose field names are keys of the
     #: job's `storage_options`, each with a default. vmafx structures the job's options into it
     #: with its converter before anything runs, so a key that no installed backend declares, or
@@ -306,6 +319,9 @@ class ScoreOutput:
     #: pooled values the scorer computed itself at full precision, metric -> {"mean": ..., "min": ...};
     #: they are used over vmafx's pooling of the rounded per-frame values
     pooled: Mapping[str, Mapping[str, float]] = attrs.field(factory=dict)
+    #: the distorted's video stream as read: (bytes of its packets, seconds they cover), for its
+    #: measured bitrate; None when the scorer cannot say (the result then has no bitrate)
+    distorted_video: tuple[int, float] | None = None
 
 
 class CannotShare(Exception):

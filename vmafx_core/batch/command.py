@@ -18,7 +18,7 @@ from vmafx_core.batch.grouping import available_memory, default_group_size, task
 from vmafx_core.batch.jobsfile import Entry, read_jobs
 from vmafx_core.batch.local import cores, local_sizing, run_local
 from vmafx_core.batch.progress import BatchProgress
-from vmafx_core.batch.results import Known, Outcome, RecordFn, ResultWriter, summary_csv
+from vmafx_core.batch.results import FRAMES_KEY, Known, Outcome, RecordFn, ResultWriter, keep_frames, summary_csv
 from vmafx_core.errors import BadInput, ExitCode
 from vmafx_core.files import write_atomically
 
@@ -96,8 +96,11 @@ def _shares_passes(scorer: str) -> bool:
 
 def run_batch(jobs_file: Path, out: Path, *, jobs: int | None = None, threads_per_job: int | None = None,
               cluster: str | None = None, summary: Path | None = None, skip_failed: bool = False,
-              ffmpeg: str | None = None, show_progress: bool = False, group_size: int | None = None) -> ExitCode:
-    """Run every job of `jobs_file` that has no result yet; return the batch's exit code."""
+              ffmpeg: str | None = None, show_progress: bool = False, group_size: int | None = None,
+              frames: bool = True) -> ExitCode:
+    """Run every job of `jobs_file` that has no result yet; return the batch's exit code.
+
+    `frames`: keep each job's per-frame values in the frames folder beside `out` (`keep_frames`)."""
     if cluster is not None:
         if not _CLUSTER_ADDRESS.match(cluster):
             raise BadInput(f"--cluster {cluster!r}: give the Dask scheduler as tcp://HOST:PORT")
@@ -128,6 +131,8 @@ def run_batch(jobs_file: Path, out: Path, *, jobs: int | None = None, threads_pe
         lock = threading.Lock()
 
         def record(entry: Entry, outcome: Outcome, running: bool = True) -> None:
+            outcome = keep_frames(out, dict(outcome), entry.id) if frames else \
+                {k: v for k, v in outcome.items() if k != FRAMES_KEY}
             line = {"id": entry.id, "status": outcome["status"], "line": entry.line,
                     **{k: v for k, v in outcome.items() if k != "status"}}
             if not writer.write(line):
@@ -184,8 +189,13 @@ def run_batch(jobs_file: Path, out: Path, *, jobs: int | None = None, threads_pe
                    "at most N per pass; 1: every job alone (default: what a job slot's memory holds, at most 8; "
                    "README: Batches).")
 @click.option("--no-progress", is_flag=True, help="No progress bar even on a terminal.")
+@click.option("--no-frames", is_flag=True,
+              help="Do not keep per-frame values (by default each job's are a CSV in RESULTS.frames/ beside --out, "
+                   "named by the line's frames_file).")
 @click.option("--report", "report_file", type=click.Path(path_type=Path, dir_okay=False),
               help="Also write an HTML report of every result in --out (needs the report extra).")
+@click.option("--curve-by", "curve_by", multiple=True, metavar="LABEL",
+              help="In the --report: one rate-quality curve per value of this job label (repeatable).")
 @click.option("--plugins", "plugin_names", metavar="A,B",
               help="Load only these plugins for the batch's jobs (like $VMAFX_PLUGINS; on a cluster the "
                    "workers' own installation decides).")
@@ -195,7 +205,8 @@ def run_batch(jobs_file: Path, out: Path, *, jobs: int | None = None, threads_pe
               help="Result cache folder (default: $VMAFX_CACHE_DIR/results).")
 def batch(jobs_file: Path, out: Path, jobs: int | None, threads_per_job: int | None, summary: Path | None,
           cluster: str | None, skip_failed: bool, ffmpeg_path: str | None, group_size: int | None, no_progress: bool,
-          report_file: Path | None, plugin_names: str | None) -> None:
+          report_file: Path | None, plugin_names: str | None, curve_by: tuple[str, ...] = (),
+          no_frames: bool = False) -> None:
     """Score every job of JOBS.jsonl (one `vmafx run --job` object per line) into --out.
 
     Jobs that already have an ok line in --out are skipped, so running the same command again
@@ -213,7 +224,8 @@ def batch(jobs_file: Path, out: Path, jobs: int | None, threads_per_job: int | N
             require_extra()
         code = run_batch(jobs_file, out, jobs=jobs, threads_per_job=threads_per_job, cluster=cluster,
                          summary=summary, skip_failed=skip_failed, ffmpeg=ffmpeg_path,
-                         show_progress=sys.stderr.isatty() and not no_progress, group_size=group_size)
+                         show_progress=sys.stderr.isatty() and not no_progress, group_size=group_size,
+                         frames=not no_frames)
         if report_file is not None:
-            for_batch(out, report_file)
+            for_batch(out, report_file, curve_by)
     sys.exit(int(code))

@@ -1,6 +1,6 @@
 """Which jobs of a batch are scored together, and how many at once.
 
-Jobs that differ only in their distorted (and id) share a reference and every setting, which is
+Jobs that differ only in their distorted (and id and labels) share a reference and every setting, which is
 what `group.run_group` needs to score them in one ffmpeg pass that reads and decodes the reference
 once. The batch finds them by the job's data as given, without its `id` and `distorted`: jobs
 spelled differently but equal once parsed are not grouped (no harm, only no saving). Encode and
@@ -37,7 +37,7 @@ MAX_DEFAULT_GROUP = 8
 
 
 def group_key(data: Mapping[str, Any] | None, shares: Callable[[str], bool] = lambda name: True) -> str | None:
-    """What jobs scored together must share (their data without id and distorted), or None: alone.
+    """What jobs scored together must share (their data without id, distorted and labels), or None: alone.
 
     `shares(scorer_name)` says whether that scorer scores several distorted in one pass.
     """
@@ -49,7 +49,7 @@ def group_key(data: Mapping[str, Any] | None, shares: Callable[[str], bool] = la
     scorer = data.get("scorer", {})
     if isinstance(scorer, Mapping) and not shares(str(scorer.get("name", DEFAULT_SCORER))):
         return None
-    rest = {k: v for k, v in data.items() if k not in ("id", "distorted")}
+    rest = {k: v for k, v in data.items() if k not in ("id", "distorted", "labels")}
     return json.dumps(rest, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import csv
 import fcntl
+import hashlib
 import io
 import json
 import logging
 import os
+import re
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -25,6 +27,53 @@ log = logging.getLogger(__name__)
 Outcome = dict[str, Any]
 RecordFn = Callable[[Entry, Outcome], None]
 
+#: an outcome's per-frame values on their way to the frames folder (never written into the line):
+#: a list of frames for a result, a list of them (None for a failed rung) for a ladder
+FRAMES_KEY = "_frames"
+
+
+def frames_folder(results: Path) -> Path:
+    """Where a batch keeps its per-frame values: beside the results file, `results.frames/`."""
+    return results.with_name(results.stem + ".frames")
+
+
+def frames_name(job_id: str) -> str:
+    """A file name for a job id (ids may hold any character): the id where it is one, else its
+    safe characters and a digest of the id, so two ids never share a file."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", job_id).strip("._")[:80]
+    if safe == job_id and safe:
+        return safe
+    return f"{safe or 'job'}-{hashlib.sha256(job_id.encode()).hexdigest()[:10]}"
+
+
+def keep_frames(results: Path, outcome: Outcome, job_id: str) -> Outcome:
+    """Write an outcome's per-frame values as CSV into the frames folder, and name the file (relative
+    to the results file's folder) in the line: `frames_file` of a result, of each rung of a ladder.
+    Written before the line, so a line never names a file that is not there."""
+    from vmafx_core.files import write_atomically
+    from vmafx_core.result import frames_text
+
+    frames = outcome.pop(FRAMES_KEY, None)
+    if frames is None:
+        return outcome
+    folder = frames_folder(results)
+    folder.mkdir(exist_ok=True)
+    base = frames_name(job_id)
+    if isinstance(outcome.get("rungs"), list):
+        rungs = []
+        for index, (rung, its) in enumerate(zip(outcome["rungs"], frames, strict=True)):
+            if its:
+                path = folder / f"{base}.rung{index}.csv"
+                write_atomically(path, frames_text(its, "csv"))
+                rung = {**rung, "frames_file": f"{folder.name}/{path.name}"}
+            rungs.append(rung)
+        return {**outcome, "rungs": rungs}
+    if frames:
+        path = folder / f"{base}.csv"
+        write_atomically(path, frames_text(frames, "csv"))
+        return {**outcome, "frames_file": f"{folder.name}/{path.name}"}
+    return outcome
+
 
 @attrs.frozen
 class Known:
@@ -36,14 +85,21 @@ class Known:
     frames: int | None = None
     exit_code: int | None = None
     error: str | None = None
+    bitrate_bps: float | None = None  #: the distorted's measured video bitrate (an encode's: its own)
+    labels: Mapping[str, Any] = attrs.field(factory=dict)
 
     @classmethod
     def of(cls, record: Mapping[str, Any]) -> Known:
         vmaf = record.get("metrics", {}).get("vmaf") if isinstance(record.get("metrics"), Mapping) else None
         mean = vmaf.get("mean") if isinstance(vmaf, Mapping) else None
+        distorted, encode = record.get("distorted"), record.get("encode")
+        rate = next((where.get("bitrate_bps") for where in (distorted, encode)
+                     if isinstance(where, Mapping) and isinstance(where.get("bitrate_bps"), (int, float))), None)
+        labels = record.get("labels")
         return cls(status=str(record.get("status")), line=record.get("line"),
                    vmaf_mean=mean if isinstance(mean, (int, float)) else None,
-                   frames=record.get("frames_scored"), exit_code=record.get("exit_code"), error=record.get("error"))
+                   frames=record.get("frames_scored"), exit_code=record.get("exit_code"), error=record.get("error"),
+                   bitrate_bps=rate, labels=dict(labels) if isinstance(labels, Mapping) else {})
 
 
 class ResultWriter:
@@ -164,16 +220,28 @@ def _lines(fd: int) -> Iterator[tuple[int, int, bytes, bool]]:
 
 
 def summary_csv(entries: Sequence[Entry], known: Mapping[str, Known]) -> str:
-    """One row per job of the jobs file, in its order; jobs without a result yet are "pending"."""
+    """One row per job of the jobs file, in its order; jobs without a result yet are "pending".
+
+    After the fixed columns, the measured bitrate and one `label:NAME` column per label any job
+    has (a job's own labels from its line when it has no result), so a table tool can group by them.
+    """
+    def labels_of(entry: Entry) -> Mapping[str, Any]:
+        k = known.get(entry.id)
+        given = (entry.data or {}).get("labels")
+        return k.labels if k is not None and k.labels else given if isinstance(given, Mapping) else {}
+
+    names = list(dict.fromkeys(name for entry in entries for name in labels_of(entry)))
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["id", "line", "status", "vmaf_mean", "frames", "exit_code", "error"])
+    writer.writerow(["id", "line", "status", "vmaf_mean", "frames", "exit_code", "error", "bitrate_bps",
+                     *(f"label:{n}" for n in names)])
     for entry in entries:
         k = known.get(entry.id)
+        labels = [labels_of(entry).get(n, "") for n in names]
         if k is None:
-            writer.writerow([entry.id, entry.line, "pending", "", "", "", ""])
+            writer.writerow([entry.id, entry.line, "pending", "", "", "", "", "", *labels])
         else:
             writer.writerow([entry.id, entry.line, k.status, "" if k.vmaf_mean is None else k.vmaf_mean,
                              "" if k.frames is None else k.frames, "" if k.exit_code is None else k.exit_code,
-                             k.error or ""])
+                             k.error or "", "" if k.bitrate_bps is None else k.bitrate_bps, *labels])
     return out.getvalue()

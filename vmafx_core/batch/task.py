@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from vmafx_core.batch.results import Outcome
+from vmafx_core.batch.results import FRAMES_KEY, Outcome
 from vmafx_core.cache import ResultCache
 from vmafx_core.errors import ExitCode, VmafxError
 from vmafx_core.job import DEFAULT_SCORER
@@ -73,12 +73,14 @@ def execute(data: Mapping[str, Any], *, origin: str, threads_per_job: int | None
             # as `vmafx run --job` does: the reference read once for every rung, one result holding them all
             from vmafx_core.ladder import ladder_rows, run_ladder
 
-            rows, failed = ladder_rows(job, run_ladder(job, options, plugins, ffmpeg=ffmpeg, cancelled=cancelled))
+            outcomes = run_ladder(job, options, plugins, ffmpeg=ffmpeg, cancelled=cancelled)
+            rows, failed = ladder_rows(job, outcomes)
+            rung_frames = [None if isinstance(o, VmafxError) else list(o[1]) for o in outcomes]
             if failed is not None:  # the ladder is not done: rerun on resume, the rungs that worked kept here
                 return {**failure(failed), **ladder_result(job, rows)}
-            return {"status": "ok", **ladder_result(job, rows)}
-        result, _frames = run_job(job, options, plugins, ffmpeg=ffmpeg, cancelled=cancelled, cache=cache)
-        return {"status": "ok", **result.to_dict()}
+            return {"status": "ok", **ladder_result(job, rows), FRAMES_KEY: rung_frames}
+        result, frames = run_job(job, options, plugins, ffmpeg=ffmpeg, cancelled=cancelled, cache=cache)
+        return {"status": "ok", **result.to_dict(), FRAMES_KEY: list(frames)}
     except VmafxError as exc:
         return failure(exc)
     except Exception as exc:  # a bug: keep the batch going, and keep the traceback in the log
@@ -126,7 +128,7 @@ def execute_group(members: Sequence[tuple[str, Mapping[str, Any]]], *, threads_p
                                cache=cache)
             for (index, _), outcome in zip(parsed, scored, strict=True):
                 outcomes[index] = (failure(outcome) if isinstance(outcome, VmafxError)
-                                   else {"status": "ok", **outcome[0].to_dict()})
+                                   else {"status": "ok", **outcome[0].to_dict(), FRAMES_KEY: list(outcome[1])})
     except Interrupted as exc:
         return [outcomes.get(i) or failure(exc) for i in range(len(members))]
     except VmafxError:

@@ -144,16 +144,38 @@ class Curve:
     hull: bool = False  #: the convex hull of a setting across sizes
 
 
-def rate_points(pairs: Sequence[Pair], metric: str = "vmaf") -> tuple[list[RatePoint], list[str]]:
-    """One point per encode result with a known bitrate; notes for encodes left out."""
+def rate_points(pairs: Sequence[Pair], metric: str = "vmaf",
+                curve_by: Sequence[str] = ()) -> tuple[list[RatePoint], list[str]]:
+    """One point per encode with a known bitrate; notes for those left out.
+
+    An encode vmafx made carries its settings; a file encoded elsewhere carries the video bitrate
+    measured while scoring and the job's labels: its curve is named by the labels in `curve_by`
+    (one curve per codec, say), all such files of one reference on one curve when none is named;
+    a curve of one file is left off.
+    """
     points: list[RatePoint] = []
+    files: list[RatePoint] = []  #: encoded elsewhere
     notes: list[str] = []
+    missing: dict[str, list[str]] = {}
     for pair in pairs:
+        if pair.result is None:
+            continue
+        quality = pair.metrics.get(metric, {}).get("mean")
+        reference = str(pair.result.get("reference", {}).get("uri", "?"))
         encode = pair.encode
         if encode is None:
+            rate = (pair.result.get("distorted") or {}).get("bitrate_bps")
+            if not isinstance(rate, (int, float)) or rate <= 0 or not isinstance(quality, (int, float)):
+                continue  # a result from before bitrates were measured: nothing to draw
+            labels = pair.labels
+            for name in curve_by:
+                if name not in labels:
+                    missing.setdefault(name, []).append(pair.label)
+            setting = " ".join(f"{name}={labels.get(name, '?')}" for name in curve_by) or "distorted files"
+            files.append(RatePoint(label=pair.label, reference=reference, setting=setting, size="source",
+                                   bitrate_bps=float(rate), quality=float(quality), crf=_number(labels.get("crf"))))
             continue
         rate = encode.get("bitrate_bps")
-        quality = pair.metrics.get(metric, {}).get("mean")
         if not isinstance(rate, (int, float)) or rate <= 0 or not isinstance(quality, (int, float)):
             notes.append(f"{pair.label}: no bitrate or no {metric} in the result; left off the curves")
             continue
@@ -164,13 +186,32 @@ def rate_points(pairs: Sequence[Pair], metric: str = "vmaf") -> tuple[list[RateP
                 setting_parts.append(f"{key}={options[key]}")
         if options.get("extra_args"):
             setting_parts.append(" ".join(str(a) for a in options["extra_args"]))
-        assert pair.result is not None
         points.append(RatePoint(
-            label=pair.label, reference=str(pair.result.get("reference", {}).get("uri", "?")),
+            label=pair.label, reference=reference,
             setting=" ".join(setting_parts), size=str(options.get("size") or "source"),
             bitrate_bps=float(rate), quality=float(quality),
             crf=options.get("crf"), bitrate_option=options.get("bitrate")))
+    # one file is no curve: a result scored alone beside a ladder is not drawn as a lone point
+    counts: dict[tuple[str, str], int] = {}
+    for p in files:
+        counts[(p.reference, p.setting)] = counts.get((p.reference, p.setting), 0) + 1
+    points += [p for p in files if counts[(p.reference, p.setting)] > 1]
+    for name, without in missing.items():
+        notes.append(f"label {name!r} (--curve-by) is missing from {len(without)} result(s), e.g. {without[0]}; "
+                     f"they are drawn as {name}=?")
     return points, notes
+
+
+def _number(value: Any) -> float | None:
+    try:
+        return float(value) if value is not None and not isinstance(value, bool) else None
+    except (TypeError, ValueError):
+        return None
+
+
+def label_names(pairs: Sequence[Pair]) -> list[str]:
+    """Every label name the pairs carry, in first-seen order."""
+    return list(dict.fromkeys(name for pair in pairs for name in pair.labels))
 
 
 def curves(points: Sequence[RatePoint]) -> list[Curve]:

@@ -39,7 +39,7 @@ def require_extra() -> None:
 
 def write(inputs: Inputs, output: Path | None, chart: Path | None = None, *, metrics: Sequence[str] = (),
           worst: int = 10, scenes: int = 5, window_seconds: float = 1.0, bd_method: str = "cubic",
-          title: str = "vmafx report") -> None:
+          title: str = "vmafx report", curve_by: Sequence[str] = ()) -> None:
     """Write the HTML report and/or the static chart of `inputs`."""
     from vmafx_core.report import analysis
     from vmafx_core.report.render import Options, page
@@ -50,6 +50,11 @@ def write(inputs: Inputs, output: Path | None, chart: Path | None = None, *, met
     unknown = [m for m in metrics if m not in known]
     if unknown:
         raise BadInput(f"--metric {', '.join(unknown)}: not in these results (they have {', '.join(known)})")
+    labelled = analysis.label_names(inputs.pairs)
+    stray = [name for name in curve_by if name not in labelled]
+    if stray:
+        raise BadInput(f"--curve-by {', '.join(stray)}: no result has such a label (they have "
+                       f"{', '.join(labelled) or 'no labels'}; give a job labels, e.g. --label codec=x264)")
     if chart is not None:
         from vmafx_core.report.chart import write_chart
 
@@ -57,7 +62,7 @@ def write(inputs: Inputs, output: Path | None, chart: Path | None = None, *, met
         write_chart(inputs.pairs, analysis.primary_metric(shown), chart)
     if output is not None:
         options = Options(metrics=tuple(metrics), worst=worst, scenes=scenes, window_seconds=window_seconds,
-                          bd_method=bd_method, title=title)
+                          bd_method=bd_method, title=title, curve_by=tuple(curve_by))
         write_atomically(output, page(inputs, options))
         umask = os.umask(0)
         os.umask(umask)
@@ -77,9 +82,27 @@ def for_run(data: Mapping[str, Any], frames: Sequence[Mapping[str, float]] | Non
     click.echo(f"vmafx: report in {output}", err=True)
 
 
-def for_batch(results: Path, output: Path) -> None:
+def for_many(rows: Sequence[Mapping[str, Any]], frames: Sequence[Sequence[Mapping[str, float]] | None],
+             output: Path, origin: str = "vmafx run") -> None:
+    """The report of several distorted scored against one reference: each with its frames in hand,
+    the failed ones listed."""
+    pairs, failed = [], []
+    for i, (row, its_frames) in enumerate(zip(rows, frames, strict=True)):
+        if row.get("schema") == report_inputs.ERROR_SCHEMA:
+            failed.append(report_inputs.Failed(str(row.get("distorted")), f"{origin} distorted {i}",
+                                               str(row.get("error"))))
+            continue
+        pairs.append(Pair(label=report_inputs.result_label(row, f"distorted {i}"), source=f"{origin} distorted {i}",
+                          result=row, frames=[dict(f) for f in its_frames] if its_frames else None,
+                          frames_source=origin if its_frames else None))
+    report_inputs.unique_labels(pairs)
+    write(Inputs(pairs=pairs, failed=failed), output)
+    click.echo(f"vmafx: report in {output}", err=True)
+
+
+def for_batch(results: Path, output: Path, curve_by: Sequence[str] = ()) -> None:
     """The report of a batch's results file (every job in it, this run's and earlier ones)."""
-    write(report_inputs.load([results]), output)
+    write(report_inputs.load([results]), output, curve_by=curve_by)
     click.echo(f"vmafx: report in {output}", err=True)
 
 
@@ -103,14 +126,20 @@ def for_batch(results: Path, output: Path) -> None:
 @click.option("--fps", type=click.FloatRange(min=0, min_open=True),
               help="Frame rate of --frames files given without their result (for the time axis).")
 @click.option("--title", default="vmafx report", show_default=True, help="Title of the page.")
+@click.option("--curve-by", "curve_by", multiple=True, metavar="LABEL",
+              help="Files encoded elsewhere: one rate-quality curve per value of this label (repeatable: "
+                   "codec, then preset, ...); default: one curve per reference.")
 def report(files: tuple[Path, ...], output: Path | None, chart: Path | None, metrics: tuple[str, ...], worst: int,
-           scenes: int, scene_seconds: float, bd_method: str, fps: float | None, title: str) -> None:
+           scenes: int, scene_seconds: float, bd_method: str, fps: float | None, title: str,
+           curve_by: tuple[str, ...] = ()) -> None:
     """Make one HTML report of FILES: results (run -o / --json), --frames files, ladders, batch results.
 
     A result holds pooled values only: give its --frames file right after it
     (`vmafx report a.json a.csv b.json b.csv`) for per-frame charts and the worst frames and scenes.
     Several results are drawn on one chart per metric; encodes with a bitrate (ladders, --encode
-    runs) also get rate-quality curves, the convex hull across sizes, and BD-rate / BD-VMAF.
+    runs, and files encoded elsewhere, whose video bitrate is measured while scoring) also get
+    rate-quality curves, the convex hull across sizes, and BD-rate / BD-VMAF; --curve-by names the
+    labels that split files encoded elsewhere into curves.
     """
     from vmafx_core.clierrors import user_errors as _user_errors
 
@@ -121,7 +150,7 @@ def report(files: tuple[Path, ...], output: Path | None, chart: Path | None, met
             raise BadInput(f"--chart {chart}: use a .svg or .png file name")
         loaded = report_inputs.load(list(files), fps=fps)
         write(loaded, output, chart, metrics=metrics, worst=worst, scenes=scenes, window_seconds=scene_seconds,
-              bd_method=bd_method, title=title)
+              bd_method=bd_method, title=title, curve_by=curve_by)
         for made in (output, chart):
             if made is not None:
                 click.echo(f"vmafx: wrote {made}", err=True)

@@ -78,6 +78,12 @@ class Pair:
         return self.pooled_here
 
     @property
+    def labels(self) -> Mapping[str, Any]:
+        """The job's labels (README: Labels and bitrates); none for a frames file alone."""
+        labels = (self.result or {}).get("labels")
+        return labels if isinstance(labels, Mapping) else {}
+
+    @property
     def encode(self) -> Mapping[str, Any] | None:
         encode = (self.result or {}).get("encode")
         return encode if isinstance(encode, Mapping) else None
@@ -125,19 +131,48 @@ def load(paths: Sequence[Path], fps: float | None = None) -> Inputs:
         if kind == "ladder":
             inputs.pairs.extend(_rungs(content, str(path)))
             inputs.failed.extend(_failed_rungs(content, str(path)))
-        else:  # batch results
+        elif kind == "many":  # `vmafx run REF DIS1 DIS2 --json`: a result or an error per distorted
+            for i, item in enumerate(content):
+                where = f"{path} distorted {i}"
+                if item.get("schema") == ERROR_SCHEMA:
+                    inputs.failed.append(Failed(str(item.get("distorted", f"distorted {i}")), where,
+                                                str(item.get("error", "failed"))))
+                else:
+                    inputs.pairs.append(Pair(label=result_label(item, f"distorted {i}"), source=where, result=item))
+        else:  # batch results, with the per-frame values the batch kept beside them
             for record in content:
                 where = f"{path}:{record.get('line', '?')}"
                 if record.get("status") != "ok":
                     inputs.failed.append(Failed(str(record["id"]), where, str(record.get("error", "failed"))))
                 elif record.get("schema") == LADDER_SCHEMA:
-                    inputs.pairs.extend(_rungs(_checked_ladder(record, where), where))
+                    rungs = _rungs(_checked_ladder(record, where), where)
+                    kept = [r for r in record["rungs"] if r.get("schema") != ERROR_SCHEMA]
+                    for pair, rung in zip(rungs, kept, strict=True):
+                        _kept_frames(pair, rung, path, inputs.notes)
+                    inputs.pairs.extend(rungs)
                     inputs.failed.extend(_failed_rungs(record, where))
                 else:
                     result = _checked_result(record, where)
-                    inputs.pairs.append(Pair(label=str(record["id"]), source=where, result=result))
-    _unique_labels(inputs.pairs)
+                    pair = Pair(label=str(record["id"]), source=where, result=result)
+                    _kept_frames(pair, record, path, inputs.notes)
+                    inputs.pairs.append(pair)
+    unique_labels(inputs.pairs)
     return inputs
+
+
+def _kept_frames(pair: Pair, record: Mapping[str, Any], results: Path, notes: list[str]) -> None:
+    """Attach the frames file a batch kept for `record` (its `frames_file`, beside the results file);
+    a file that is gone is a note, not a failure: the pooled values still stand."""
+    name = record.get("frames_file")
+    if not isinstance(name, str):
+        return
+    path = results.parent / name
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        notes.append(f"{pair.label}: its per-frame values {path} cannot be read ({exc.strerror}); pooled values only")
+        return
+    attach(pair, _frames_csv(text, path), str(path))
 
 
 def attach(pair: Pair, frames: Frames, source: str) -> None:
@@ -168,7 +203,7 @@ def result_label(result: Mapping[str, Any], fallback: str) -> str:
     return uri.rstrip("/").rsplit("/", 1)[-1] or fallback
 
 
-def _unique_labels(pairs: list[Pair]) -> None:
+def unique_labels(pairs: list[Pair]) -> None:
     seen: dict[str, int] = {}
     for pair in pairs:
         seen[pair.label] = seen.get(pair.label, 0) + 1
@@ -214,6 +249,8 @@ def _read(path: Path) -> tuple[str, Any]:
             return "batch", _batch(lines, path)
         raise BadInput(f"{path}: not valid JSON (line {exc.lineno} column {exc.colno}: {exc.msg}); "
                        "give a vmafx result, ladder, batch results or --frames file") from None
+    if isinstance(data, list) and data and all(isinstance(item, Mapping) and "schema" in item for item in data):
+        return "many", _checked_many(data, path)
     if isinstance(data, list):
         return "frames", _frames_json(data, path)
     if isinstance(data, Mapping) and data.get("schema") == LADDER_SCHEMA:
@@ -249,6 +286,13 @@ def _batch(lines: Sequence[str], path: Path) -> list[dict[str, Any]]:
             raise BadInput(f"{path}: line {number} is not a vmafx batch result (no \"id\" and \"status\")")
         records.append(record)
     return records
+
+
+def _checked_many(data: list[Any], path: Path) -> list[Mapping[str, Any]]:
+    for i, item in enumerate(data):
+        if item.get("schema") != ERROR_SCHEMA:
+            _checked_result(item, f"{path} distorted {i}")
+    return data
 
 
 def _checked_ladder(data: Mapping[str, Any], where: str) -> Mapping[str, Any]:

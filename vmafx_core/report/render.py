@@ -148,6 +148,8 @@ class Options:
     window_seconds: float = 1.0
     bd_method: str = "cubic"
     title: str = "vmafx report"
+    #: labels that name the rate-quality curves of files encoded elsewhere (one curve per value)
+    curve_by: tuple[str, ...] = ()
 
 
 def page(inputs: Inputs, options: Options) -> str:
@@ -171,11 +173,13 @@ def page(inputs: Inputs, options: Options) -> str:
                 chart = _figure_html(frames_figure(having, metric, shade), f"frames-{n}")
                 body.append(f'<div class="chart">{chart}</div>')
     else:
-        body.append('<p class="note">No per-frame values: results, ladders and batch results hold pooled values '
-                    "only. Give each result's <code>--frames</code> file right after it "
-                    '(<code>vmafx report a.json a.csv</code>), or make the report with '
-                    '<code>vmafx run ... --report</code>.</p>')
+        body.append('<p class="note">No per-frame values: results and ladders hold pooled values only. Give each '
+                    "result's <code>--frames</code> file right after it "
+                    '(<code>vmafx report a.json a.csv</code>), make the report with '
+                    '<code>vmafx run ... --report</code>, or give a batch results file whose batch kept its '
+                    "frames (every batch does, unless run with <code>--no-frames</code>).</p>")
     body.append(_overview(pairs, metrics))
+    body.append(_by_label(pairs, metrics))
     for index, pair in enumerate(pairs):
         body.append(_pair_section(index, pair, metrics, options))
     body.append(_rate_quality(pairs, options, metrics))
@@ -193,15 +197,63 @@ def _overview(pairs: Sequence[Pair], metrics: Sequence[str]) -> str:
     if not pairs:
         return ""
     rows = []
+    primary = analysis.primary_metric(metrics) if metrics else None
+    labels = analysis.label_names(pairs)
+    rated = any(_bitrate(p) is not None for p in pairs)
     for index, pair in enumerate(pairs):
         cells = "".join(_num(analysis.pooled_value(pair.metrics, m, "mean"), pair=index, metric=m, stat="mean")
                         for m in metrics)
+        if primary is not None:  # the spread over the frames of the main metric, and its worst 5 %
+            cells += "".join(_num(analysis.pooled_value(pair.metrics, primary, s), pair=index, metric=primary, stat=s)
+                             for s in ("stdev", "p5"))
+        if rated:
+            rate = _bitrate(pair)
+            cells += _num(None if rate is None else rate / 1000, 1, pair=index, stat="kbps")
+        cells += "".join(f"<td>{_e(pair.labels.get(name, ''))}</td>" for name in labels)
         frames = (pair.result or {}).get("frames_scored", len(pair.frames or ()))
         rows.append(f'<tr><td><a href="#pair-{index}">{_e(pair.label)}</a></td>'
                     f'<td class="num" data-pair="{index}" data-stat="frames" data-value="{frames}">{frames}</td>'
                     f"{cells}</tr>")
-    return ('<h2 id="pairs">Pooled</h2>'
-            + _table(["pair", "frames", *(f"{m} mean" for m in metrics)], rows, "overview"))
+    spread = [f"{primary} stdev", f"{primary} p5"] if primary is not None else []
+    head = ["pair", "frames", *(f"{m} mean" for m in metrics), *spread, *(["kb/s"] if rated else []),
+            *(f"label {name}" for name in labels)]
+    return '<h2 id="pairs">Pooled</h2>' + _table(head, rows, "overview", 1)
+
+
+def _bitrate(pair: Pair) -> float | None:
+    """The distorted's bitrate: an encode's own, or a file's as measured while scoring."""
+    for where in (pair.encode, (pair.result or {}).get("distorted")):
+        if isinstance(where, Mapping) and isinstance(where.get("bitrate_bps"), (int, float)):
+            return float(where["bitrate_bps"])
+    return None
+
+
+def _by_label(pairs: Sequence[Pair], metrics: Sequence[str]) -> str:
+    """Several pairs at a glance, per label: for each value of each label that varies, how many
+    pairs have it and the spread of their pooled main metric (mean of the means, lowest, highest)."""
+    if not metrics:
+        return ""
+    primary = analysis.primary_metric(metrics)
+    parts = []
+    for name in analysis.label_names(pairs):
+        groups: dict[str, list[float]] = {}
+        for pair in pairs:
+            value = analysis.pooled_value(pair.metrics, primary, "mean")
+            if name in pair.labels and value is not None:
+                groups.setdefault(str(pair.labels[name]), []).append(value)
+        if len(groups) < 2:
+            continue
+        rows = [f'<tr><td>{_e(value)}</td><td class="num">{len(means)}</td>'
+                f'{_num(sum(means) / len(means), 4, label=name, group=value, stat="mean")}'
+                f'{_num(min(means), 4, label=name, group=value, stat="min")}'
+                f'{_num(max(means), 4, label=name, group=value, stat="max")}</tr>'
+                for value, means in groups.items()]
+        parts.append(f"<h3>By {_e(name)}</h3>" + _table(
+            [name, "pairs", f"{primary} mean of means", "lowest mean", "highest mean"], rows, "by-label"))
+    if not parts:
+        return ""
+    return ('<h2 id="by-label">By label</h2><p class="meta">Each label that varies: the pairs with each value and '
+            f"the spread of their pooled {_e(primary)} means.</p>" + "".join(parts))
 
 
 def colour_text(provenance: dict[str, Any]) -> str:
@@ -240,6 +292,15 @@ def _pair_section(index: int, pair: Pair, metrics: Sequence[str], options: Optio
             parts.append(f'<p class="meta">encode {_e(encode.get("encoder"))} '
                          f'{_e(_options_text(encode.get("options") or {}))}, {_e(encode.get("encoded_bytes"))} '
                          f'bytes{f", {rate / 1000:.1f} kb/s" if isinstance(rate, (int, float)) else ""}</p>')
+        measured = dis.get("bitrate_bps")
+        if isinstance(measured, (int, float)) and not encode:
+            parts.append(f'<p class="meta" data-pair="{index}" data-stat="bitrate" data-value="{measured!r}">'
+                         f"distorted video {measured / 1000:.1f} kb/s ({_e(dis.get('video_bytes'))} bytes of "
+                         "video packets over the stream's duration)</p>")
+        if pair.labels:
+            parts.append('<p class="meta labels">labels ' + ", ".join(
+                f'<span class="label" data-label="{_e(k)}">{_e(k)}={_e(v)}</span>' for k, v in pair.labels.items())
+                + "</p>")
     else:
         parts.append(f'<p class="meta">per-frame values only, from <code>{_e(pair.source)}</code>; pooled here'
                      f'{f" ({pair.fps:g} fps from --fps)" if pair.fps else " (frame rate unknown: --fps)"}</p>')
@@ -286,7 +347,7 @@ def _options_text(options: Mapping[str, Any]) -> str:
 
 def _rate_quality(pairs: Sequence[Pair], options: Options, metrics: Sequence[str]) -> str:
     metric = analysis.primary_metric(metrics) if metrics else "vmaf"
-    points, notes = analysis.rate_points(pairs, metric)
+    points, notes = analysis.rate_points(pairs, metric, options.curve_by)
     if not points:
         return ""
     all_curves = analysis.curves(points)

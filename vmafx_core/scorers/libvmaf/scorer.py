@@ -36,6 +36,7 @@ from vmafx_core.supervise import (
     probe_both,
     run_scoring,
     strip_prefix,
+    video_read,
 )
 from vmafx_core.types import CannotShare, CommandOption, PreparedInput, ScoreOutput, Scorer, ScoreRequest
 
@@ -285,13 +286,14 @@ def score(request: ScoreRequest) -> ScoreOutput:
         shutil.rmtree(workdir, ignore_errors=True)
     return _output(info.version, ffmpeg, options, groups, target, ref_info, dis_info, plan, log,
                    _hide_logs(graph, log_path, len(groups)), elapsed, (decoded.get(0, -1), decoded.get(1, -1)),
-                   notes=notes, compared=compared)
+                   notes=notes, compared=compared, video=video_read(run.video_bytes.get(1), decoded.get(1), dis_info))
 
 
 def _output(ffmpeg_version: str, ffmpeg: str, options: LibvmafOptions, groups: list[Group], target: str,
             ref_info: StreamInfo, dis_info: StreamInfo, plan: Plan, log: dict[str, Any], filter_graph: str,
             elapsed: float, decoded: tuple[int, int], *, notes: Sequence[str] = (),
-            compared: tuple[int, int] | None = None, group: dict[str, Any] | None = None) -> ScoreOutput:
+            compared: tuple[int, int] | None = None, group: dict[str, Any] | None = None,
+            video: tuple[int, float] | None = None) -> ScoreOutput:
     """One pair's output from its libvmaf log: the same for a separate run and a pass of several."""
     provenance = {
         "ffmpeg": ffmpeg_version,
@@ -316,7 +318,9 @@ def _output(ffmpeg_version: str, ffmpeg: str, options: LibvmafOptions, groups: l
                        frame_rate=float(plan.rate) if plan.rate is not None else ref_info.fps,
                        subsample=options.n_subsample, pooled=log.get("pooled_metrics", {}),
                        # with a frame limit ffmpeg stops reading once the pairs are done
-                       declared_frames=declared_frames((ref_info, dis_info), reads_all=not plan.frames))
+                       declared_frames=declared_frames((ref_info, dis_info), reads_all=not plan.frames),
+                       distorted_video=video)
+
 
 
 def _hide_logs(graph: str, log_path: str, count: int) -> str:
@@ -520,7 +524,10 @@ def score_group(requests: Sequence[ScoreRequest], shared: PreparedInput | None =
                 info.version, ffmpeg, options, groups, target, ref_info, dis_info, plan, log,
                 _hide_logs(graphs[i], logs[i], 1), elapsed, (decoded.get(0, -1), decoded.get(i + 1, -1)),
                 group={"size": n, "index": i, "reference_decoded_once": True,
-                       **({"shared_encode": True} if shared is not None else {})}))
+                       **({"shared_encode": True} if shared is not None else {})},
+                # a shared encode's distorted is raw video in one pipe: its rate is the encoder's
+                video=None if shared is not None else video_read(run.video_bytes.get(i + 1), decoded.get(i + 1),
+                                                                  dis_info)))
         return results
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -32,7 +32,7 @@ from vmafx_core.errors import JobFailed
 from vmafx_core.ffmpeg import StreamInfo, ffmpeg_info, probe
 from vmafx_core.job import converter
 from vmafx_core.pixfmt import depth_of, scoring_format
-from vmafx_core.supervise import declared_frames, last_error, probe_both, run_scoring, strip_prefix
+from vmafx_core.supervise import declared_frames, last_error, probe_both, run_scoring, strip_prefix, video_read
 from vmafx_core.types import CannotShare, PreparedInput, ScoreOutput, Scorer, ScoreRequest
 
 #: the filters this scorer can run, in the order they are chained
@@ -244,14 +244,15 @@ def score(request: ScoreRequest) -> ScoreOutput:
         shutil.rmtree(workdir, ignore_errors=True)
     return _output(ffmpeg, options, target, cap, weights, frames, pooled, plan, ref_info, dis_info,
                    graph.replace(frames_path, "<frames>"), run.elapsed, run.tail(15),
-                   (run.decoded.get(0, -1), run.decoded.get(1, -1)), notes=notes, compared=compared)
+                   (run.decoded.get(0, -1), run.decoded.get(1, -1)), notes=notes, compared=compared,
+                   video=video_read(run.video_bytes.get(1), run.decoded.get(1), dis_info))
 
 
 def _output(ffmpeg: str, options: FfmpegMetricsOptions, target: str, cap: float, weights: tuple[int, int, int],
             frames: list[dict[str, float]], pooled: dict[str, float], plan: Plan, ref_info: StreamInfo,
             dis_info: StreamInfo, filter_graph: str, elapsed: float, tail: str, decoded: tuple[int, int], *,
             notes: list[str], compared: tuple[int, int] | None = None,
-            group: dict[str, Any] | None = None) -> ScoreOutput:
+            group: dict[str, Any] | None = None, video: tuple[int, float] | None = None) -> ScoreOutput:
     """One pair's output: the same for a separate run and a shared pass."""
     _check_metrics(frames, options.metrics, tail)
     identical = sum(1 for f in frames if any(v == cap for k, v in f.items() if "psnr" in k))
@@ -277,7 +278,8 @@ def _output(ffmpeg: str, options: FfmpegMetricsOptions, target: str, cap: float,
     return ScoreOutput(frames=frames, reference_frames=decoded[0], distorted_frames=decoded[1],
                        provenance=provenance, notes=notes, compared_frames=compared, frame_rate=rate,
                        # with a frame limit ffmpeg stops reading once the pairs are done
-                       declared_frames=declared_frames((ref_info, dis_info), reads_all=not plan.frames))
+                       declared_frames=declared_frames((ref_info, dis_info), reads_all=not plan.frames),
+                       distorted_video=video)
 
 
 _LABEL_RE = re.compile(r"\[(ref\d+|dis|m\d+|scored)\]")
@@ -355,7 +357,9 @@ def score_shared(requests: Sequence[ScoreRequest], shared: PreparedInput | None 
                     graphs[k].replace(paths[k], "<frames>"), run.elapsed, run.tail(15),
                     (decoded.get(0, -1), decoded.get(k + 1, -1)), notes=[],
                     group={"size": n, "index": k, "reference_decoded_once": True,
-                           **({"shared_encode": True} if shared is not None else {})}))
+                           **({"shared_encode": True} if shared is not None else {})},
+                    video=None if shared is not None else video_read(run.video_bytes.get(k + 1),
+                                                                      decoded.get(k + 1), probed[k])))
             except Exception as exc:
                 results.append(exc)
         return results

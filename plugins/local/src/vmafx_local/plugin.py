@@ -10,8 +10,8 @@ import contextlib
 import functools
 import os
 import re
-from collections.abc import Iterator, Sequence
-from typing import IO
+from collections.abc import Iterator, Mapping, Sequence
+from typing import IO, Any
 from urllib.parse import unquote, urlsplit
 
 from vmafx_core import hookimpl
@@ -128,6 +128,21 @@ def install_hint(uri: str) -> str | None:
     return None
 
 
+def list_files(folder: str, options: Mapping[str, Any]) -> list[str]:
+    """Every file under a local folder, recursively (symlinked files included, symlinked folders not
+    followed: a loop cannot make the listing endless)."""
+    root = to_path(folder)
+    if not os.path.isdir(root):
+        raise BadInput(f"{folder}: no such folder" if not os.path.exists(root) else f"{folder}: is not a folder")
+    found: list[str] = []
+    for here, dirs, files in os.walk(root, onerror=None):
+        dirs.sort()
+        rel = os.path.relpath(here, root)
+        for name in sorted(files):
+            found.append(name if rel == "." else f"{rel.replace(os.sep, '/')}/{name}")
+    return found
+
+
 BACKEND = StorageBackend(
     name="local",
     description="local files, file:// URIs and http(s):// URLs, read by ffmpeg directly",
@@ -136,6 +151,7 @@ BACKEND = StorageBackend(
     canonical=canonical,
     auto_priority=100,
     write=write,
+    list=list_files,
     suggests={"rclone-http": "install vmafx-rclone-http (pip install vmafx-rclone-http)",
               "rclone-mount": "install vmafx-rclone-mount (pip install vmafx-rclone-mount)"},
     install_hint=install_hint,

@@ -21,7 +21,7 @@ from vmafx_core.types import Availability, PrepareContext
 from vmafx_rclone_common.binary import find_rclone, rclone_version
 from vmafx_rclone_common.config import ConfigChoice, child_environment, choose_config
 from vmafx_rclone_common.endpoint import check_reachable, find_endpoint
-from vmafx_rclone_common.launch import RcloneProcess, explain_storage_error, start_rclone
+from vmafx_rclone_common.launch import RcloneProcess, explain_storage_error, secret_values, start_rclone
 from vmafx_rclone_common.options import DEFAULT_IO_TIMEOUT, LOW_LEVEL_RETRIES, io_timeout
 from vmafx_rclone_common.uris import RemotePath, RemoteRoot, parse_uri, remote_map
 
@@ -109,25 +109,12 @@ class RcloneSettings:
         when rclone cannot say (then the job is not cached).
         """
         import json
-        import subprocess
 
-        from vmafx_core.process import Child
-
-        argv = [self.binary, "lsjson", "--stat", "--hash", "--use-server-modtime", "--no-mimetype",
-                "--low-level-retries", "2", target.spec]
-        chunks: list[bytes] = []
-        with Child(argv, name="rclone lsjson", env=self.env(), stdout=subprocess.PIPE) as child:
-            stdout = child.proc.stdout
-            assert stdout is not None
-            reader = threading.Thread(target=lambda: chunks.append(stdout.read()), daemon=True)
-            reader.start()
-            try:
-                code = child.wait(timeout)
-            except subprocess.TimeoutExpired:
-                log.warning("rclone did not list %s within %gs; not using the result cache", target.spec, timeout)
-                return None  # the context's exit stops it
-            reader.join(timeout=5)
-        out = b"".join(chunks)
+        code, out, child = self.output(["lsjson", "--stat", "--hash", "--use-server-modtime", "--no-mimetype",
+                                         "--low-level-retries", "2", target.spec], timeout)
+        if code is None:
+            log.warning("rclone did not list %s within %gs; not using the result cache", target.spec, timeout)
+            return None
         if code != 0:
             log.warning("rclone could not list %s for the result cache: %s", target.spec, child.tail(3))
             return None
@@ -136,6 +123,29 @@ class RcloneSettings:
         except ValueError:
             return None
         return identity_line(target, entry) if isinstance(entry, dict) else None
+
+    def output(self, args: Sequence[str], timeout: float, name: str = "rclone lsjson") -> tuple[int | None, bytes, Any]:
+        """Run `rclone ARGS...` (credentials in its environment only) and read its stdout: (exit code,
+        stdout, the `Child`, for its stderr tail); the code is None when it did not end within
+        `timeout` (it is stopped then)."""
+        import subprocess
+
+        from vmafx_core.process import Child
+
+        env = self.env()
+        chunks: list[bytes] = []
+        with Child([self.binary, *args], name=name, env=env, stdout=subprocess.PIPE,
+                   secrets=secret_values(env)) as child:
+            stdout = child.proc.stdout
+            assert stdout is not None
+            reader = threading.Thread(target=lambda: chunks.append(stdout.read()), daemon=True)
+            reader.start()
+            try:
+                code: int | None = child.wait(timeout)
+            except subprocess.TimeoutExpired:
+                return None, b"", child  # the context's exit stops it
+            reader.join(timeout=5)
+        return code, b"".join(chunks), child
 
     def identities(self, targets: Sequence[RemotePath], timeout: float = 30.0) -> Identities:
         """The identities of one preparation's inputs, looked up together (see `Identities`)."""

@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import IO, Any
 
+from vmafx_rclone_common.listing import list_files
 from vmafx_rclone_common.options import RCLONE_CONFIG_FLAG
 from vmafx_rclone_common.uris import canonical_uri, handles_uri, install_hint
 
@@ -45,6 +46,7 @@ BACKEND = StorageBackend(
     prepare=prepare,
     availability=availability,
     write=write,
+    list=list_files,
     options_type=HttpStorageOptions,
     suggests={"local": "install vmafx-local (pip install vmafx-local)",
               "rclone-mount": "install vmafx-rclone-mount (pip install vmafx-rclone-mount)"},

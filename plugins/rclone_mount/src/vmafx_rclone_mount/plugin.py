@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import IO, Any
 
+from vmafx_rclone_common.listing import list_files
 from vmafx_rclone_common.options import RCLONE_CONFIG_FLAG, RcloneOptions
 from vmafx_rclone_common.uris import canonical_uri, handles_uri, install_hint
 
@@ -73,6 +74,7 @@ BACKEND = StorageBackend(
     prepare=prepare,
     availability=availability,
     write=write,
+    list=list_files,
     options_type=RcloneOptions,
     suggests={"local": "install vmafx-local (pip install vmafx-local)",
               "rclone-http": "install vmafx-rclone-http (pip install vmafx-rclone-http)"},
