@@ -155,6 +155,12 @@ def _cli_raw(data: dict[str, Any], shared: dict[str, Any] | None, reference_raw:
         data[role]["raw"] = dict(shared)
 
 
+def _segments_flag(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise BadInput(f"--segments {text}: give a number of segments (1 or more) or auto")
+    return int(text)
+
+
 @main.command(epilog=EXIT_CODES_HELP)
 @click.argument("reference", required=False)
 @click.argument("distorted", required=False)
@@ -206,6 +212,10 @@ def _cli_raw(data: dict[str, Any], shared: dict[str, Any] | None, reference_raw:
 @click.option("--height", type=int, help="Raw YUV inputs (.yuv/.raw): frame height.")
 @click.option("--pix-fmt", type=click.Choice(list(RAW_PIX_FMTS)), help="Raw YUV inputs (.yuv/.raw): pixel format.")
 @click.option("--fps", type=float, help="Raw YUV inputs (.yuv/.raw): frame rate.")
+@click.option("--segments", "segments", metavar="N|auto",
+              help="Score the pair in N segments side by side, pooled exactly as one run (auto: split pairs "
+                   "of at least two minutes, one segment per core; 1: whole, the default). A pair that cannot "
+                   "be cut exactly runs whole and its result says why (README: Segments).")
 @click.option("--storage", help="Storage backend: auto (default), local, rclone-http, rclone-mount, ...")
 @click.option("--rclone-config", type=click.Path(path_type=Path),
               help="rclone config file (default: $VMAFX_RCLONE_CONFIG, then rclone's own); short for "
@@ -255,7 +265,7 @@ def run(reference: str | None, distorted: str | None, job_file: Path | None, mod
         vfr: str | None = None, interlace_check: str | None = None, reference_raw: str | None = None,
         distorted_raw: str | None = None, scorer_name: str | None = None,
         scorer_option_args: tuple[str, ...] = (), plugin_names: str | None = None,
-        more_distorted: tuple[str, ...] = ()) -> None:
+        more_distorted: tuple[str, ...] = (), segments: str | None = None) -> None:
     """Score DISTORTED against REFERENCE (paths, file://, s3://..., or rclone remote:path).
 
     Several DISTORTED are scored in one pass over the reference, read and decoded once (README:
@@ -316,6 +326,8 @@ def run(reference: str | None, distorted: str | None, job_file: Path | None, mod
                                   sync_window, deinterlace, vfr, interlace_check)
         if storage is not None:
             data["storage"] = storage
+        if segments is not None:
+            data["segments"] = segments if segments == "auto" else _segments_flag(segments)
         limits = data.setdefault("limits", {}) if isinstance(data.get("limits", {}), dict) else {}
         for key, limit in (("timeout", timeout), ("stall_timeout", stall_timeout),
                            ("prepare_timeout", prepare_timeout)):

@@ -107,7 +107,8 @@ def run_job(job: Job, options: Any, plugins: Plugins, *, ffmpeg: str | None = No
             reference=prepared["reference"], distorted=prepared["distorted"],
             reference_raw=raws["reference"], distorted_raw=raws["distorted"],
             options=options, alignment=job.alignment, ffmpeg=ffmpeg_path, progress=progress,
-            stall_timeout=limits.stall_timeout, deadline=deadline, cancelled=should_stop))
+            stall_timeout=limits.stall_timeout, deadline=deadline, cancelled=should_stop,
+            segments=job.segments))
         scored_at = time.monotonic()
 
     return _build_result(job, scorer.name, release, output, prepared,

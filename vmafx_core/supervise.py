@@ -207,7 +207,7 @@ def run_scoring(request: ScoreRequest, ref: StreamInfo, graph: str, outputs: lis
                 on_line: Callable[[str], None] | None = None, pass_fds: Sequence[int] = (),
                 started: Callable[[], None] | None = None,
                 more_distorted: Sequence[tuple[PreparedInput, RawVideo | None]] = (),
-                only_input: PreparedInput | None = None) -> Supervised:
+                only_input: PreparedInput | None = None, seeks: Sequence[float | None] = ()) -> Supervised:
     """Run ffmpeg on the request's two inputs (reference as input 0, distorted as input 1) through
     `graph` into `outputs`, with progress, the stall/deadline/storage/cancel watchdog and ffmpeg's
     accounting read from its stderr. `on_line` sees every other stderr line (a filter's own errors);
@@ -215,7 +215,8 @@ def run_scoring(request: ScoreRequest, ref: StreamInfo, graph: str, outputs: lis
     ...: several distorted against one reference in one pass), watched like the first.
     `only_input` replaces them all: ffmpeg reads that one input (a pipe holding the reference and
     every distorted as its streams: an encode ladder), while the request's inputs stay watched for
-    their storage's health. Raises only for the watchdog's reasons: the caller judges the exit code
+    their storage's health. `seeks[i]`, where given, starts input i that many seconds in (a segment
+    of a long pair, `vmafx_core.segments`). Raises only for the watchdog's reasons: the caller judges the exit code
     and the counts."""
     stream_decoded: dict[tuple[int, int], int] = {}
     encoded: dict[int, int] = {}
@@ -242,7 +243,8 @@ def run_scoring(request: ScoreRequest, ref: StreamInfo, graph: str, outputs: lis
         inputs = [(only_input, None)]
     stdin = next((p.stdin_fd for p, _ in inputs if p.stdin_fd is not None), None)
     with contextlib.ExitStack() as opened:
-        args = [opened.enter_context(InputArgs(prepared, raw)) for prepared, raw in inputs]
+        args = [opened.enter_context(InputArgs(prepared, raw, seeks[i] if i < len(seeks) else None))
+                for i, (prepared, raw) in enumerate(inputs)]
         argv = [request.ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "verbose", "-xerror",
                 "-progress", "pipe:1", *(a for one in args for a in one.args), "-filter_complex", graph, *outputs]
         began = time.monotonic()
