@@ -30,7 +30,7 @@ from typing import IO
 import attrs
 
 from vmafx_core.errors import Interrupted, JobFailed
-from vmafx_core.ffmpeg import InputArgs, StreamInfo, probe
+from vmafx_core.ffmpeg import InputArgs, StreamInfo, parse_stream_info, probe
 from vmafx_core.process import Child
 from vmafx_core.types import DeclaredFrames, PreparedInput, RawVideo, ScoreRequest
 
@@ -108,7 +108,11 @@ def watch(child: Child, progress: Progress, stall_timeout: float, deadline: floa
 
 
 def probe_both(ffmpeg: str, request: ScoreRequest) -> tuple[StreamInfo, StreamInfo]:
-    """Probe both inputs at once: each probe is mostly waiting on storage."""
+    """Probe both inputs at once: local files by one ffmpeg, others each by its own, side by side
+    (each probe is then mostly waiting on storage)."""
+    together = _probe_together(ffmpeg, request)
+    if together is not None:
+        return together
     results: dict[str, StreamInfo | BaseException] = {}
 
     def run(role: str) -> None:
@@ -131,6 +135,40 @@ def probe_both(ffmpeg: str, request: ScoreRequest) -> tuple[StreamInfo, StreamIn
             raise results[role]  # type: ignore[misc]
     return results["reference"], results["distorted"]  # type: ignore[return-value]
 
+
+
+_SECOND_INPUT_RE = re.compile(r"^Input #1, ", re.MULTILINE)
+
+
+def _probe_together(ffmpeg: str, request: ScoreRequest) -> tuple[StreamInfo, StreamInfo] | None:
+    """Both headers of two local container files read by one ffmpeg: one process start a job
+    instead of two, the fixed cost that weighs on a short clip. None when the inputs are not two
+    plain local files, or when anything is unexpected: each is then probed alone, and a bad input
+    gets its own error as always."""
+    inputs = (request.reference, request.distorted)
+    if request.reference_raw is not None or request.distorted_raw is not None:
+        return None
+    if any(p.url_has_secret or p.stdin_fd is not None or p.stream_hint is not None or p.input_options
+           or "://" in p.url or p.url.startswith("pipe:") for p in inputs):
+        return None
+    argv = [ffmpeg, "-hide_banner", "-nostdin"]
+    for prepared in inputs:
+        argv += ["-i", prepared.url]
+    child = Child(argv, name="ffmpeg-probe", tail_lines=400)
+    try:
+        child.wait(request.stall_timeout)
+    except subprocess.TimeoutExpired:
+        return None
+    finally:
+        child.stop()
+    text = child.tail()
+    split = _SECOND_INPUT_RE.search(text)
+    if split is None:
+        return None
+    first, second = parse_stream_info(text[:split.start()]), parse_stream_info(text[split.start():])
+    if first is None or second is None:
+        return None
+    return first, second
 
 
 #: ffmpeg's lines that name a cause; the first of them is usually the root one
