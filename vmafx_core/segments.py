@@ -47,7 +47,7 @@ from typing import Any
 import attrs
 
 from vmafx_core.alignment import Plan, rate_text
-from vmafx_core.errors import JobFailed
+from vmafx_core.errors import Interrupted, JobFailed
 from vmafx_core.ffmpeg import StreamInfo
 from vmafx_core.supervise import declared_frames
 from vmafx_core.types import PreparedInput, RawVideo, ScoreOutput, ScoreRequest
@@ -228,7 +228,8 @@ def why_whole(request: ScoreRequest, plan: Plan) -> str | None:
 
 
 def pieces_wanted(wanted: int | str, count: int, threads: int) -> int:
-    """K for `segments = N` (N, at most one per 2 * warm-up frames) or "auto" (documented in the README)."""
+    """K for `segments = N` (N; `plan_parts` makes fewer of a short pair) or "auto": one per core, at
+    most one per `AUTO_MIN_FRAMES` paired frames (README: Segments)."""
     if wanted == "auto":
         return max(1, min(threads, count // AUTO_MIN_FRAMES))
     return int(wanted)
@@ -245,8 +246,11 @@ def score(request: ScoreRequest, ref_info: StreamInfo, dis_info: StreamInfo, pla
     indexes: tuple[Index, Index] | None = None
     if reason is None:
         try:
-            indexes = (read_index(request.reference, request.reference_raw, request.stall_timeout),
-                       read_index(request.distorted, request.distorted_raw, request.stall_timeout))
+            with concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="vmafx-index") as readers:
+                both = [readers.submit(read_index, p, raw, request.stall_timeout)
+                        for p, raw in ((request.reference, request.reference_raw),
+                                       (request.distorted, request.distorted_raw))]
+                indexes = (both[0].result(), both[1].result())
             reason, parts, counts = _cut(request, plan, indexes, threads)
         except NoIndex as exc:
             reason = f"no usable index: {exc}"
@@ -344,15 +348,18 @@ def _run(request: ScoreRequest, infos: tuple[StreamInfo, StreamInfo], plan: Plan
 
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=len(parts), thread_name_prefix="vmafx-segment")
     futures = [pool.submit(run, i) for i in range(len(parts))]
-    outputs: list[ScoreOutput] = []
     try:
-        for future in futures:
-            outputs.append(future.result())
-    except BaseException:
-        stop.set()  # the others stop their ffmpeg within the watchdog's tick
-        raise
+        concurrent.futures.wait(futures, return_when=concurrent.futures.FIRST_EXCEPTION)
+        failed = [f.exception() for f in futures if f.done() and f.exception() is not None]
+        if failed:
+            stop.set()  # the others stop their ffmpeg within the watchdog's tick
+            concurrent.futures.wait(futures)
+            failed = [f.exception() for f in futures if f.exception() is not None]
+            # the segment that failed, not the ones stopped because of it
+            raise next((e for e in failed if not isinstance(e, Interrupted)), failed[0])  # type: ignore[misc]
+        outputs = [f.result() for f in futures]
     finally:
-        stop.set()
+        stop.set()  # Ctrl-C in this thread included: every segment's ffmpeg is stopped before leaving
         pool.shutdown(wait=True)
     return _join(request, infos, plan, parts, outputs, whole_graph, each)
 

@@ -108,3 +108,80 @@ def test_variable_rate_timestamps_have_no_usable_index(tmp_path: Path) -> None:
                "-vf", "select='not(between(n,10,14))'", "-fps_mode", "vfr", "-c:v", "libx264", str(clip))
     with pytest.raises(segments.NoIndex, match="constant rate"):
         segments.read_index(PreparedInput(role="distorted", url=str(clip), display="v"), None)
+
+
+# ---- the local pool: reruns, stops, checks (the runner in-process, each segment a stand-in scorer) ----
+
+def _runner_request() -> Any:
+    from vmafx_core.scorers.libvmaf import LibvmafOptions
+    from vmafx_core.types import ScoreRequest
+
+    ref = PreparedInput(role="reference", url="/r.mp4", display="r.mp4")
+    dis = PreparedInput(role="distorted", url="/d.mp4", display="d.mp4")
+    return ScoreRequest(reference=ref, distorted=dis, reference_raw=None, distorted_raw=None,
+                        options=LibvmafOptions(n_threads=4), alignment=Alignment(), ffmpeg="ffmpeg", segments=3)
+
+
+def _stand_in(first_of: dict[float | None, int], count: int, fail: dict[int, list[BaseException]],
+              shift: int = 0) -> Any:
+    """A scorer of segment seeks -> frames `first..`: values that name their global frame."""
+    from vmafx_core.types import ScoreOutput
+
+    calls: list[int] = []
+
+    def one(request: Any, plan: Plan, seeks: tuple[float | None, float | None]) -> ScoreOutput:
+        first = first_of[seeks[0]]
+        calls.append(first)
+        if fail.get(first):
+            raise fail[first].pop(0)
+        n = plan.frames if plan.frames is not None and first + plan.frames <= count else count - first
+        frames = [{"vmaf": float(first + j), "integer_adm2": float(first + j + (shift if first else 0))}
+                  for j in range(n)]
+        return ScoreOutput(frames=frames, reference_frames=-1, distorted_frames=-1, compared_frames=(n, n),
+                           frame_numbers=list(range(n)))
+
+    one.calls = calls  # type: ignore[attr-defined]
+    return one
+
+
+def _parts(count: int) -> list[segments.Part]:
+    parts = segments.plan_parts(count, 3, keyframes=list(range(0, count, 25)))
+    assert parts is not None
+    return [attrs.evolve(p, seeks=(p.first / 25 if p.first else None, None)) for p in parts]
+
+
+def _run(parts: list[segments.Part], one: Any, count: int) -> Any:
+    from vmafx_core.ffmpeg import StreamInfo
+
+    info = StreamInfo(codec="h264", width=320, height=240, pix_fmt="yuv420p", fps=25.0, duration=None)
+    return segments._run(_runner_request(), (info, info), _plan(), one, parts, (count, count), "graph")
+
+
+def test_a_failed_segment_reruns_alone_and_the_join_is_the_whole() -> None:
+    from vmafx_core.errors import JobFailed
+
+    parts = _parts(150)
+    one = _stand_in({p.seeks[0]: p.first for p in parts}, 150, {parts[1].first: [JobFailed("read error")]})
+    out = _run(parts, one, 150)
+    assert [f["vmaf"] for f in out.frames] == [float(n) for n in range(150)]
+    assert list(out.frame_numbers) == list(range(150))
+    assert sorted(one.calls) == sorted([p.first for p in parts] + [parts[1].first])  # only it ran twice
+    assert out.compared_frames == (150, 150)
+    assert out.provenance["segments"]["count"] == 3
+
+
+def test_a_users_mistake_in_one_segment_stops_the_others() -> None:
+    from vmafx_core.errors import BadInput
+
+    parts = _parts(150)
+    one = _stand_in({p.seeks[0]: p.first for p in parts}, 150, {parts[2].first: [BadInput("bad")]})
+    with pytest.raises(BadInput):
+        _run(parts, one, 150)
+    assert one.calls.count(parts[2].first) == 1  # not retried
+
+
+def test_a_segment_on_the_wrong_frame_is_caught() -> None:
+    parts = _parts(150)
+    one = _stand_in({p.seeks[0]: p.first for p in parts}, 150, {}, shift=1)  # later segments one frame off
+    with pytest.raises(segments.Mismatch, match="does not start on the frame"):
+        _run(parts, one, 150)
