@@ -33,6 +33,7 @@ import os
 import re
 import resource
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -155,7 +156,7 @@ def long_pair(folder: Path, seconds: float, size: str, rounds: int) -> dict[str,
             else:
                 wall, cpu, result, frames = _vmafx("0,1", *urls, "--segments", "2", "--n-threads", "2")
             samples[mode].append({"wall_s": wall, "cpu_s": cpu, "bytes": float(sum(_Ranged.sent.values()))})
-            kept[mode] = result
+            kept[mode] = {**result, "wall_s": wall}
             print(f"  {mode}: {wall:.1f} s wall, {cpu:.1f} s CPU", file=sys.stderr)
             return frames
 
@@ -181,8 +182,7 @@ def model(long: dict[str, Any]) -> dict[str, float]:
     per_frame_one = float(whole["provenance"]["score_seconds"]) / frames  # one core, one libvmaf thread
     parts = split["provenance"]["segments"]["parts"]
     overheads = [float(p["score_seconds"]) - (p["frames"][1] - p["frames"][0]) * per_frame_one for p in parts]
-    wall_split = stats.medians(long["samples"])["split"]["wall_s"]
-    setup = wall_split - max(float(p["score_seconds"]) for p in parts)
+    setup = float(split["wall_s"]) - max(float(p["score_seconds"]) for p in parts)  # that run's own
     segment = max(0.0, statistics.fmean(overheads))
     return {"setup_s": setup, "per_frame_s": per_frame_one, "segment_overhead_s": segment,
             **{f"K={k}": setup + segment + frames / k * per_frame_one for k in (1, 2, 4, 8, 16)}}
@@ -221,6 +221,10 @@ def short_clips(folder: Path, rounds: int) -> dict[str, Any]:
     return out
 
 
+def _interrupted(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.segments", description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=120, help="length of the long pair (default 120)")
@@ -229,6 +233,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip", choices=("long", "short"), action="append", default=[])
     parser.add_argument("--json", dest="json_file", type=Path)
     args = parser.parse_args(argv)
+    # SIGTERM as Ctrl-C: the temp folder, the server and the running child are cleaned up either way
+    signal.signal(signal.SIGTERM, _interrupted)
     if shutil.which("taskset") is None:
         raise SystemExit("taskset (util-linux) is needed to pin the workers to cores")
     report: dict[str, Any] = {"args": {k: str(v) for k, v in vars(args).items()}, "cores": os.cpu_count()}
@@ -241,6 +247,8 @@ def main(argv: list[str] | None = None) -> int:
             w, s = m["whole"], m["split"]
             modelled = model(long)
             report["long"] = {"samples": long["samples"], "medians": m, "model": modelled,
+                              "whole_score_seconds": long["whole"]["provenance"]["score_seconds"],
+                              "split_wall_s": long["split"]["wall_s"],
                               "segments": long["split"]["provenance"]["segments"], "object_bytes": long["object_bytes"]}
             print(f"\nlong pair {args.size} {args.seconds:g} s ({long['frames']} frames), {args.rounds} rounds; "
                   "per-frame values of both modes equal")
