@@ -46,6 +46,7 @@ from typing import Any
 
 import attrs
 
+from vmafx_core import interrupts
 from vmafx_core.alignment import Plan, rate_text
 from vmafx_core.errors import Interrupted, JobFailed
 from vmafx_core.ffmpeg import StreamInfo
@@ -340,7 +341,7 @@ def _run(request: ScoreRequest, infos: tuple[StreamInfo, StreamInfo], plan: Plan
                                                    if not n.startswith(f"asked for {part_plan.frames} frames;")])
                 return out
             except JobFailed as exc:
-                if attempt == 2 or cancelled() or isinstance(exc, Mismatch):
+                if attempt == 2 or cancelled() or isinstance(exc, Mismatch) or interrupts.ends_the_run(exc):
                     raise
                 log.warning("segment %d of %d failed (%s); running it again alone", i + 1, len(parts),
                             exc.message)
