@@ -185,6 +185,12 @@ def _cli_raw(data: dict[str, Any], shared: dict[str, Any] | None, reference_raw:
         data[role]["raw"] = dict(shared)
 
 
+def _segments_flag(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise BadInput(f"--segments {text}: give a number of segments (1 or more) or auto")
+    return int(text)
+
+
 @main.command(epilog=EXIT_CODES_HELP)
 @click.argument("reference", required=False)
 @click.argument("distorted", required=False)
@@ -235,6 +241,10 @@ def _cli_raw(data: dict[str, Any], shared: dict[str, Any] | None, reference_raw:
 @click.option("--height", type=int, help="Raw YUV inputs (.yuv/.raw): frame height.")
 @click.option("--pix-fmt", type=click.Choice(list(RAW_PIX_FMTS)), help="Raw YUV inputs (.yuv/.raw): pixel format.")
 @click.option("--fps", type=float, help="Raw YUV inputs (.yuv/.raw): frame rate.")
+@click.option("--segments", "segments", metavar="N|auto",
+              help="Score the pair in N segments side by side, pooled exactly as one run (auto: split pairs "
+                   "of at least two minutes, one segment per core; 1: whole, the default). A pair that cannot "
+                   "be cut exactly runs whole and its result says why (README: Segments).")
 @click.option("--storage", help="Storage backend: auto (default), local, rclone-http, rclone-mount, ...")
 @click.option("--storage-option", "storage_option_pairs", multiple=True, metavar="KEY=VALUE",
               help="A storage backend option (repeatable), e.g. rclone_buffer_size=8Mi; the job file's "
@@ -284,7 +294,8 @@ def run(reference: str | None, distorted: str | None, job_file: Path | None, sca
         distorted_raw: str | None = None, scorer_name: str | None = None,
         scorer_option_args: tuple[str, ...] = (), plugin_names: str | None = None,
         more_distorted: tuple[str, ...] = (), colour_mode: str | None = None, hdr_policy: str | None = None,
-        tonemap: str | None = None, label_pairs: tuple[str, ...] = (), **plugin_values: Any) -> None:
+        tonemap: str | None = None, label_pairs: tuple[str, ...] = (),
+        segments: str | None = None, **plugin_values: Any) -> None:
     """Score DISTORTED against REFERENCE (paths, file://, s3://..., or rclone remote:path).
 
     Several DISTORTED are scored in one pass over the reference, read and decoded once (README:
@@ -343,6 +354,8 @@ def run(reference: str | None, distorted: str | None, job_file: Path | None, sca
                 alignment[colour_key] = colour_value
         if storage is not None:
             data["storage"] = storage
+        if segments is not None:
+            data["segments"] = segments if segments == "auto" else _segments_flag(segments)
         limits = data.setdefault("limits", {}) if isinstance(data.get("limits", {}), dict) else {}
         for key, limit in (("timeout", timeout), ("stall_timeout", stall_timeout),
                            ("prepare_timeout", prepare_timeout)):

@@ -69,7 +69,8 @@ def run_job(job: Job, options: Any, plugins: Plugins, *, ffmpeg: str | None = No
             return hit
         with lifecycle.integrity_explains(prepared):
             output = setup.scorer.score(setup.score_request(prepared["reference"], prepared["distorted"],
-                                                            raws["reference"], raws.get("distorted"), progress))
+                                                            raws["reference"], raws.get("distorted"), progress,
+                                                            segments=job.segments))
         lifecycle.check_integrity(prepared)  # while the storage is still prepared: the check may read its source
         scored_at = time.monotonic()
 

@@ -161,9 +161,11 @@ class StreamInfo:
 class InputArgs:
     """The argv fragment for one ffmpeg input, and the pipe it may need. Close after the child starts."""
 
-    def __init__(self, prepared: PreparedInput, raw: RawVideo | None) -> None:
+    def __init__(self, prepared: PreparedInput, raw: RawVideo | None, seek: float | None = None) -> None:
+        """`seek`: start decoding at this many seconds from the input's start (`-ss`, ffmpeg's exact
+        seek: it decodes from the keyframe before and drops what precedes); a segment of a long pair."""
         self.pass_fds: list[int] = []
-        self.args: list[str] = []
+        self.args: list[str] = ["-ss", f"{seek:.6f}"] if seek else []
         self._fds: list[int] = []
         raw_opts = _raw_options(raw)
         if prepared.url_has_secret:
@@ -173,7 +175,7 @@ class InputArgs:
             with os.fdopen(write_fd, "w", encoding="utf-8") as pipe:
                 pipe.write(script)  # a few hundred bytes: far below the pipe's buffer
             self.pass_fds.append(read_fd)
-            self.args = ["-f", "concat", "-safe", "0",
+            self.args += ["-f", "concat", "-safe", "0",
                          "-protocol_whitelist", "fd,pipe,file,http,https,tcp,tls,crypto",
                          "-i", f"/dev/fd/{read_fd}"]
         else:

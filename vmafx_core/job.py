@@ -217,6 +217,9 @@ class Job:
     #: the plugins this job loads (an allow-list of plugin names, as `--plugins` takes); None: all
     #: installed ones, or what the operator's --plugins / $VMAFX_PLUGINS allows
     plugins: tuple[str, ...] | None = None
+    #: score the pair in this many segments side by side, pooled exactly as one run; "auto": by its
+    #: length and the cores (README: Segments); a pair that cannot be cut exactly is scored whole
+    segments: int | str = 1
     id: str | None = None
     #: free-form labels (clip, codec, crf, rung, ...): carried into the result, the batch summary
     #: and the report, where rate-quality curves are grouped by the ones a user names; they never
@@ -248,6 +251,14 @@ def _positive_float(value: Any, _: type) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
         raise ValueError(f"must be a positive number, got {value!r}")
     return float(value)
+
+
+def _segments(value: Any, _: type) -> int | str:
+    if value == "auto":
+        return "auto"
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"must be a positive integer or \"auto\", got {value!r}")
+    return value
 
 
 def _pix_fmt(value: Any, _: type) -> str:
@@ -327,6 +338,7 @@ def _make_converter() -> cattrs.Converter:
     conv.register_structure_hook(PixFmt, _pix_fmt)
     conv.register_structure_hook(Uri, _uri)
     conv.register_structure_hook(Labels, _labels)
+    conv.register_structure_hook_func(lambda t: t == int | str, _segments)  # Job.segments: N or "auto"
     conv.register_structure_hook(Size, _size)
     conv.register_structure_hook(Bitrate, _bitrate)
     conv.register_structure_hook(FrameRate, _frame_rate)

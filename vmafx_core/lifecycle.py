@@ -85,12 +85,13 @@ class Setup:
                               deadline=time.monotonic() + limits.prepare_timeout)
 
     def score_request(self, reference: PreparedInput, distorted: PreparedInput, reference_raw: RawVideo | None,
-                      distorted_raw: RawVideo | None, progress: ProgressFn | None) -> ScoreRequest:
-        """One pair as the scorer receives it."""
+                      distorted_raw: RawVideo | None, progress: ProgressFn | None, *,
+                      segments: int | str = 1) -> ScoreRequest:
+        """One pair as the scorer receives it (`segments`: a single pair's `Job.segments`)."""
         return ScoreRequest(reference=reference, distorted=distorted, reference_raw=reference_raw,
                             distorted_raw=distorted_raw, options=self.options, alignment=self.job.alignment,
                             ffmpeg=self.ffmpeg, progress=progress, stall_timeout=self.job.limits.stall_timeout,
-                            deadline=self.deadline, cancelled=self.should_stop)
+                            deadline=self.deadline, cancelled=self.should_stop, segments=segments)
 
 
 def set_up(job: Job, options: Any, plugins: Plugins, *, ffmpeg: str | None = None,

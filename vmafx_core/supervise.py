@@ -30,7 +30,7 @@ from typing import IO
 import attrs
 
 from vmafx_core.errors import Interrupted, JobFailed
-from vmafx_core.ffmpeg import InputArgs, StreamInfo, probe
+from vmafx_core.ffmpeg import InputArgs, StreamInfo, parse_stream_info, probe
 from vmafx_core.process import Child
 from vmafx_core.storagehealth import await_storage_failure, storage_failure
 from vmafx_core.types import DeclaredFrames, PreparedInput, RawVideo, ScoreRequest
@@ -115,7 +115,11 @@ def watch(child: Child, progress: Progress, stall_timeout: float, deadline: floa
 
 
 def probe_both(ffmpeg: str, request: ScoreRequest) -> tuple[StreamInfo, StreamInfo]:
-    """Probe both inputs at once: each probe is mostly waiting on storage."""
+    """Probe both inputs at once: local files by one ffmpeg, others each by its own, side by side
+    (each probe is then mostly waiting on storage)."""
+    together = _probe_together(ffmpeg, request)
+    if together is not None:
+        return together
     results: dict[str, StreamInfo | BaseException] = {}
 
     def run(role: str) -> None:
@@ -138,6 +142,40 @@ def probe_both(ffmpeg: str, request: ScoreRequest) -> tuple[StreamInfo, StreamIn
             raise results[role]  # type: ignore[misc]
     return results["reference"], results["distorted"]  # type: ignore[return-value]
 
+
+
+_SECOND_INPUT_RE = re.compile(r"^Input #1, ", re.MULTILINE)
+
+
+def _probe_together(ffmpeg: str, request: ScoreRequest) -> tuple[StreamInfo, StreamInfo] | None:
+    """Both headers of two local container files read by one ffmpeg: one process start a job
+    instead of two, the fixed cost that weighs on a short clip. None when the inputs are not two
+    plain local files, or when anything is unexpected: each is then probed alone, and a bad input
+    gets its own error as always."""
+    inputs = (request.reference, request.distorted)
+    if request.reference_raw is not None or request.distorted_raw is not None:
+        return None
+    if any(p.url_has_secret or p.stdin_fd is not None or p.stream_hint is not None or p.input_options
+           or "://" in p.url or p.url.startswith("pipe:") for p in inputs):
+        return None
+    argv = [ffmpeg, "-hide_banner", "-nostdin"]
+    for prepared in inputs:
+        argv += ["-i", prepared.url]
+    child = Child(argv, name="ffmpeg-probe", tail_lines=400)
+    try:
+        child.wait(request.stall_timeout)
+    except subprocess.TimeoutExpired:
+        return None
+    finally:
+        child.stop()
+    text = child.tail()
+    split = _SECOND_INPUT_RE.search(text)
+    if split is None:
+        return None
+    first, second = parse_stream_info(text[:split.start()]), parse_stream_info(text[split.start():])
+    if first is None or second is None:
+        return None
+    return first, second
 
 
 #: ffmpeg's lines that name a cause; the first of them is usually the root one
@@ -226,7 +264,7 @@ def run_scoring(request: ScoreRequest, ref: StreamInfo, graph: str, outputs: lis
                 on_line: Callable[[str], None] | None = None, pass_fds: Sequence[int] = (),
                 started: Callable[[], None] | None = None,
                 more_distorted: Sequence[tuple[PreparedInput, RawVideo | None]] = (),
-                only_input: PreparedInput | None = None) -> Supervised:
+                only_input: PreparedInput | None = None, seeks: Sequence[float | None] = ()) -> Supervised:
     """Run ffmpeg on the request's two inputs (reference as input 0, distorted as input 1) through
     `graph` into `outputs`, with progress, the stall/deadline/storage/cancel watchdog and ffmpeg's
     accounting read from its stderr. `on_line` sees every other stderr line (a filter's own errors);
@@ -234,7 +272,8 @@ def run_scoring(request: ScoreRequest, ref: StreamInfo, graph: str, outputs: lis
     ...: several distorted against one reference in one pass), watched like the first.
     `only_input` replaces them all: ffmpeg reads that one input (a pipe holding the reference and
     every distorted as its streams: an encode ladder), while the request's inputs stay watched for
-    their storage's health. Raises only for the watchdog's reasons: the caller judges the exit code
+    their storage's health. `seeks[i]`, where given, starts input i that many seconds in (a segment
+    of a long pair, `vmafx_core.segments`). Raises only for the watchdog's reasons: the caller judges the exit code
     and the counts."""
     stream_decoded: dict[tuple[int, int], int] = {}
     stream_bytes: dict[tuple[int, int], int] = {}
@@ -265,7 +304,8 @@ def run_scoring(request: ScoreRequest, ref: StreamInfo, graph: str, outputs: lis
         inputs = [(only_input, None)]
     stdin = next((p.stdin_fd for p, _ in inputs if p.stdin_fd is not None), None)
     with contextlib.ExitStack() as opened:
-        args = [opened.enter_context(InputArgs(prepared, raw)) for prepared, raw in inputs]
+        args = [opened.enter_context(InputArgs(prepared, raw, seeks[i] if i < len(seeks) else None))
+                for i, (prepared, raw) in enumerate(inputs)]
         argv = [request.ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "verbose", "-xerror",
                 "-progress", "pipe:1", *(a for one in args for a in one.args), "-filter_complex", graph, *outputs]
         began = time.monotonic()

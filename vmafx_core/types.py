@@ -283,6 +283,9 @@ class ScoreRequest:
     #: polled while scoring; once it returns True the scorer stops its processes and raises
     #: `vmafx_core.errors.Interrupted` (a cluster batch cancelled by its client). Optional to honour.
     cancelled: Callable[[], bool] | None = attrs.field(default=None, eq=False)
+    #: score the pair in this many segments at once ("auto": by its length and the cores; 1: whole),
+    #: pooled exactly as one run (`vmafx_core.segments`); a scorer that cannot splits nothing
+    segments: int | str = 1
 
 
 @attrs.frozen

@@ -245,6 +245,23 @@ def score(request: ScoreRequest) -> ScoreOutput:
     ref_info, dis_info = probe_both(ffmpeg, request)
     target = _target_pix_fmt(ref_info.pix_fmt)
     plan = alignment.plan_pairing(ffmpeg, request, ref_info, dis_info, target, **_model_facts(ffmpeg, request))
+    if request.segments != 1:
+        from vmafx_core import segments
+
+        def one(part: ScoreRequest, part_plan: Plan, seeks: tuple[float | None, float | None]) -> ScoreOutput:
+            return score_planned(part, info.version, ref_info, dis_info, target, part_plan, seeks)
+
+        graph = build_filter_graph(ref_info, dis_info, options, plan, "<log>")[0]
+        return segments.score(request, ref_info, dis_info, plan, one, whole_graph=graph)
+    return score_planned(request, info.version, ref_info, dis_info, target, plan)
+
+
+def score_planned(request: ScoreRequest, ffmpeg_version: str, ref_info: StreamInfo, dis_info: StreamInfo,
+                  target: str, plan: Plan, seeks: tuple[float | None, float | None] = (None, None)) -> ScoreOutput:
+    """Score a pair whose probes and plan are made: the whole pair, or one segment of it (`seeks`:
+    where each input starts, `vmafx_core.segments`)."""
+    options: LibvmafOptions = request.options
+    ffmpeg = request.ffmpeg
     workdir = tempdirs.make("libvmaf")
     stack = contextlib.ExitStack()
     try:
@@ -263,7 +280,7 @@ def score(request: ScoreRequest) -> ScoreOutput:
 
         run = run_scoring(request, ref_info, graph, outputs, on_line=on_line,
                           pass_fds=thumbs.child_fds if thumbs is not None else (),
-                          started=thumbs.started if thumbs is not None else None)
+                          started=thumbs.started if thumbs is not None else None, seeks=seeks)
         code, decoded, encoded, cut_short, child = run.code, run.decoded, run.encoded, run.cut_short, run.child
         elapsed = run.elapsed
         if cut_short:
@@ -284,7 +301,7 @@ def score(request: ScoreRequest) -> ScoreOutput:
     finally:
         stack.close()
         shutil.rmtree(workdir, ignore_errors=True)
-    return _output(info.version, ffmpeg, options, groups, target, ref_info, dis_info, plan, log,
+    return _output(ffmpeg_version, ffmpeg, options, groups, target, ref_info, dis_info, plan, log,
                    _hide_logs(graph, log_path, len(groups)), elapsed, (decoded.get(0, -1), decoded.get(1, -1)),
                    notes=notes, compared=compared, video=video_read(run.video_bytes.get(1), decoded.get(1), dis_info))
 
