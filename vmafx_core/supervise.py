@@ -158,7 +158,8 @@ def _probe_together(ffmpeg: str, request: ScoreRequest) -> tuple[StreamInfo, Str
     if any(p.url_has_secret or p.stdin_fd is not None or p.stream_hint is not None or p.input_options
            or "://" in p.url or p.url.startswith("pipe:") for p in inputs):
         return None
-    argv = [ffmpeg, "-hide_banner", "-nostdin"]
+    # verbose, as `ffmpeg.probe`: only then does the stream summary name the chroma location
+    argv = [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "verbose"]
     for prepared in inputs:
         argv += ["-i", prepared.url]
     child = Child(argv, name="ffmpeg-probe", tail_lines=400)
