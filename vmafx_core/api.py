@@ -70,6 +70,12 @@ class Scored:
         return self.result.provenance.get("alignment") or {}
 
     @property
+    def colour(self) -> Mapping[str, Any]:
+        """Each input's colour description (stated or assumed) and every conversion, tone mapping or
+        HDR policy applied before scoring (README: Colour and HDR)."""
+        return self.alignment.get("colour") or {}
+
+    @property
     def bitrate_bps(self) -> float | None:
         """The distorted's video bitrate: an encode's own, or a file's as measured while scoring."""
         if self.result.encode and self.result.encode.get("bitrate_bps"):

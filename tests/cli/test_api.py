@@ -71,6 +71,8 @@ def test_score_is_vmafx_run_and_keeps_frames_provenance_alignment(media: Media, 
     assert [dict(f) for f in scored.frames] == json.loads((tmp_path / "f.json").read_text())
     assert scored.labels == {"crf": 34} and scored.metrics["psnr_y"].mean > 0
     assert scored.alignment == run.json()["provenance"]["alignment"]
+    assert scored.colour == run.json()["provenance"]["alignment"]["colour"]
+    assert set(scored.colour) >= {"reference", "distorted"}
     assert scored.provenance["ffmpeg"] == run.json()["provenance"]["ffmpeg"]
     assert seen and seen[-1][0] > 0
     from_file = tmp_path / "job.toml"
