@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 import attrs
 
-from vmafx_core.ffmpeg import find_ffmpeg
+from vmafx_core.testing import ffmpeg as testing_ffmpeg
 
 if TYPE_CHECKING:  # the S3 server's modules (docker, minio) load only where a server is used
     from testkit.s3server import S3Server
@@ -30,8 +30,8 @@ GIB = 1024 ** 3
 BIG_W, BIG_H = 1280, 720
 
 
-def ffmpeg_run(*args: str) -> None:
-    subprocess.run([find_ffmpeg(), "-hide_banner", "-nostdin", "-v", "error", "-y", *args], check=True)
+#: the ffmpeg vmafx uses, run quietly (the plugin authors' kit ships it; tests use the same)
+ffmpeg_run = testing_ffmpeg
 
 
 @attrs.frozen
