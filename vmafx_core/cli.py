@@ -99,8 +99,8 @@ class _Commands(click.Group):
         if cmd_name not in self.commands and cmd_name not in self.LAZY:
             self._add_plugin_commands()
         command = super().get_command(ctx, cmd_name)
-        if cmd_name == "run" and command is not None:
-            _add_plugin_flags(command)
+        if cmd_name in ("run", "jobs") and command is not None:  # `jobs` lists storage: its flags only
+            add_plugin_flags(command, "storage" if cmd_name == "jobs" else None)
         return command
 
     def _add_plugin_commands(self) -> None:
@@ -337,7 +337,7 @@ def run(reference: str | None, distorted: str | None, job_file: Path | None, sca
         scorer = data.setdefault("scorer", {"name": DEFAULT_SCORER}) if isinstance(data.get("scorer", {}), dict) else {}
         if scorer_name is not None:
             scorer["name"] = scorer_name
-        _apply_plugin_flags(data, scorer, plugin_values, "scorer")
+        apply_plugin_flags(data, scorer, plugin_values, "scorer")
         from vmafx_core.plugins import scorer_options_from_flags
         scorer_options_from_flags(plugins, scorer, scorer_option_args)
         alignment = data.setdefault("alignment", {}) if isinstance(data.get("alignment", {}), dict) else {}
@@ -368,8 +368,8 @@ def run(reference: str | None, distorted: str | None, job_file: Path | None, sca
         if allow_roots:  # the operator's flags win over whatever a job file says
             data["allow_roots"] = list(allow_roots)
         if storage_option_pairs:
-            _storage_options_from_flags(data, storage_option_pairs, plugins)
-        _apply_plugin_flags(data, scorer, plugin_values, "storage")  # a flag wins over --storage-option
+            storage_options_from_flags(data, storage_option_pairs, plugins)
+        apply_plugin_flags(data, scorer, plugin_values, "storage")  # a flag wins over --storage-option
 
         if isinstance(data.get("distorted"), list):
             unsupported = [flag for flag, given in (("--frames", frames_file), ("--sync report", sync_only),
@@ -386,13 +386,14 @@ def run(reference: str | None, distorted: str | None, job_file: Path | None, sca
                         save_encode, report_file, sync_only)
 
 
-#: the click parameter name of each plugin flag on `vmafx run` -> its descriptor
+#: the click parameter name of each plugin flag on `vmafx run` (and `vmafx jobs`) -> its descriptor
 _plugin_flags: dict[str, CommandOption] = {}
 
 
-def _add_plugin_flags(command: click.Command) -> None:
-    """Add the installed plugins' flags (`vmafx_command_options`) to `vmafx run`, once; a flag the
-    core has already, or a plugin whose hook failed, is left out with a warning."""
+def add_plugin_flags(command: click.Command, target: str | None = None) -> None:
+    """Add the installed plugins' flags (`vmafx_command_options`; of `target`, "scorer" or
+    "storage", or both) to a command, once; a flag the core has already, or a plugin whose hook
+    failed, is left out with a warning."""
     if getattr(command, "_plugin_flags_added", False):
         return
     command._plugin_flags_added = True  # type: ignore[attr-defined]
@@ -404,6 +405,8 @@ def _add_plugin_flags(command: click.Command) -> None:
         return
     for flag, provided in offered.items():
         option: CommandOption = provided.item
+        if target not in (None, option.target):
+            continue
         if flag in taken:
             logging.getLogger(__name__).warning("plugin %s: its flag %s is vmafx's own; left out", provided.plugin,
                                                 flag)
@@ -416,7 +419,7 @@ def _add_plugin_flags(command: click.Command) -> None:
         _plugin_flags[name] = option
 
 
-def _apply_plugin_flags(data: dict[str, Any], scorer: dict[str, Any], values: dict[str, Any],
+def apply_plugin_flags(data: dict[str, Any], scorer: dict[str, Any], values: dict[str, Any],
                         target: str | None = None) -> None:
     """Each plugin flag given (of `target`, "scorer" or "storage"; None: both), written where its
     descriptor says: the job's scorer table (only when the job's scorer is the flag's) or its
@@ -438,7 +441,7 @@ def _apply_plugin_flags(data: dict[str, Any], scorer: dict[str, Any], values: di
         scorer[option.key] = value
 
 
-def _storage_options_from_flags(data: dict[str, Any], pairs: tuple[str, ...], plugins: Plugins) -> None:
+def storage_options_from_flags(data: dict[str, Any], pairs: tuple[str, ...], plugins: Plugins) -> None:
     """`--storage-option KEY=VALUE` into the job's storage_options, each value read as its option's type."""
     from vmafx_core.job import option_value
 

@@ -24,7 +24,6 @@ def pair_jobs(reference: str, distorted: str, *, base: dict[str, Any] | None = N
               storage_options: dict[str, Any] | None = None) -> Any:
     """The pairing of a listing, every job checked as `vmafx batch` will read it (the API's and the
     command's one implementation)."""
-    from vmafx_core.job import parse_job
     from vmafx_core.listing import lister_for, pair
     from vmafx_core.plugins import shared
 
@@ -33,13 +32,8 @@ def pair_jobs(reference: str, distorted: str, *, base: dict[str, Any] | None = N
     if options:
         base = {**(base or {}), "storage_options": options}
     pairing = pair(reference, distorted, lister_for(options, plugins), base)
-
-    def options_type_for(name: str) -> type | None:
-        provided = plugins.scorers().get(name)
-        return provided.item.options_type if provided else None
-
     for job in pairing.jobs[:1]:  # they differ only in inputs and labels: one check says it for all
-        parse_job(job, f"job {job['id']}", options_type_for, plugins.storage_option_types)
+        plugins.parse_job(job, f"job {job['id']}")
     return pairing
 
 
@@ -55,11 +49,11 @@ def pair_jobs(reference: str, distorted: str, *, base: dict[str, Any] | None = N
 @click.option("--label", "label_pairs", multiple=True, metavar="NAME=VALUE", help="A label on every job (repeatable).")
 @click.option("--strict", is_flag=True, help="Fail (exit 2, nothing written) when any file does not pair.")
 @click.option("--storage-option", "storage_option_pairs", multiple=True, metavar="KEY=VALUE",
-              help="A storage option for listing and for every job (repeatable), e.g. rclone_config=FILE.")
-@click.option("--rclone-config", type=click.Path(path_type=Path), help="rclone config file for remote folders.")
+              help="A storage option for listing and for every job (repeatable), e.g. rclone_config=FILE; the "
+                   "storage plugins add their own flags (--rclone-config).")
 def jobs(reference_template: str, distorted_template: str, out: Path | None, dry_run: bool, base_file: Path | None,
          label_pairs: tuple[str, ...], strict: bool, storage_option_pairs: tuple[str, ...],
-         rclone_config: Path | None) -> None:
+         **plugin_values: Any) -> None:
     """Pair DISTORTED_TEMPLATE's files with REFERENCE_TEMPLATE's into a jobs file for `vmafx batch`.
 
     Templates are URIs with {fields}: './refs/{clip}.mp4' './enc/{clip}_{height}p_crf{crf}.mp4'
@@ -69,9 +63,11 @@ def jobs(reference_template: str, distorted_template: str, out: Path | None, dry
     and {bits} (or {pix_fmt}; {chroma} 420/422/444). Files that do not pair are listed on stderr,
     one line each, before anything is written.
     """
+    from vmafx_core.cli import apply_plugin_flags, storage_options_from_flags
     from vmafx_core.clierrors import user_errors
     from vmafx_core.files import write_atomically
     from vmafx_core.job import load_job_file, parse_labels
+    from vmafx_core.plugins import shared
 
     with user_errors():
         base: dict[str, Any] = load_job_file(base_file) if base_file is not None else {}
@@ -80,15 +76,11 @@ def jobs(reference_template: str, distorted_template: str, out: Path | None, dry
             raise BadInput(f"--job {base_file}: a base job holds settings only; remove its {', '.join(given)}")
         if label_pairs:
             base["labels"] = {**base.get("labels", {}), **parse_labels(label_pairs)}
-        options: dict[str, Any] = {}
-        for pair_text in storage_option_pairs:
-            key, sep, value = pair_text.partition("=")
-            if not sep or not key.strip():
-                raise BadInput(f"--storage-option {pair_text!r}: give KEY=VALUE")
-            options[key.strip()] = value
-        if rclone_config is not None:
-            options["rclone_config"] = str(rclone_config)
-        pairing = pair_jobs(reference_template, distorted_template, base=base, storage_options=options)
+        flags: dict[str, Any] = {}  # as `vmafx run` reads them: typed, a plugin's flag winning
+        storage_options_from_flags(flags, storage_option_pairs, shared())
+        apply_plugin_flags(flags, {}, plugin_values, "storage")
+        pairing = pair_jobs(reference_template, distorted_template, base=base,
+                            storage_options=flags["storage_options"])
         for line in pairing.problems():
             click.echo(f"vmafx: {line}", err=True)
         summary = (f"vmafx: {len(pairing.jobs)} jobs; {len(pairing.orphans)} distorted without a reference, "

@@ -124,10 +124,10 @@ def test_a_plugin_flag_goes_where_its_descriptor_says(monkeypatch: pytest.Monkey
     monkeypatch.setattr(cli, "_plugin_flags", {"plugin_model": model, "plugin_demo_root": FLAG})
     data: dict[str, Any] = {}
     scorer: dict[str, Any] = {"name": "libvmaf"}
-    cli._apply_plugin_flags(data, scorer, {"plugin_model": ("a", "b"), "plugin_demo_root": "/srv"})
+    cli.apply_plugin_flags(data, scorer, {"plugin_model": ("a", "b"), "plugin_demo_root": "/srv"})
     assert scorer == {"name": "libvmaf", "model": ["a", "b"]}
     assert data == {"storage_options": {"demo_root": "/srv"}}
-    cli._apply_plugin_flags(data, {"name": "ffmpeg-metrics"}, {"plugin_model": ()})  # not given: nothing
+    cli.apply_plugin_flags(data, {"name": "ffmpeg-metrics"}, {"plugin_model": ()})  # not given: nothing
     with pytest.raises(BadInput, match="--model is an option of the libvmaf scorer and this job's scorer is "
                                        "'ffmpeg-metrics'"):
-        cli._apply_plugin_flags(data, {"name": "ffmpeg-metrics"}, {"plugin_model": ("a",)})
+        cli.apply_plugin_flags(data, {"name": "ffmpeg-metrics"}, {"plugin_model": ("a",)})
