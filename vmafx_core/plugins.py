@@ -314,7 +314,10 @@ class Plugins:
             _require_usable(backend, options, via)
             for uri in uris:
                 if not backend.handles_for(uri, options):
-                    raise BadInput(f"storage {mode!r}{via} cannot read {uri!r}" + _install_hint(backends.values(), uri))
+                    readers = [b.name for b in backends.values() if b.name != mode and b.handles_for(uri, options)]
+                    where = (f"; the installed storage {' and '.join(readers)} reads it (--storage {readers[0]}, or "
+                             "auto)" if readers else _install_hint(backends.values(), uri))
+                    raise BadInput(f"storage {mode!r}{via} cannot read {uri!r}{where}")
             return [backend] * len(uris)
         chosen: list[StorageBackend] = []
         answers: dict[str, Availability] = {}  # asked once per job, not once per input

@@ -20,7 +20,7 @@ def test_an_unknown_mode_is_one_line_and_exit_3(media: Media, value: str) -> Non
     assert out.stdout == ""
     assert out.stderr.splitlines() == [
         f"vmafx: error: VMAFX_STORAGE_MODE={value!r} is not a storage mode; set it to one of auto, local, "
-        "rclone-http, rclone-mount, or unset it"]
+        "rclone-http, rclone-mount, zip, or unset it"]
 
 
 def test_a_wrong_mode_is_refused_even_for_a_job_that_names_its_storage(media: Media) -> None:
@@ -35,7 +35,8 @@ def test_auto_uses_the_machine_s_mode(media: Media) -> None:
     out = run_vmafx("run", str(media.ref), str(media.dis), "--json", env={"VMAFX_STORAGE_MODE": "rclone-http"})
     assert out.code == 2, out.stderr
     assert out.stderr.strip() == (f"vmafx: error: storage 'rclone-http' (the VMAFX_STORAGE_MODE of this machine) "
-                                  f"cannot read {str(media.ref)!r}")
+                                  f"cannot read {str(media.ref)!r}; the installed storage local reads it "
+                                  "(--storage local, or auto)")
     for value in ("local", "auto", "", " local "):
         ok = run_vmafx("run", str(media.ref), str(media.dis), "--json", env={"VMAFX_STORAGE_MODE": value})
         assert ok.code == 0, (value, ok.stderr)
