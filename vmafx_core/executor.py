@@ -63,7 +63,9 @@ def run_job(job: Job, options: Any, plugins: Plugins, *, ffmpeg: str | None = No
         for p in prepared.values():
             lifecycle.check_size(p, raws.get(p.role))
         lifecycle.check_not_cancelled(setup)
-        key = lifecycle.cache_key(setup, job, [lifecycle.identity(prepared[r.role]) for r in requests])
+        # identities cost a request each (an `rclone lsjson` per object): asked only for the cache
+        key = (lifecycle.cache_key(setup, job, [lifecycle.identity(prepared[r.role]) for r in requests])
+               if setup.cache is not None else None)
         hit = lifecycle.cached(setup, key, job)
         if hit is not None:
             return hit

@@ -184,9 +184,14 @@ def test_one_gib_source_streams_without_writing_to_disk(s3_server: Any, bucket: 
     assert result["frames_scored"] == frames
     assert result["reference"]["size"] == size
 
-    rclone = [p for p in watcher.named(b"rclone") if b"serve" in watcher.cmdlines[p]]
+    def subcommand(pid: int) -> bytes:
+        return (watcher.cmdlines[pid].split(b"\0") + [b""])[1]
+
+    rclone = [p for p in watcher.named(b"rclone") if subcommand(p) == b"serve"]
     ffmpeg = [p for p in watcher.named(b"ffmpeg") if b"libvmaf" in watcher.cmdlines[p]]
     assert len(rclone) == 1, "reference and distorted share one server"
+    # without the result cache no input's identity is looked up (an `rclone lsjson` each)
+    assert [subcommand(p) for p in watcher.named(b"rclone")] == [b"serve"]
     assert ffmpeg
     assert sum(watcher.write_bytes.get(p, 0) for p in rclone) == 0
     # ffmpeg writes only libvmaf's log of scores: a few hundred bytes per frame, never media
