@@ -17,13 +17,10 @@ from vmafx_core import encode, lifecycle
 from vmafx_core.cache import ResultCache
 from vmafx_core.ffmpeg import probe
 from vmafx_core.job import Job
-from vmafx_core.lifecycle import ProgressFn, Scored, check_allowed, prepare_inputs
+from vmafx_core.lifecycle import ProgressFn, Scored, prepare_inputs
 from vmafx_core.plugins import Plugins
 
-__all__ = ["ProgressFn", "check_allowed", "ladder_result", "ladder_rungs", "prepare_all", "run_job"]
-
-#: the name group and ladder code of other branches may still use
-prepare_all = prepare_inputs
+__all__ = ["ProgressFn", "ladder_result", "ladder_rungs", "run_job"]
 
 
 def run_job(job: Job, options: Any, plugins: Plugins, *, ffmpeg: str | None = None,
